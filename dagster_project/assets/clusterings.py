@@ -1,0 +1,145 @@
+"""One clustering asset and one topic asset per registered algorithm (an asset factory over the registry)."""
+
+import dataclasses
+import json
+import time
+import typing
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pydantic
+
+from ..core.clustering import ALGORITHMS, Algorithm
+from ..core.topics import summarize_topics
+from ..resources import DuckDBWarehouse, SentenceEmbedder
+from .embeddings import sentence_embeddings
+
+
+def config_class(algorithm: Algorithm) -> type[dg.Config]:
+    """A typed dagster Config (editable in the launchpad) mirroring the algorithm's parameter dataclass."""
+    hints = typing.get_type_hints(algorithm.params)
+    fields = {
+        f.name: (hints[f.name], pydantic.Field(default=f.default, description=f.metadata.get("description")))
+        for f in dataclasses.fields(algorithm.params)
+    }
+    name = "".join(part.title() for part in algorithm.name.split("_")) + "Config"
+    return pydantic.create_model(name, __base__=dg.Config, **fields)
+
+
+class TopicConfig(dg.Config):
+    n_keywords: int = pydantic.Field(default=8, description="Keywords per topic (class-based TF-IDF).")
+    n_representatives: int = pydantic.Field(default=3, description="Representative sentences per topic.")
+    max_ngram: int = pydantic.Field(default=1, description="Longest keyword n-gram (1: single words).")
+
+
+def cluster_sizes_markdown(labels: np.ndarray, limit: int = 15) -> str:
+    ids, counts = np.unique(labels, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:limit]
+    rows = [f"| {'noise' if ids[i] < 0 else int(ids[i])} | {int(counts[i])} |" for i in order]
+    return "\n".join(["| cluster | sentences |", "|---|---|", *rows])
+
+
+def topics_markdown(topics: pd.DataFrame, limit: int = 10) -> str:
+    head = topics.head(limit)
+    rows = [
+        f"| {r.cluster_id} | {r.size} | {r.label} | {', '.join(r.keywords)} | {r.representative_sentences[0] if r.representative_sentences else ''} |"
+        for r in head.itertuples()
+    ]
+    return "\n".join(["| cluster | size | label | keywords | example |", "|---|---|---|---|---|", *rows])
+
+
+def build_clustering_assets(algorithm: Algorithm) -> list:
+    name = algorithm.name
+    ClusterConfig = config_class(algorithm)
+
+    @dg.asset(
+        name=f"{name}_clusters",
+        deps=[sentence_embeddings],
+        group_name="clusterings",
+        kinds={"scikitlearn", "duckdb"},
+        description=f"{algorithm.description} One row per sentence in `cluster_assignments` (algorithm = '{name}').",
+    )
+    def clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: DuckDBWarehouse,
+                 embedder: SentenceEmbedder) -> dg.MaterializeResult:
+        params = algorithm.params(**config.model_dump())
+        model_key = embedder.model_key
+        frame, embeddings = warehouse.load_embeddings(model_key)
+        started = time.perf_counter()
+        result = algorithm.fit(embeddings, params)
+        seconds = time.perf_counter() - started
+        details = {k: v for k, v in result.details.items()}
+        warehouse.replace_algorithm_rows(name, {
+            "cluster_assignments": pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
+            "clustering_runs": pd.DataFrame([{
+                "model_key": model_key, "params": dataclasses.asdict(params), "details": details,
+                "n_sentences": len(frame), "n_clusters": result.n_clusters, "seconds": seconds,
+                "materialized_at": pd.Timestamp.now(),
+            }]),
+        })
+        noise = int((result.labels < 0).sum())
+        context.log.info(f"{name}: {result.n_clusters} clusters, {noise} noise, {seconds:.2f}s")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": len(frame),
+            "n_clusters": result.n_clusters,
+            "noise_sentences": noise,
+            "seconds": round(seconds, 3),
+            "params": dg.MetadataValue.json(dataclasses.asdict(params)),
+            "details": dg.MetadataValue.json(json.loads(json.dumps(details, default=str))),
+            "cluster_sizes": dg.MetadataValue.md(cluster_sizes_markdown(result.labels)),
+            "model_key": model_key,
+        })
+
+    @dg.asset_check(asset=clusters, name="every_sentence_assigned_once", blocking=True)
+    def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+        """Each sentence has exactly one cluster_id for this algorithm, and no assignment names an unknown sentence."""
+        row = warehouse.query(
+            """SELECT
+                 (SELECT count(*) FROM sentences s WHERE (SELECT count(*) FROM cluster_assignments a
+                    WHERE a.algorithm = ? AND a.sentence_id = s.sentence_id) <> 1) AS not_once,
+                 (SELECT count(*) FROM cluster_assignments a ANTI JOIN sentences s USING (sentence_id)
+                    WHERE a.algorithm = ?) AS unknown,
+                 (SELECT count(*) FROM cluster_assignments WHERE algorithm = ? AND cluster_id < -1) AS bad_label""",
+            [name, name, name],
+        ).iloc[0]
+        counts = {k: int(v) for k, v in row.items()}
+        return dg.AssetCheckResult(passed=not any(counts.values()), metadata=counts)
+
+    @dg.asset(
+        name=f"{name}_topics",
+        deps=[clusters],
+        group_name="topics",
+        kinds={"scikitlearn", "duckdb"},
+        description=f"Topic per {name} cluster in `topic_summaries`: size, share, class-based TF-IDF keywords, "
+                    "sentences closest to the cluster centre, a short label. Noise (-1) is summarized apart.",
+    )
+    def topics(context: dg.AssetExecutionContext, config: TopicConfig, warehouse: DuckDBWarehouse,
+               embedder: SentenceEmbedder) -> dg.MaterializeResult:
+        frame, embeddings = warehouse.load_embeddings(embedder.model_key)
+        assigned = warehouse.assignments(name)
+        if not np.array_equal(assigned["sentence_id"].to_numpy(), frame["sentence_id"].to_numpy()):
+            raise RuntimeError(
+                f"cluster_assignments for '{name}' do not cover the current sentences. "
+                f"Materialize {name}_clusters again, then {name}_topics."
+            )
+        started = time.perf_counter()
+        summary = summarize_topics(
+            frame["text"].tolist(), embeddings, assigned["cluster_id"].to_numpy(),
+            n_keywords=config.n_keywords, n_representatives=config.n_representatives,
+            ngram_range=(1, max(1, config.max_ngram)),
+        )
+        warehouse.replace_algorithm_rows(name, {"topic_summaries": summary})
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": len(summary),
+            "topics": int((summary["cluster_id"] >= 0).sum()),
+            "seconds": round(time.perf_counter() - started, 3),
+            "top_topics": dg.MetadataValue.md(topics_markdown(summary)),
+        })
+
+    return [clusters, topics, every_sentence_assigned_once]
+
+
+CLUSTERING_ASSETS = {name: build_clustering_assets(algorithm) for name, algorithm in ALGORITHMS.items()}
+cluster_assets = [group[0] for group in CLUSTERING_ASSETS.values()]
+topic_assets = [group[1] for group in CLUSTERING_ASSETS.values()]
+clustering_checks = [group[2] for group in CLUSTERING_ASSETS.values()]

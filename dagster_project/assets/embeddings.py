@@ -1,0 +1,80 @@
+import time
+
+import dagster as dg
+
+from ..resources import DuckDBWarehouse, SentenceEmbedder
+from .sentences import sentences
+
+
+class EmbeddingConfig(dg.Config):
+    chunk_size: int = 4096
+    """Texts encoded and committed per transaction; a crash loses at most one chunk of work."""
+
+
+@dg.asset(deps=[sentences], group_name="embeddings", kinds={"pytorch", "duckdb"})
+def sentence_embeddings(
+    context: dg.AssetExecutionContext, config: EmbeddingConfig, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
+) -> dg.MaterializeResult:
+    """L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed by
+    (model_key, text_hash). Only texts not yet cached for this model are encoded, chunk by chunk,
+    each chunk committed on its own."""
+    model_key = embedder.model_key
+    pending, cached = warehouse.pending_texts(model_key)
+    started = time.perf_counter()
+    encoding_seconds = 0.0
+    for start in range(0, len(pending), config.chunk_size):
+        chunk = pending.iloc[start : start + config.chunk_size]
+        t0 = time.perf_counter()
+        vectors = embedder.encode(chunk["text"].tolist())
+        encoding_seconds += time.perf_counter() - t0
+        warehouse.insert_embeddings(model_key, chunk["text_hash"].tolist(), vectors)
+        context.log.info(f"embedded {min(start + config.chunk_size, len(pending))}/{len(pending)} new texts")
+    seconds = time.perf_counter() - started
+    new = len(pending)
+    return dg.MaterializeResult(
+        metadata={
+            "model_key": model_key,
+            "model": embedder.model_name_or_path,
+            "device": embedder.resolved_device(),
+            "precision": embedder.precision,
+            "batch_size": embedder.effective_batch_size,
+            "cached_texts": cached,
+            "new_texts": new,
+            "dagster/row_count": cached + new,
+            "seconds": round(seconds, 3),
+            "sentences_per_second": round(new / seconds, 1) if new and seconds else 0.0,
+            "encode_sentences_per_second": round(new / encoding_seconds, 1) if new and encoding_seconds else 0.0,
+        }
+    )
+
+
+@dg.asset_check(asset=sentence_embeddings, blocking=True)
+def every_sentence_embedded_once(warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.AssetCheckResult:
+    """Each distinct sentence text has exactly one cached vector for the configured model."""
+    row = warehouse.query(
+        """SELECT count(*) FILTER (WHERE n = 0) AS missing, count(*) FILTER (WHERE n > 1) AS duplicated FROM (
+               SELECT s.text_hash, count(c.text_hash) AS n FROM (SELECT DISTINCT text_hash FROM sentences) s
+               LEFT JOIN embedding_cache c ON c.text_hash = s.text_hash AND c.model_key = ? GROUP BY s.text_hash)""",
+        [embedder.model_key],
+    ).iloc[0]
+    return dg.AssetCheckResult(
+        passed=bool(row["missing"] == 0 and row["duplicated"] == 0),
+        metadata={"missing": int(row["missing"]), "duplicated": int(row["duplicated"])},
+    )
+
+
+@dg.asset_check(asset=sentence_embeddings, blocking=True)
+def vectors_are_finite_unit_and_model_sized(
+    warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
+) -> dg.AssetCheckResult:
+    """Every vector of the model has the model's dimension, no NaN or infinity, and unit length."""
+    dimension = embedder.dimension
+    row = warehouse.query(
+        """SELECT count(*) FILTER (WHERE len(embedding) <> ?) AS wrong_dimension,
+                  count(*) FILTER (WHERE NOT isfinite(list_sum(embedding))) AS not_finite,
+                  count(*) FILTER (WHERE abs(sqrt(list_dot_product(embedding, embedding)) - 1) > 1e-3) AS not_unit
+           FROM embedding_cache WHERE model_key = ?""",
+        [dimension, embedder.model_key],
+    ).iloc[0]
+    counts = {k: int(v) for k, v in row.items()}
+    return dg.AssetCheckResult(passed=not any(counts.values()), metadata={"dimension": dimension, **counts})

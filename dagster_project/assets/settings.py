@@ -1,0 +1,19 @@
+"""Environment settings with defaults that make the demo work offline."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+SAMPLE_CORPUS = str(Path(__file__).resolve().parent.parent / "sample_data")
+DEFAULT_DUCKDB_PATH = "data/sentence_topics.duckdb"
+
+
+def sentences_path() -> str:
+    """SENTENCES_PATH, or the bundled sample corpus."""
+    return os.environ.get("SENTENCES_PATH") or SAMPLE_CORPUS
+
+
+def env_or_default(name: str, default: str) -> str | dg.EnvVar:
+    """dagster.EnvVar when the variable is set (shown as such in the UI), else the default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default

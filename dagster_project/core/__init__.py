@@ -1,0 +1,1 @@
+"""Pure logic of Sentence Topics: no Dagster, no database, no torch."""

@@ -1,0 +1,245 @@
+"""Clustering algorithms over L2-normalized sentence embeddings, and the registry that drives the assets.
+
+Every algorithm takes the embedding matrix and a frozen parameter dataclass and returns one label per row,
+-1 for noise / unassigned, clusters numbered largest first, deterministic under the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.cluster import HDBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import silhouette_score
+
+from .community import community_labels, kth_neighbor_similarity
+
+
+class ClusteringError(ValueError):
+    """The corpus or the parameters do not allow this clustering; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ClusteringResult:
+    labels: np.ndarray
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(len(set(self.labels.tolist()) - {-1}))
+
+
+def doc(text: str, default: Any = None) -> Any:
+    """A dataclass field with a description (shown in the Dagster launchpad)."""
+    return field(default=default, metadata={"description": text})
+
+
+def relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0..k-1, largest first (ties by old id); -1 stays -1."""
+    labels = np.asarray(labels, dtype=np.int64)
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    order = ids[np.lexsort((ids, -counts))]
+    mapping = {int(old): new for new, old in enumerate(order)}
+    return np.array([mapping.get(int(v), -1) for v in labels], dtype=np.int64)
+
+
+def _sample(n: int, size: int, seed: int) -> np.ndarray:
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def choose_k(
+    embeddings: np.ndarray, make_estimator: Callable[[int], Any], k_min: int, k_max: int, sample_size: int, seed: int
+) -> tuple[int, dict[str, Any]]:
+    """k with the best cosine silhouette on a sample; the inertia of each k is kept for an elbow plot."""
+    sample = embeddings[_sample(len(embeddings), sample_size, seed)]
+    k_max = min(k_max, len(sample) - 1)
+    if k_max < 2:
+        return 1, {"k_selection": "too few sentences to compare k; one cluster"}
+    k_min = max(2, min(k_min, k_max))
+    scores, inertias = {}, {}
+    for k in range(k_min, k_max + 1):
+        model = make_estimator(k).fit(sample)
+        if len(np.unique(model.labels_)) < 2:
+            continue
+        scores[k] = float(silhouette_score(sample, model.labels_, metric="cosine"))
+        inertias[k] = float(model.inertia_)
+    if not scores:
+        return 1, {"k_selection": "no k gave two clusters; one cluster"}
+    best = max(scores, key=lambda k: (scores[k], -k))
+    return best, {
+        "k_selection": f"silhouette on a sample of {len(sample)}",
+        "silhouette_by_k": scores,
+        "inertia_by_k": inertias,
+    }
+
+
+def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, make: Callable[[int], Any]) -> ClusteringResult:
+    n = len(embeddings)
+    details: dict[str, Any] = {}
+    if n_clusters is None:
+        n_clusters, details = choose_k(embeddings, make, params.k_min, params.k_max, params.sample_size, params.seed)
+    elif n_clusters > n:
+        details["k_capped"] = f"n_clusters={n_clusters} > {n} sentences; used {n}"
+        n_clusters = n
+    details["n_clusters"] = n_clusters
+    if n_clusters <= 1:
+        return ClusteringResult(np.zeros(n, dtype=np.int64), details)
+    return ClusteringResult(relabel_by_size(make(n_clusters).fit(embeddings).labels_), details)
+
+
+@dataclass(frozen=True)
+class KMeansParams:
+    n_clusters: int | None = doc("Number of clusters; leave empty to choose k by silhouette between k_min and k_max.")
+    k_min: int = doc("Smallest k tried when choosing k.", 2)
+    k_max: int = doc("Largest k tried when choosing k.", 30)
+    sample_size: int = doc("Sentences sampled to choose k.", 5000)
+    seed: int = doc("Random seed.", 0)
+
+
+def kmeans(embeddings: np.ndarray, params: KMeansParams) -> ClusteringResult:
+    make = lambda k: KMeans(n_clusters=k, n_init=3, random_state=params.seed)  # noqa: E731
+    return _kmeans_family(embeddings, params.n_clusters, params, make)
+
+
+@dataclass(frozen=True)
+class MiniBatchKMeansParams(KMeansParams):
+    batch_size: int = doc("Mini-batch size.", 4096)
+
+
+def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams) -> ClusteringResult:
+    make = lambda k: MiniBatchKMeans(  # noqa: E731
+        n_clusters=k, batch_size=params.batch_size, n_init=3, random_state=params.seed
+    )
+    return _kmeans_family(embeddings, params.n_clusters, params, make)
+
+
+@dataclass(frozen=True)
+class AgglomerativeParams:
+    distance_threshold: float = doc("Cosine distance above which clusters are not merged (average linkage).", 0.75)
+    linkage: str = doc("Linkage: average, complete or single (ward needs euclidean and is not offered).", "average")
+    max_memory_gb: float = doc("Refuse corpora whose pairwise distance matrix would exceed this many GB.", 4.0)
+
+
+def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams) -> ClusteringResult:
+    n = len(embeddings)
+    if params.linkage not in {"average", "complete", "single"}:
+        raise ClusteringError(f"agglomerative: linkage '{params.linkage}' is not one of average, complete, single.")
+    needed_gb = n * (n - 1) / 2 * 8 / 2**30 * 2  # condensed float64 distances plus the merge workspace
+    if needed_gb > params.max_memory_gb:
+        raise ClusteringError(
+            f"agglomerative clustering of {n:,} sentences needs about {needed_gb:.1f} GB (quadratic in the corpus), "
+            f"over max_memory_gb={params.max_memory_gb}. Use minibatch_kmeans or community_detection for corpora "
+            "this size, or raise max_memory_gb if the machine has the memory."
+        )
+    if n < 2:
+        return ClusteringResult(np.zeros(n, dtype=np.int64), {"note": "fewer than 2 sentences; one cluster"})
+    model = AgglomerativeClustering(
+        n_clusters=None, distance_threshold=params.distance_threshold, metric="cosine", linkage=params.linkage
+    ).fit(embeddings)
+    return ClusteringResult(relabel_by_size(model.labels_), {"estimated_gb": round(needed_gb, 3)})
+
+
+@dataclass(frozen=True)
+class CommunityParams:
+    threshold: float | None = doc(
+        "Cosine similarity a member needs to its community's center; empty: chosen so that about "
+        "target_coverage of sentences have min_community_size neighbours above it.")
+    min_community_size: int = doc("Smallest community kept; smaller groups become -1.", 10)
+    target_coverage: float = doc("Share of sentences the automatic threshold aims to cover.", 0.8)
+    sample_size: int = doc("Sentences sampled to choose the automatic threshold.", 5000)
+    seed: int = doc("Random seed of the sample.", 0)
+
+
+def community_detection(embeddings: np.ndarray, params: CommunityParams) -> ClusteringResult:
+    n = len(embeddings)
+    min_size = max(1, min(params.min_community_size, n))
+    details: dict[str, Any] = {"min_community_size": min_size}
+    threshold = params.threshold
+    if threshold is None:
+        sample = embeddings[_sample(n, params.sample_size, params.seed)]
+        k = max(1, round(min_size * len(sample) / n))
+        kth = kth_neighbor_similarity(sample, k)
+        threshold = float(np.quantile(kth, 1.0 - params.target_coverage))
+        details["threshold_selection"] = (
+            f"{1 - params.target_coverage:.0%} quantile of each sampled sentence's similarity to its "
+            f"{k}-th nearest neighbour (sample of {len(sample)})"
+        )
+    details["threshold"] = round(float(threshold), 4)
+    return ClusteringResult(community_labels(embeddings, threshold, min_size), details)
+
+
+@dataclass(frozen=True)
+class HDBSCANParams:
+    min_cluster_size: int = doc("Smallest cluster; smaller groups become noise (-1).", 10)
+    min_samples: int | None = doc("Neighbours defining a core point; empty: min_cluster_size.")
+    reduce_dimensions: int = doc("PCA components before clustering (0: cluster the raw embeddings).", 16)
+    reassign_noise: bool = doc("Assign noise sentences to the cluster with the most similar centroid.", False)
+    seed: int = doc("Random seed of the reduction.", 0)
+
+
+def reduce(embeddings: np.ndarray, dimensions: int, seed: int) -> np.ndarray:
+    """PCA to `dimensions` components (no-op when 0 or not smaller than the data)."""
+    if dimensions <= 0 or dimensions >= min(embeddings.shape):
+        return embeddings
+    return PCA(n_components=dimensions, random_state=seed).fit_transform(embeddings)
+
+
+def nearest_centroid(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Give every -1 row the label of the cluster whose mean embedding is most similar."""
+    clusters = np.unique(labels[labels >= 0])
+    if len(clusters) == 0 or (labels >= 0).all():
+        return labels
+    centroids = np.stack([embeddings[labels == c].mean(axis=0) for c in clusters])
+    noise = labels < 0
+    out = labels.copy()
+    out[noise] = clusters[np.argmax(embeddings[noise] @ centroids.T, axis=1)]
+    return out
+
+
+def hdbscan(embeddings: np.ndarray, params: HDBSCANParams) -> ClusteringResult:
+    n = len(embeddings)
+    min_cluster_size = max(2, min(params.min_cluster_size, n))
+    if n < 2:
+        return ClusteringResult(np.full(n, -1, dtype=np.int64), {"note": "fewer than 2 sentences; all noise"})
+    reduced = reduce(embeddings, params.reduce_dimensions, params.seed)
+    model = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=params.min_samples, copy=True).fit(reduced)
+    labels = model.labels_.astype(np.int64)
+    details = {"dimensions": int(reduced.shape[1]), "noise_before_reassignment": int((labels < 0).sum())}
+    if params.reassign_noise:
+        labels = nearest_centroid(embeddings, labels)
+    return ClusteringResult(relabel_by_size(labels), details)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    fit: Callable[[np.ndarray, Any], ClusteringResult]
+    params: type
+    description: str
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in [
+        Algorithm("kmeans", kmeans, KMeansParams,
+                  "k-means; k fixed, or chosen by cosine silhouette on a sample."),
+        Algorithm("minibatch_kmeans", minibatch_kmeans, MiniBatchKMeansParams,
+                  "Mini-batch k-means for large corpora; k fixed or chosen by silhouette."),
+        Algorithm("agglomerative", agglomerative, AgglomerativeParams,
+                  "Agglomerative clustering with a cosine distance threshold (k unknown); quadratic memory."),
+        Algorithm("community_detection", community_detection, CommunityParams,
+                  "Fast community detection: cosine threshold and minimum community size; -1 = in no community."),
+        Algorithm("hdbscan", hdbscan, HDBSCANParams,
+                  "HDBSCAN on a PCA reduction; k unknown, -1 = noise."),
+    ]
+}
+
+
+def run_clustering(name: str, embeddings: np.ndarray, params: Any | None = None) -> ClusteringResult:
+    """Run a registered algorithm; `params` defaults to its dataclass defaults."""
+    algorithm = ALGORITHMS[name]
+    return algorithm.fit(embeddings, params if params is not None else algorithm.params())

@@ -1,0 +1,74 @@
+"""Fast community detection (as `sentence_transformers.util.community_detection`), with bounded memory.
+
+The reference materializes `batch_size x n` similarity blocks and drops every sentence that lands in no
+community. This version scores rows in blocks sized to a memory budget, keeps only the indices above the
+threshold, returns one label per sentence (-1 = in no community) and yields exactly the reference's communities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_BLOCK_BYTES = 256 * 2**20
+
+
+def _block_rows(n: int, block_bytes: int) -> int:
+    return max(1, min(n, block_bytes // max(1, 4 * n)))
+
+
+def candidate_communities(
+    embeddings: np.ndarray, threshold: float, min_size: int, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> list[tuple[int, np.ndarray]]:
+    """(center, members) for every row with at least `min_size` rows at cosine >= threshold (itself included)."""
+    n = len(embeddings)
+    threshold = np.float32(threshold)
+    found: list[tuple[int, np.ndarray]] = []
+    step = _block_rows(n, block_bytes)
+    for start in range(0, n, step):
+        scores = embeddings[start : start + step] @ embeddings.T
+        mask = scores >= threshold
+        counts = mask.sum(axis=1)
+        for row in np.flatnonzero(counts >= min_size):
+            found.append((start + int(row), np.flatnonzero(mask[row]).astype(np.int64)))
+    return found
+
+
+def community_labels(
+    embeddings: np.ndarray, threshold: float = 0.75, min_size: int = 10, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> np.ndarray:
+    """Label per row: communities numbered largest first, -1 for rows in no community.
+
+    `embeddings` must be L2-normalized float32 (cosine = dot product).
+    """
+    n = len(embeddings)
+    labels = np.full(n, -1, dtype=np.int64)
+    if n == 0 or n < min_size:
+        return labels
+    candidates = candidate_communities(np.ascontiguousarray(embeddings, dtype=np.float32), threshold, min_size, block_bytes)
+    candidates.sort(key=lambda c: len(c[1]), reverse=True)  # stable: ties keep row order, as the reference
+    accepted: list[np.ndarray] = []
+    used = np.zeros(n, dtype=bool)
+    for center, members in candidates:
+        if used[center]:
+            continue
+        free = members[~used[members]]
+        if len(free) >= min_size:
+            community = np.union1d(free, [center])  # the reference always keeps the center
+            accepted.append(community)
+            used[community] = True
+    order = sorted(range(len(accepted)), key=lambda i: len(accepted[i]), reverse=True)
+    for cluster_id, index in enumerate(order):
+        labels[accepted[index]] = cluster_id
+    return labels
+
+
+def kth_neighbor_similarity(embeddings: np.ndarray, k: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray:
+    """Cosine similarity of each row to its k-th most similar row (itself counted as the first)."""
+    n = len(embeddings)
+    k = max(1, min(k, n))
+    out = np.empty(n, dtype=np.float32)
+    step = _block_rows(n, block_bytes)
+    for start in range(0, n, step):
+        scores = embeddings[start : start + step] @ embeddings.T
+        out[start : start + step] = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    return out

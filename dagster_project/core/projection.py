@@ -1,0 +1,32 @@
+"""2-D projection of the embeddings for the sentence map."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+
+def project_2d(embeddings: np.ndarray, method: str = "auto", fit_sample: int = 20_000, seed: int = 0) -> tuple[np.ndarray, str]:
+    """(n x 2 coordinates, method used). `auto` uses UMAP when umap-learn is installed, else PCA.
+    Large corpora are fitted on a sample of `fit_sample` rows and the fit applied to all."""
+    n = len(embeddings)
+    if n < 3:
+        return np.zeros((n, 2), dtype=np.float32), "none"
+    if method == "auto":
+        try:
+            import umap  # noqa: F401
+
+            method = "umap"
+        except ImportError:
+            method = "pca"
+    rng = np.random.default_rng(seed)
+    fit_rows = embeddings if n <= fit_sample else embeddings[rng.choice(n, fit_sample, replace=False)]
+    if method == "umap":
+        import umap
+
+        model = umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit(fit_rows)
+    elif method == "pca":
+        model = PCA(n_components=2, random_state=seed).fit(fit_rows)
+    else:
+        raise ValueError(f"projection method '{method}' is not one of auto, umap, pca")
+    return model.transform(embeddings).astype(np.float32), method

