@@ -23,11 +23,18 @@ def build_resources() -> dict:
 
 all_assets = [sentences, sentence_embeddings, *cluster_assets, *topic_assets, clustering_metrics, sentence_map]
 
+all_checks = [every_sentence_embedded_once, vectors_are_finite_unit_and_model_sized, *clustering_checks]
+
 defs = dg.Definitions(
     assets=all_assets,
-    asset_checks=[every_sentence_embedded_once, vectors_are_finite_unit_and_model_sized, *clustering_checks],
+    asset_checks=all_checks,
     resources=build_resources(),
     jobs=[refresh_everything],
+    # Steps run in parallel processes forked from a server that has already imported the project:
+    # no per-step interpreter start and import (seconds each on a small machine).
+    executor=dg.multiprocess_executor.configured(
+        {"start_method": {"forkserver": {"preload_modules": ["dagster_project.definitions"]}}}
+    ),
     schedules=[daily_refresh],
     sensors=[sentence_files_changed],
 )

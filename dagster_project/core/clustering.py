@@ -56,7 +56,7 @@ def choose_k(
 ) -> tuple[int, dict[str, Any]]:
     """k with the best cosine silhouette on a sample; the inertia of each k is kept for an elbow plot."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
-    k_max = min(k_max, len(sample) - 1)
+    k_max = min(k_max, len(sample) - 1, len(np.unique(sample, axis=0)))
     if k_max < 2:
         return 1, {"k_selection": "too few sentences to compare k; one cluster"}
     k_min = max(2, min(k_min, k_max))

@@ -168,7 +168,7 @@ def read_corpus(spec: str, root: str | None = None) -> Corpus:
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     frame["text"] = frame["text"].map(lambda t: normalize_text(t) if isinstance(t, str) else "")
-    frame["label"] = frame["label"].map(_label_as_text).astype(object)
+    frame["label"] = pd.Series([_label_as_text(v) for v in frame["label"]], index=frame.index, dtype=object)
     empty = frame["text"].eq("")
     frame = frame.loc[~empty].reset_index(drop=True)
     if frame.empty:

@@ -73,7 +73,8 @@ class SentenceEmbedder(ConfigurableResource):
         source = self.model_name_or_path
         folder = Path(source).expanduser()
         if folder.is_dir():
-            identity = f"{folder.name}@{folder_fingerprint(folder)}"
+            name = "all-MiniLM-L6-v2" if source == bundled_model_path() else folder.name
+            identity = f"{name}@{folder_fingerprint(folder)}"
         else:
             identity = f"{source}@{self.revision or 'main'}"
         return f"{identity}|torch-{self.precision}"

@@ -116,7 +116,7 @@ class DuckDBWarehouse(DuckDBResource):
                 """SELECT count(DISTINCT s.text_hash) FROM sentences s JOIN embedding_cache c
                    ON c.text_hash = s.text_hash AND c.model_key = ?""",
                 [model_key],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         return pending, int(cached)
 
     def load_embeddings(self, model_key: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -126,16 +126,16 @@ class DuckDBWarehouse(DuckDBResource):
                 """SELECT count(*) FROM sentences s ANTI JOIN embedding_cache c
                    ON c.text_hash = s.text_hash AND c.model_key = ?""",
                 [model_key],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if missing:
                 raise LookupError(
                     f"{missing} sentence(s) have no embedding for model '{model_key}'. "
                     "Materialize sentence_embeddings first (with the same EMBEDDING_MODEL and EMBEDDING_DEVICE)."
                 )
-            table = conn.execute(
+            table = conn.sql(
                 """SELECT s.sentence_id, s.text, s.label, c.embedding FROM sentences s JOIN embedding_cache c
                    ON c.text_hash = s.text_hash AND c.model_key = ? ORDER BY s.sentence_id""",
-                [model_key],
+                params=[model_key],
             ).to_arrow_table()
         vectors = table.column("embedding").combine_chunks()
         matrix = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
@@ -166,7 +166,7 @@ class DuckDBWarehouse(DuckDBResource):
                    FROM incoming i LEFT JOIN sentences s
                    ON s.source = i.source AND s.source_row = i.source_row AND s.text_hash = i.text_hash"""
             )
-            before = conn.execute("SELECT count(*) FROM sentences").fetchone()[0]
+            before = conn.execute("SELECT count(*) FROM sentences").fetchall()[0][0]
             conn.execute("DELETE FROM sentences")
             conn.execute(
                 """INSERT INTO sentences
@@ -175,7 +175,7 @@ class DuckDBWarehouse(DuckDBResource):
                           text, text_hash, source, source_row, label, coalesce(old_ingested_at, current_timestamp)
                    FROM matched ORDER BY ordinal"""
             )
-            kept = conn.execute("SELECT count(old_id) FROM matched").fetchone()[0]
+            kept = conn.execute("SELECT count(old_id) FROM matched").fetchall()[0][0]
             conn.execute("DROP TABLE matched")
             conn.unregister("incoming")
         return {"rows": len(frame), "kept": int(kept), "new": len(frame) - int(kept), "removed": int(before - kept)}

@@ -1,0 +1,47 @@
+# Sentence Topics. `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build of torch (installed from local disk where the machine has it). GPU users: install your CUDA torch
+# into $(VENV) first, or run `make setup TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"`;
+# setup keeps a torch that is already installed.
+TORCH_SPEC ?= torch==2.13.0
+HOST ?= 127.0.0.1
+PORT ?= 3000
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup demo test test-all ui show bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/dagster asset materialize -m dagster_project.definitions --select '*' > $(DAGSTER_HOME)/demo.log 2>&1 \
+		|| (tail -n 60 $(DAGSTER_HOME)/demo.log; exit 1)
+	$(BIN)/python -m dagster_project.show
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m ''
+
+ui: setup
+	$(BIN)/dagster dev -h $(HOST) -p $(PORT)
+
+show: setup
+	$(BIN)/python -m dagster_project.show
+
+bench: setup
+	$(BIN)/python benchmarks/clustering.py
+
+clean:
+	rm -rf data $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules $(DAGSTER_HOME)/demo.log

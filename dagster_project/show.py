@@ -1,0 +1,45 @@
+"""Print the top topics per algorithm and the metrics from the warehouse: python -m dagster_project.show"""
+
+import argparse
+import os
+
+import duckdb
+
+from .assets.settings import DEFAULT_DUCKDB_PATH
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database", default=os.environ.get("DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    parser.add_argument("--topics", type=int, default=5, help="topics shown per algorithm")
+    args = parser.parse_args()
+    with duckdb.connect(args.database, read_only=True) as conn:
+        print(f"Warehouse {args.database}:")
+        for (table,) in conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall():
+            count = conn.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]  # names from the catalog
+            print(f"  {table:<22}{count:>8} rows")
+        metrics = conn.execute(
+            """SELECT algorithm, n_clusters, round(noise_fraction, 3) AS noise, round(silhouette, 3) AS silhouette,
+                      round(nmi, 3) AS nmi, round(seconds, 2) AS seconds
+               FROM clustering_metrics QUALIFY row_number() OVER (PARTITION BY algorithm
+                                                                  ORDER BY materialized_at DESC) = 1
+               ORDER BY nmi DESC NULLS LAST, silhouette DESC"""
+        ).df()
+        print("\nLatest metrics per algorithm:\n" + metrics.to_string(index=False))
+        topics = conn.execute(
+            """SELECT algorithm, cluster_id, size, label, keywords FROM topic_summaries
+               WHERE cluster_id >= 0
+               QUALIFY row_number() OVER (PARTITION BY algorithm ORDER BY size DESC, cluster_id) <= ?
+               ORDER BY algorithm, size DESC, cluster_id""",
+            [args.topics],
+        ).fetchall()
+    current = None
+    for algorithm, cluster_id, size, label, keywords in topics:
+        if algorithm != current:
+            current = algorithm
+            print(f"\nTop topics, {algorithm}:")
+        print(f"  #{cluster_id:<3} {size:>6}  {label:<40} {', '.join(keywords[3:8])}")
+
+
+if __name__ == "__main__":
+    main()

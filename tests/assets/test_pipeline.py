@@ -1,0 +1,134 @@
+"""Real materializations of the whole graph with the real model into a temporary DuckDB file."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from sklearn.metrics import normalized_mutual_info_score
+
+from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.core.clustering import ALGORITHMS
+from dagster_project.definitions import all_assets, all_checks
+from dagster_project.resources import DuckDBWarehouse
+
+CONTRACT = {
+    "sentences": {"sentence_id": "BIGINT", "text": "VARCHAR", "text_hash": "VARCHAR", "source": "VARCHAR",
+                  "label": "VARCHAR", "ingested_at": "TIMESTAMP"},
+    "embedding_cache": {"model_key": "VARCHAR", "text_hash": "VARCHAR", "embedding": "FLOAT[]"},
+    "cluster_assignments": {"algorithm": "VARCHAR", "sentence_id": "BIGINT", "cluster_id": "INTEGER"},
+    "topic_summaries": {"algorithm": "VARCHAR", "cluster_id": "INTEGER", "size": "INTEGER", "label": "VARCHAR",
+                        "keywords": "VARCHAR[]", "representative_sentences": "VARCHAR[]"},
+    "clustering_metrics": {"algorithm": "VARCHAR", "params": "JSON", "n_sentences": "INTEGER",
+                           "n_clusters": "INTEGER", "noise_fraction": "DOUBLE", "silhouette": "DOUBLE",
+                           "davies_bouldin": "DOUBLE", "calinski_harabasz": "DOUBLE", "nmi": "DOUBLE",
+                           "ari": "DOUBLE", "v_measure": "DOUBLE", "seconds": "DOUBLE",
+                           "materialized_at": "TIMESTAMP"},
+    "sentence_map": {"sentence_id": "BIGINT", "x": "FLOAT", "y": "FLOAT"},
+}
+
+
+def materialize(db: Path, embedder, selection=None) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*all_assets, *all_checks],
+        resources={"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder},
+        selection=selection,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    [event] = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    shutil.copy(Path(SAMPLE_CORPUS) / "sample_corpus.csv", folder / "sample_corpus.csv")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, corpus_dir, embedder):
+    db = tmp_path_factory.mktemp("warehouse") / "topics.duckdb"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SENTENCES_PATH", str(corpus_dir))
+        result = materialize(db, embedder)
+    return db, result
+
+
+def test_whole_graph_materializes_and_every_check_passes(first_run):
+    _, result = first_run
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 2 + len(ALGORITHMS)
+    assert all(e.passed for e in evaluations), [(e.check_name, e.metadata) for e in evaluations if not e.passed]
+
+
+def test_tables_follow_the_data_contract(first_run):
+    db, _ = first_run
+    with duckdb.connect(str(db), read_only=True) as conn:
+        for table, columns in CONTRACT.items():
+            actual = dict(conn.execute(f"SELECT column_name, data_type FROM information_schema.columns "
+                                       f"WHERE table_name = '{table}'").fetchall())
+            for column, data_type in columns.items():
+                assert actual.get(column) == data_type, (table, column, actual.get(column))
+        assert conn.execute("SELECT count(*) FROM sentences").fetchone()[0] == 160
+        assert conn.execute("SELECT count(*), count(DISTINCT text_hash) FROM embedding_cache").fetchone() == (160, 160)
+        assert conn.execute("SELECT DISTINCT len(embedding) FROM embedding_cache").fetchall() == [(384,)]
+        per_algorithm = dict(conn.execute(
+            "SELECT algorithm, count(*) FROM cluster_assignments GROUP BY ALL").fetchall())
+        assert per_algorithm == {name: 160 for name in ALGORITHMS}
+        topics = dict(conn.execute("SELECT algorithm, sum(size) FROM topic_summaries GROUP BY ALL").fetchall())
+        assert topics == {name: 160 for name in ALGORITHMS}
+        metrics = conn.execute("SELECT algorithm, nmi, silhouette FROM clustering_metrics").fetchall()
+        assert sorted(m[0] for m in metrics) == sorted(ALGORITHMS)
+        assert all(m[1] is not None for m in metrics)  # the sample corpus is labelled
+        assert conn.execute("SELECT count(*) FROM sentence_map WHERE isfinite(x) AND isfinite(y)").fetchone()[0] == 160
+
+
+def test_kmeans_recovers_the_groups_without_being_told_k(first_run):
+    db, _ = first_run
+    with duckdb.connect(str(db), read_only=True) as conn:
+        truth, found = zip(*conn.execute(
+            """SELECT s.label, a.cluster_id FROM sentences s JOIN cluster_assignments a USING (sentence_id)
+               WHERE a.algorithm = 'kmeans' ORDER BY sentence_id""").fetchall())
+    assert normalized_mutual_info_score(truth, found) >= 0.8
+
+
+def test_metadata_reports_counts_timings_and_topics(first_run):
+    _, result = first_run
+    ingest = metadata(result, "sentences")
+    assert ingest["dagster/row_count"] == 160 and ingest["labelled_rows"] == 160
+    embedded = metadata(result, "sentence_embeddings")
+    assert embedded["new_texts"] == 160 and embedded["cached_texts"] == 0 and embedded["sentences_per_second"] > 0
+    assert embedded["device"] == "cpu" and "all-MiniLM-L6-v2" in embedded["model_key"]
+    topics = metadata(result, "kmeans_topics")
+    assert "| cluster | size | label |" in topics["top_topics"]
+    clusters = metadata(result, "kmeans_clusters")
+    assert clusters["n_clusters"] >= 2 and "n_clusters" in clusters["params"]
+
+
+def test_second_run_encodes_only_new_sentences_and_keeps_ids(first_run, corpus_dir, embedder):
+    db, _ = first_run
+    with duckdb.connect(str(db), read_only=True) as conn:
+        before = dict(conn.execute("SELECT text, sentence_id FROM sentences").fetchall())
+    (corpus_dir / "more.txt").write_text(
+        "The pizza dough rises overnight in the fridge.\n"
+        "The goalkeeper punched the cross away.\n"
+        "A comet's tail always points away from the Sun.\n"
+        "Whisk the eggs and sugar until the mixture doubles in volume.\n",  # already in the corpus
+        encoding="utf-8",
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SENTENCES_PATH", str(corpus_dir))
+        result = materialize(db, embedder, selection=["sentences", "sentence_embeddings"])
+    assert result.success
+    embedded = metadata(result, "sentence_embeddings")
+    assert (embedded["new_texts"], embedded["cached_texts"]) == (3, 160)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM sentences").fetchone()[0] == 164
+        assert conn.execute("SELECT count(*) FROM embedding_cache").fetchone()[0] == 163
+        after = dict(conn.execute("SELECT text, sentence_id FROM sentences WHERE source = 'sample_corpus.csv'").fetchall())
+    assert after == before

@@ -1,0 +1,45 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceEmbedder:
+    """The real bundled all-MiniLM-L6-v2 on the CPU, loaded once per test session."""
+    model = SentenceEmbedder(device="cpu")
+    model.load()
+    return model
+
+
+@pytest.fixture(scope="session")
+def sample_corpus() -> pd.DataFrame:
+    return pd.read_csv(Path(SAMPLE_CORPUS) / "sample_corpus.csv")
+
+
+@pytest.fixture(scope="session")
+def sample_embeddings(embedder, sample_corpus) -> np.ndarray:
+    return embedder.encode(sample_corpus["text"].tolist())
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> DuckDBWarehouse:
+    return DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"))
+
+
+def dataset(name: str) -> pd.DataFrame:
+    """A labeled dataset from ../shared/datasets; skips the test when the folder is absent."""
+    path = DATASETS / name / "data.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not found: the shared datasets sit beside the project checkout")
+    return pd.read_csv(path, keep_default_na=False)

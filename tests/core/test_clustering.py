@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from dagster_project.core.clustering import (
+    ALGORITHMS,
+    AgglomerativeParams,
+    ClusteringError,
+    CommunityParams,
+    HDBSCANParams,
+    KMeansParams,
+    MiniBatchKMeansParams,
+    nearest_centroid,
+    relabel_by_size,
+    run_clustering,
+)
+
+
+def three_groups(sizes=(12, 10, 8), dim=8, spread=0.05, seed=0):
+    """Unit vectors around three orthogonal directions: an answer everyone knows."""
+    rng = np.random.default_rng(seed)
+    points, truth = [], []
+    for group, size in enumerate(sizes):
+        centre = np.eye(dim)[group]
+        points.append(centre + spread * rng.standard_normal((size, dim)))
+        truth += [group] * size
+    x = np.vstack(points).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), np.array(truth)
+
+
+def test_relabel_by_size_orders_largest_first_and_keeps_noise():
+    assert relabel_by_size(np.array([5, 5, -1, 2, 2, 2, 9])).tolist() == [1, 1, -1, 0, 0, 0, 2]
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("kmeans", KMeansParams(n_clusters=3)),
+        ("kmeans", KMeansParams()),  # k chosen by silhouette
+        ("minibatch_kmeans", MiniBatchKMeansParams(n_clusters=3, batch_size=16)),
+        ("minibatch_kmeans", MiniBatchKMeansParams()),
+        ("agglomerative", AgglomerativeParams(distance_threshold=0.5)),
+        ("community_detection", CommunityParams(threshold=0.8, min_community_size=5)),
+        ("hdbscan", HDBSCANParams(min_cluster_size=5, reduce_dimensions=0)),
+        ("hdbscan", HDBSCANParams(min_cluster_size=5, reduce_dimensions=4)),
+    ],
+)
+def test_algorithms_recover_three_obvious_groups(name, params):
+    x, truth = three_groups()
+    result = run_clustering(name, x, params)
+    assert result.labels.shape == truth.shape
+    assert adjusted_rand_score(truth, result.labels) == 1.0
+    assert result.labels.tolist() == run_clustering(name, x, params).labels.tolist()  # deterministic
+    assert result.n_clusters == 3
+    assert result.labels[:12].tolist() == [0] * 12  # largest cluster is 0
+
+
+def test_kmeans_choice_records_silhouette_and_inertia_per_k():
+    x, _ = three_groups()
+    details = run_clustering("kmeans", x, KMeansParams(k_max=6)).details
+    assert details["n_clusters"] == 3
+    assert set(details["silhouette_by_k"]) == {2, 3, 4, 5, 6}
+    assert details["inertia_by_k"][2] > details["inertia_by_k"][3]
+
+
+def test_community_detection_automatic_threshold_covers_most_and_never_mixes_groups():
+    x, truth = three_groups()
+    result = run_clustering("community_detection", x, CommunityParams(min_community_size=5))
+    labels = result.labels
+    assert (labels >= 0).mean() >= 0.8
+    assert result.n_clusters == 3
+    for cluster in range(3):
+        assert len(set(truth[labels == cluster])) == 1
+    assert "quantile" in result.details["threshold_selection"]
+
+
+def test_community_detection_marks_outliers_as_noise():
+    x, truth = three_groups()
+    outlier = np.zeros((1, x.shape[1]), dtype=np.float32)
+    outlier[0, -1] = 1.0
+    labels = run_clustering("community_detection", np.vstack([x, outlier]),
+                            CommunityParams(threshold=0.8, min_community_size=5)).labels
+    assert labels[-1] == -1
+    assert adjusted_rand_score(truth, labels[:-1]) == 1.0
+
+
+def test_small_groups_below_min_size_are_noise():
+    x, _ = three_groups(sizes=(12, 10, 3))
+    labels = run_clustering("community_detection", x, CommunityParams(threshold=0.8, min_community_size=5)).labels
+    assert labels[-3:].tolist() == [-1, -1, -1]
+    assert set(labels[:22].tolist()) == {0, 1}
+
+
+def test_agglomerative_refuses_before_allocating_and_names_alternatives():
+    x, _ = three_groups()
+    with pytest.raises(ClusteringError) as err:
+        run_clustering("agglomerative", x, AgglomerativeParams(max_memory_gb=1e-9))
+    message = str(err.value)
+    assert "30 sentences" in message and "minibatch_kmeans" in message and "community_detection" in message
+
+
+def test_hdbscan_noise_reassignment_leaves_no_noise():
+    x, truth = three_groups(dim=10)
+    strays = np.eye(10, dtype=np.float32)[3:8]  # five lone directions, far from every group and each other
+    strays[0] += 0.1 * np.eye(10, dtype=np.float32)[0]  # this one leans towards group 0
+    strays /= np.linalg.norm(strays, axis=1, keepdims=True)
+    data = np.vstack([x, strays])
+    plain = run_clustering("hdbscan", data, HDBSCANParams(min_cluster_size=5, reduce_dimensions=0)).labels
+    assert plain[-5:].tolist() == [-1] * 5
+    reassigned = run_clustering("hdbscan", data, HDBSCANParams(min_cluster_size=5, reduce_dimensions=0,
+                                                               reassign_noise=True)).labels
+    assert (reassigned >= 0).all() and reassigned[-5] == reassigned[0]
+    assert adjusted_rand_score(truth, reassigned[:-5]) == 1.0
+
+
+def test_nearest_centroid_assigns_noise_to_most_similar_cluster():
+    x = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1], [0.9, 0.2]], dtype=np.float32)
+    assert nearest_centroid(x, np.array([0, 0, 1, 1, -1])).tolist() == [0, 0, 1, 1, 0]
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+@pytest.mark.parametrize("n", [1, 2])
+def test_tiny_corpora_give_one_valid_label_per_sentence(name, n):
+    x, _ = three_groups(sizes=(n,))
+    labels = run_clustering(name, x).labels
+    assert len(labels) == n and ((labels >= -1) & (labels < max(n, 1))).all()
+
+
+def test_k_larger_than_corpus_is_capped():
+    x, _ = three_groups(sizes=(2, 2))
+    result = run_clustering("kmeans", x, KMeansParams(n_clusters=10))
+    assert result.n_clusters == 4 and "k_capped" in result.details
+
+
+def test_identical_sentences_form_one_cluster():
+    x = np.tile(np.eye(4, dtype=np.float32)[0], (20, 1))
+    for name in ("kmeans", "community_detection"):
+        labels = run_clustering(name, x).labels
+        assert set(labels.tolist()) == {0}, name

@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from dagster_project.core.metrics import clustering_metrics
+from dagster_project.core.projection import project_2d
+
+
+def points():
+    x = np.array([[1, 0], [0.99, 0.1], [0, 1], [0.1, 0.99]], dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_perfect_clustering_scores_one_against_labels():
+    m = clustering_metrics(points(), np.array([0, 0, 1, 1]), np.array(["a", "a", "b", "b"], dtype=object))
+    assert m["nmi"] == pytest.approx(1) and m["ari"] == pytest.approx(1) and m["v_measure"] == pytest.approx(1)
+    assert m["silhouette"] > 0.9 and m["n_clusters"] == 2 and m["noise_fraction"] == 0
+
+
+def test_noise_counted_and_internal_metrics_skip_it():
+    m = clustering_metrics(points(), np.array([0, 0, 1, -1]))
+    assert m["noise_fraction"] == 0.25 and m["nmi"] is None
+    assert m["n_clusters"] == 2 and m["silhouette"] is not None  # computed over the three clustered rows
+
+
+def test_single_cluster_leaves_internal_metrics_undefined():
+    m = clustering_metrics(points(), np.zeros(4, dtype=int), np.array(["a", "a", "b", "b"], dtype=object))
+    assert m["silhouette"] is None and m["davies_bouldin"] is None and m["nmi"] == pytest.approx(0)
+
+
+def test_silhouette_sampled_above_limit():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 3)).astype(np.float32)
+    m = clustering_metrics(x, (x[:, 0] > 0).astype(int), silhouette_sample=50)
+    assert m["silhouette_sample_size"] == 50
+
+
+def test_projection_is_two_dimensional_and_deterministic():
+    x = np.random.default_rng(0).standard_normal((30, 5)).astype(np.float32)
+    a, method = project_2d(x, "pca")
+    b, _ = project_2d(x, "pca")
+    assert a.shape == (30, 2) and method == "pca" and np.array_equal(a, b)

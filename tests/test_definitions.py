@@ -1,0 +1,60 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from dagster_project.automation import sentence_files_changed
+from dagster_project.core.clustering import ALGORITHMS
+from dagster_project.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_definitions_load_with_the_full_lineage():
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    expected = {"sentences", "sentence_embeddings", "clustering_metrics", "sentence_map"}
+    expected |= {f"{name}_{kind}" for name in ALGORITHMS for kind in ("clusters", "topics")}
+    assert keys == expected
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("kmeans_topics")).parent_keys == {dg.AssetKey("kmeans_clusters")}
+    assert dg.AssetKey("sentences") in graph.get(dg.AssetKey("sentence_embeddings")).parent_keys
+    assert defs.resolve_job_def("refresh_everything") is not None
+    assert defs.resolve_schedule_def("daily_refresh").cron_schedule == "0 6 * * *"
+    assert defs.resolve_sensor_def("sentence_files_changed") is not None
+
+
+def test_sensor_requests_a_run_only_when_files_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTENCES_PATH", str(tmp_path))
+    (tmp_path / "a.txt").write_text("one sentence\n")
+    first = sentence_files_changed(dg.build_sensor_context())
+    assert len(first.run_requests) == 1
+    unchanged = sentence_files_changed(dg.build_sensor_context(cursor=first.cursor))
+    assert isinstance(unchanged, dg.SkipReason)
+    (tmp_path / "b.txt").write_text("another sentence\n")
+    changed = sentence_files_changed(dg.build_sensor_context(cursor=first.cursor))
+    assert len(changed.run_requests) == 1 and changed.cursor != first.cursor
+
+
+def test_sensor_skips_with_reason_when_path_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTENCES_PATH", str(tmp_path / "nowhere"))
+    assert "cannot read SENTENCES_PATH" in sentence_files_changed(dg.build_sensor_context()).skip_message
+
+
+def test_command_line_materializes_everything_in_parallel_processes(tmp_path):
+    """`dagster asset materialize --select '*'` with the multiprocess executor: parallel steps share one DuckDB
+    file without a lock error."""
+    db = tmp_path / "cli.duckdb"
+    env = {**os.environ, "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(tmp_path), "EMBEDDING_DEVICE": "cpu"}
+    env.pop("SENTENCES_PATH", None)
+    cli = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions"]
+    run = subprocess.run([*cli, "--select", "*"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-5000:]
+    assert "RUN_SUCCESS" in log and "STEP_FAILURE" not in log and "Could not set lock" not in log
+    with duckdb.connect(str(db), read_only=True) as conn:
+        counts = dict(conn.execute("SELECT algorithm, count(*) FROM cluster_assignments GROUP BY ALL").fetchall())
+        assert counts == {name: 160 for name in ALGORITHMS}
+        assert conn.execute("SELECT count(DISTINCT algorithm) FROM topic_summaries").fetchall()[0][0] == len(ALGORITHMS)
