@@ -54,26 +54,38 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int], Any], k_min: int, k_max: int, sample_size: int, seed: int
 ) -> tuple[int, dict[str, Any]]:
-    """k with the best cosine silhouette on a sample; the inertia of each k is kept for an elbow plot."""
+    """k with the best cosine silhouette on a sample, searched coarse to fine: a geometric grid of k, then
+    every k between the best grid point's neighbours. Inertia per k is kept for an elbow plot."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
     k_max = min(k_max, len(sample) - 1, len(np.unique(sample, axis=0)))
     if k_max < 2:
-        return 1, {"k_selection": "too few sentences to compare k; one cluster"}
+        return 1, {"k_selection": "too few distinct sentences to compare k; one cluster"}
     k_min = max(2, min(k_min, k_max))
     scores, inertias = {}, {}
-    for k in range(k_min, k_max + 1):
+
+    def evaluate(k: int) -> None:
+        if k in inertias:
+            return
         model = make_estimator(k).fit(sample)
-        if len(np.unique(model.labels_)) < 2:
-            continue
-        scores[k] = float(silhouette_score(sample, model.labels_, metric="cosine"))
         inertias[k] = float(model.inertia_)
+        if len(np.unique(model.labels_)) >= 2:
+            scores[k] = float(silhouette_score(sample, model.labels_, metric="cosine"))
+
+    grid = sorted(set(np.geomspace(k_min, k_max, num=min(10, k_max - k_min + 1)).round().astype(int).tolist()))
+    for k in grid:
+        evaluate(k)
     if not scores:
         return 1, {"k_selection": "no k gave two clusters; one cluster"}
     best = max(scores, key=lambda k: (scores[k], -k))
+    position = grid.index(best)
+    low, high = grid[max(0, position - 1)], grid[min(len(grid) - 1, position + 1)]
+    for k in range(low, high + 1):
+        evaluate(k)
+    best = max(scores, key=lambda k: (scores[k], -k))
     return best, {
-        "k_selection": f"silhouette on a sample of {len(sample)}",
-        "silhouette_by_k": scores,
-        "inertia_by_k": inertias,
+        "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}]",
+        "silhouette_by_k": dict(sorted(scores.items())),
+        "inertia_by_k": dict(sorted(inertias.items())),
     }
 
 

@@ -1,0 +1,62 @@
+"""Shared helpers of the benchmarks: labelled datasets and their cached embeddings."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from dagster_project.core.text import normalize_text, text_hash
+from dagster_project.resources import SentenceEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("DATASETS_PATH", ROOT.parent / "shared" / "datasets"))
+CACHE = Path(os.environ.get("BENCH_CACHE", ROOT / "data" / "bench_embeddings.duckdb"))
+
+
+def dataset_names() -> list[str]:
+    if not DATASETS.is_dir():
+        raise SystemExit(f"{DATASETS} not found: the labelled datasets sit in ../shared/datasets beside the project")
+    return sorted(p.name for p in DATASETS.iterdir() if (p / "data.csv").exists())
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """Columns text (normalized), label; empty texts dropped."""
+    frame = pd.read_csv(DATASETS / name / "data.csv", keep_default_na=False, dtype=str)
+    frame["text"] = frame["text"].map(normalize_text)
+    return frame[frame["text"] != ""].reset_index(drop=True)
+
+
+def embed(texts: list[str], embedder: SentenceEmbedder) -> np.ndarray:
+    """Embeddings of `texts` in order, encoding only those not yet in the benchmark cache."""
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    key = embedder.model_key
+    hashes = [text_hash(t) for t in texts]
+    with duckdb.connect(str(CACHE)) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS cache (model_key VARCHAR, text_hash VARCHAR, embedding FLOAT[], "
+                     "PRIMARY KEY (model_key, text_hash))")
+        wanted = pa.table({"i": pa.array(np.arange(len(hashes))), "text_hash": pa.array(hashes)})
+        known = {h for (h,) in conn.execute(
+            "SELECT c.text_hash FROM cache c JOIN wanted w USING (text_hash) WHERE c.model_key = ?", [key]).fetchall()}
+        todo = list(dict.fromkeys(h for h in hashes if h not in known))
+        if todo:
+            text_of = dict(zip(hashes, texts))
+            started = time.perf_counter()
+            vectors = embedder.encode([text_of[h] for h in todo])
+            print(f"  encoded {len(todo)} texts in {time.perf_counter() - started:.1f}s", flush=True)
+            batch = pa.table({"text_hash": pa.array(todo), "embedding": pa.array(list(vectors))})
+            conn.execute("INSERT INTO cache SELECT ?, text_hash, embedding FROM batch ON CONFLICT DO NOTHING", [key])
+        table = conn.sql("SELECT w.i, c.embedding FROM wanted w JOIN cache c USING (text_hash) "
+                         "WHERE c.model_key = ? ORDER BY w.i", params=[key]).to_arrow_table()
+    distinct = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(table), -1)
+    return np.ascontiguousarray(distinct, dtype=np.float32)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
