@@ -11,6 +11,7 @@ import pandas as pd
 import pydantic
 
 from ..core.clustering import ALGORITHMS, Algorithm
+from ..core.plots import k_selection_png, markdown_image
 from ..core.topics import summarize_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .embeddings import sentence_embeddings
@@ -78,6 +79,10 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
             }]),
         })
         noise = int((result.labels < 0).sum())
+        figures = {}
+        if "silhouette_by_k" in details:
+            png = k_selection_png(details["silhouette_by_k"], details["inertia_by_k"], details["n_clusters"])
+            figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette and inertia per k"))
         context.log.info(f"{name}: {result.n_clusters} clusters, {noise} noise, {seconds:.2f}s")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(frame),
@@ -88,6 +93,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
             "details": dg.MetadataValue.json(json.loads(json.dumps(details, default=str))),
             "cluster_sizes": dg.MetadataValue.md(cluster_sizes_markdown(result.labels)),
             "model_key": model_key,
+            **figures,
         })
 
     @dg.asset_check(asset=clusters, name="every_sentence_assigned_once", blocking=True)

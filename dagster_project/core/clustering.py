@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from sklearn.cluster import HDBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
 
@@ -184,20 +184,27 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams) -> Clus
     return ClusteringResult(community_labels(embeddings, threshold, min_size), details)
 
 
-@dataclass(frozen=True)
-class HDBSCANParams:
-    min_cluster_size: int = doc("Smallest cluster; smaller groups become noise (-1).", 10)
-    min_samples: int | None = doc("Neighbours defining a core point; empty: min_cluster_size.")
-    reduce_dimensions: int = doc("PCA components before clustering (0: cluster the raw embeddings).", 16)
-    reassign_noise: bool = doc("Assign noise sentences to the cluster with the most similar centroid.", False)
-    seed: int = doc("Random seed of the reduction.", 0)
+REDUCTIONS = ("none", "pca", "umap")
 
 
-def reduce(embeddings: np.ndarray, dimensions: int, seed: int) -> np.ndarray:
-    """PCA to `dimensions` components (no-op when 0 or not smaller than the data)."""
-    if dimensions <= 0 or dimensions >= min(embeddings.shape):
+def reduce(embeddings: np.ndarray, method: str, dimensions: int, seed: int) -> np.ndarray:
+    """Reduce to `dimensions` with PCA or UMAP (cosine); `none`, 0, or a target not smaller than the data: as is."""
+    if method not in REDUCTIONS:
+        raise ClusteringError(f"reduction '{method}' is not one of {', '.join(REDUCTIONS)}.")
+    if method == "none" or dimensions <= 0 or dimensions >= min(embeddings.shape):
         return embeddings
-    return PCA(n_components=dimensions, random_state=seed).fit_transform(embeddings)
+    if method == "pca":
+        return PCA(n_components=dimensions, random_state=seed).fit_transform(embeddings).astype(np.float32)
+    try:
+        import umap
+    except ImportError as err:
+        raise ClusteringError(
+            "reduction 'umap' needs umap-learn: pip install 'sentence-topics[umap]' (or umap-learn), "
+            "or choose reduction 'pca'."
+        ) from err
+    neighbours = max(2, min(15, len(embeddings) - 1))
+    return umap.UMAP(n_components=dimensions, n_neighbors=neighbours, metric="cosine", random_state=seed,
+                     min_dist=0.0).fit_transform(embeddings).astype(np.float32)
 
 
 def nearest_centroid(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -212,17 +219,62 @@ def nearest_centroid(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class HDBSCANParams:
+    min_cluster_size: int = doc("Smallest cluster; smaller groups become noise (-1).", 10)
+    min_samples: int | None = doc("Neighbours defining a core point; empty: min_cluster_size.")
+    reduction: str = doc("Reduction before clustering: pca, umap (needs umap-learn) or none.", "pca")
+    reduce_dimensions: int = doc("Dimensions after the reduction (0: none).", 16)
+    reassign_noise: bool = doc("Assign noise sentences to the cluster with the most similar centroid.", False)
+    seed: int = doc("Random seed of the reduction.", 0)
+
+
 def hdbscan(embeddings: np.ndarray, params: HDBSCANParams) -> ClusteringResult:
     n = len(embeddings)
     min_cluster_size = max(2, min(params.min_cluster_size, n))
     if n < 2:
         return ClusteringResult(np.full(n, -1, dtype=np.int64), {"note": "fewer than 2 sentences; all noise"})
-    reduced = reduce(embeddings, params.reduce_dimensions, params.seed)
-    model = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=params.min_samples, copy=True).fit(reduced)
+    reduced = reduce(embeddings, params.reduction, params.reduce_dimensions, params.seed)
+    min_samples = None if params.min_samples is None else max(1, min(params.min_samples, n - 1))
+    model = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit(reduced)
     labels = model.labels_.astype(np.int64)
     details = {"dimensions": int(reduced.shape[1]), "noise_before_reassignment": int((labels < 0).sum())}
     if params.reassign_noise:
         labels = nearest_centroid(embeddings, labels)
+    return ClusteringResult(relabel_by_size(labels), details)
+
+
+@dataclass(frozen=True)
+class DBSCANParams:
+    eps: float | None = doc(
+        "Cosine distance of a neighbourhood; empty: chosen so that about target_coverage of sentences are core "
+        "points (the k-distance heuristic on a sample).")
+    min_samples: int = doc("Neighbours (itself included) that make a core point.", 10)
+    target_coverage: float = doc("Share of sentences that should be core points with the automatic eps.", 0.8)
+    reduction: str = doc("Reduction before clustering: none, pca or umap (distances are cosine).", "none")
+    reduce_dimensions: int = doc("Dimensions after the reduction.", 16)
+    sample_size: int = doc("Sentences sampled to choose eps.", 5000)
+    seed: int = doc("Random seed of the sample and the reduction.", 0)
+
+
+def dbscan(embeddings: np.ndarray, params: DBSCANParams) -> ClusteringResult:
+    n = len(embeddings)
+    if n < 2:
+        return ClusteringResult(np.full(n, -1, dtype=np.int64), {"note": "fewer than 2 sentences; all noise"})
+    reduced = reduce(embeddings, params.reduction, params.reduce_dimensions, params.seed)
+    reduced = reduced / np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
+    min_samples = max(1, min(params.min_samples, n))
+    details: dict[str, Any] = {"dimensions": int(reduced.shape[1]), "min_samples": min_samples}
+    eps = params.eps
+    if eps is None:
+        sample = reduced[_sample(n, params.sample_size, params.seed)].astype(np.float32)
+        k = max(1, round(min_samples * len(sample) / n))
+        eps = float(1.0 - np.quantile(kth_neighbor_similarity(sample, k), 1.0 - params.target_coverage))
+        details["eps_selection"] = (f"{params.target_coverage:.0%} of sampled sentences have their {k}-th nearest "
+                                    f"neighbour within eps (sample of {len(sample)})")
+    eps = max(float(eps), 1e-6)
+    details["eps"] = round(eps, 4)
+    labels = DBSCAN(eps=eps, min_samples=min_samples, metric="cosine", algorithm="brute").fit(reduced).labels_
     return ClusteringResult(relabel_by_size(labels), details)
 
 
@@ -246,7 +298,9 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("community_detection", community_detection, CommunityParams,
                   "Fast community detection: cosine threshold and minimum community size; -1 = in no community."),
         Algorithm("hdbscan", hdbscan, HDBSCANParams,
-                  "HDBSCAN on a PCA reduction; k unknown, -1 = noise."),
+                  "HDBSCAN on a PCA (or UMAP) reduction; k unknown, -1 = noise."),
+        Algorithm("dbscan", dbscan, DBSCANParams,
+                  "DBSCAN with cosine distance, eps given or chosen from the corpus; k unknown, -1 = noise."),
     ]
 }
 

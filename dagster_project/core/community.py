@@ -16,21 +16,43 @@ def _block_rows(n: int, block_bytes: int) -> int:
     return max(1, min(n, block_bytes // max(1, 4 * n)))
 
 
+def neighbour_lists(
+    embeddings: np.ndarray, threshold: float, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
+    """CSR form (indptr, indices) of every row's neighbours at cosine >= threshold, itself included.
+
+    Similarity is symmetric, so each block of rows is scored only against itself and the rows after it
+    (half the multiply-adds of scoring every row against all), and every pair found is recorded both ways.
+    Memory: one block of scores plus the pairs above the threshold."""
+    n = len(embeddings)
+    index_type = np.int32 if n < 2**31 else np.int64
+    threshold = np.float32(threshold)
+    step = _block_rows(n, block_bytes)
+    rows, cols = [], []
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        r, c = np.nonzero(embeddings[start:stop] @ embeddings[start:].T >= threshold)
+        r = (r + start).astype(index_type)
+        c = (c + start).astype(index_type)
+        later = c >= stop  # pairs with a row of a later block: record the mirror pair too
+        rows += [r, c[later]]
+        cols += [c, r[later]]
+    rows_all = np.concatenate(rows) if rows else np.zeros(0, index_type)
+    cols_all = np.concatenate(cols) if cols else np.zeros(0, index_type)
+    order = np.lexsort((cols_all, rows_all))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows_all, minlength=n), out=indptr[1:])
+    return indptr, cols_all[order]
+
+
 def candidate_communities(
     embeddings: np.ndarray, threshold: float, min_size: int, block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> list[tuple[int, np.ndarray]]:
-    """(center, members) for every row with at least `min_size` rows at cosine >= threshold (itself included)."""
-    n = len(embeddings)
-    threshold = np.float32(threshold)
-    found: list[tuple[int, np.ndarray]] = []
-    step = _block_rows(n, block_bytes)
-    for start in range(0, n, step):
-        scores = embeddings[start : start + step] @ embeddings.T
-        mask = scores >= threshold
-        counts = mask.sum(axis=1)
-        for row in np.flatnonzero(counts >= min_size):
-            found.append((start + int(row), np.flatnonzero(mask[row]).astype(np.int64)))
-    return found
+    """(center, members) for every row with at least `min_size` rows at cosine >= threshold (itself included),
+    in row order."""
+    indptr, indices = neighbour_lists(embeddings, threshold, block_bytes)
+    counts = np.diff(indptr)
+    return [(int(row), indices[indptr[row] : indptr[row + 1]]) for row in np.flatnonzero(counts >= min_size)]
 
 
 def community_labels(

@@ -108,6 +108,7 @@ def test_metadata_reports_counts_timings_and_topics(first_run):
     assert "| cluster | size | label |" in topics["top_topics"]
     clusters = metadata(result, "kmeans_clusters")
     assert clusters["n_clusters"] >= 2 and "n_clusters" in clusters["params"]
+    assert clusters["k_selection"].startswith("![silhouette and inertia per k](data:image/png;base64,")
 
 
 def test_second_run_encodes_only_new_sentences_and_keeps_ids(first_run, corpus_dir, embedder):

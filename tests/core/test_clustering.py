@@ -7,6 +7,7 @@ from dagster_project.core.clustering import (
     AgglomerativeParams,
     ClusteringError,
     CommunityParams,
+    DBSCANParams,
     HDBSCANParams,
     KMeansParams,
     MiniBatchKMeansParams,
@@ -43,6 +44,9 @@ def test_relabel_by_size_orders_largest_first_and_keeps_noise():
         ("community_detection", CommunityParams(threshold=0.8, min_community_size=5)),
         ("hdbscan", HDBSCANParams(min_cluster_size=5, reduce_dimensions=0)),
         ("hdbscan", HDBSCANParams(min_cluster_size=5, reduce_dimensions=4)),
+        ("dbscan", DBSCANParams(eps=0.2, min_samples=5)),
+        ("dbscan", DBSCANParams(min_samples=5, target_coverage=1.0)),  # automatic eps
+        ("dbscan", DBSCANParams(eps=0.2, min_samples=5, reduction="pca", reduce_dimensions=4)),
     ],
 )
 def test_algorithms_recover_three_obvious_groups(name, params):
@@ -137,3 +141,22 @@ def test_identical_sentences_form_one_cluster():
     for name in ("kmeans", "community_detection"):
         labels = run_clustering(name, x).labels
         assert set(labels.tolist()) == {0}, name
+
+
+def test_dbscan_marks_lone_points_as_noise():
+    x, truth = three_groups(dim=10)
+    data = np.vstack([x, np.eye(10, dtype=np.float32)[3:8]])
+    labels = run_clustering("dbscan", data, DBSCANParams(eps=0.2, min_samples=5)).labels
+    assert labels[-5:].tolist() == [-1] * 5
+    assert adjusted_rand_score(truth, labels[:-5]) == 1.0
+
+
+def test_unknown_or_missing_reduction_is_a_clear_error():
+    x, _ = three_groups()
+    with pytest.raises(ClusteringError, match="not one of none, pca, umap"):
+        run_clustering("hdbscan", x, HDBSCANParams(reduction="tsne"))
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        with pytest.raises(ClusteringError, match="pip install"):
+            run_clustering("hdbscan", x, HDBSCANParams(reduction="umap", reduce_dimensions=2))
