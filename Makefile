@@ -41,7 +41,7 @@ show: setup
 	$(BIN)/python -m dagster_project.show
 
 bench: setup
-	$(BIN)/python benchmarks/clustering.py
+	$(BIN)/python benchmarks/quality.py
 
 clean:
 	rm -rf data $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules $(DAGSTER_HOME)/demo.log

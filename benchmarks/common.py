@@ -81,3 +81,47 @@ def median_seconds(function, repeats: int) -> tuple[float, object]:
         result = function()
         times.append(time.perf_counter() - started)
     return float(np.median(times)), result
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measured(function, *args):
+    """Run function(*args) in a forked child: (result or the exception, seconds, peak MB above the child's start).
+    The child sees the parent's memory (no copy of the data), and its peak is its own."""
+    import os
+    import pickle
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        start = _rss_mb()
+        started = time.perf_counter()
+        try:
+            result = function(*args)
+        except Exception as err:  # reported to the parent
+            result = err
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start
+        with os.fdopen(write_end, "wb") as pipe:
+            pickle.dump((result, seconds, max(peak, 0.0)), pipe)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        payload = pipe.read()
+    os.waitpid(pid, 0)
+    if not payload:
+        raise RuntimeError("benchmark child died (out of memory?)")
+    return pickle.loads(payload)
+
+
+def embed_in_child(texts: list[str], embedder: SentenceEmbedder) -> np.ndarray:
+    """`embed` in a forked child, so that this process never starts torch's OpenMP threads (a process that has
+    cannot safely fork the children that measure each clustering)."""
+    vectors, _, _ = measured(embed, texts, embedder)
+    if isinstance(vectors, Exception):
+        raise vectors
+    return vectors

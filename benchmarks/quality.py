@@ -1,0 +1,79 @@
+"""Clustering quality on every labelled dataset, every algorithm with its default (automatic) parameters,
+against the reference measured in the same run: scikit-learn KMeans told the true k, on the same
+all-MiniLM-L6-v2 embeddings (normalized, as sentence-transformers encodes them).
+
+    python benchmarks/quality.py [--datasets atis banking77 ...] [--algorithms kmeans hdbscan ...]
+
+Each clustering runs in a forked child process so that its peak memory (RSS above the child's start) and time
+are its own. Prints a markdown table (NMI, ARI, V-measure with noise counted as one group; clusters found; noise
+share; seconds; peak memory) and, per algorithm, the median NMI as a share of the reference's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, v_measure_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import dataset_names, embed_in_child, load_dataset, measured  # noqa: E402
+from dagster_project.core.clustering import ALGORITHMS, KMeansParams, run_clustering  # noqa: E402
+from dagster_project.resources import SentenceEmbedder  # noqa: E402
+
+def cluster(x: np.ndarray, name: str, params: object) -> np.ndarray:
+    if name == "reference":
+        return KMeans(n_clusters=params, n_init=3, random_state=0).fit(x).labels_
+    return run_clustering(name, x, params).labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="*", default=None, help="default: every dataset")
+    parser.add_argument("--algorithms", nargs="*", default=list(ALGORITHMS))
+    args = parser.parse_args()
+    embedder = SentenceEmbedder(device="cpu")
+    rows = []
+    for dataset in args.datasets or dataset_names():
+        frame = load_dataset(dataset)
+        truth = frame["label"].to_numpy()
+        true_k = len(set(truth))
+        x = embed_in_child(frame["text"].tolist(), embedder)
+        print(f"{dataset}: {len(frame)} sentences, {true_k} labels", file=sys.stderr, flush=True)
+        jobs = [("reference", "reference", true_k), ("kmeans, true k", "kmeans", KMeansParams(n_clusters=true_k))]
+        jobs += [(name, name, None) for name in args.algorithms]
+        for shown, name, params in jobs:
+            labels, seconds, peak = measured(cluster, x, name, params)
+            row = {"dataset": dataset, "labels": true_k, "algorithm": shown, "seconds": seconds, "peak_mb": peak}
+            if isinstance(labels, Exception):
+                note = str(labels).split(".")[0]
+                rows.append({**row, "note": note})
+                print(f"  {shown}: {note}", file=sys.stderr, flush=True)
+                continue
+            row.update(clusters=len(set(labels.tolist()) - {-1}), noise=float((labels < 0).mean()),
+                       nmi=normalized_mutual_info_score(truth, labels), ari=adjusted_rand_score(truth, labels),
+                       v_measure=v_measure_score(truth, labels), note="")
+            rows.append(row)
+            print(f"  {shown:<22} k={row['clusters']:<5} noise={row['noise']:.2f} nmi={row['nmi']:.3f} "
+                  f"{seconds:.1f}s {peak:.0f}MB", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    reference = table[table["algorithm"] == "reference"].set_index("dataset")["nmi"]
+    table["nmi_share"] = table["nmi"] / table["dataset"].map(reference)
+    print("| dataset | labels | algorithm | clusters | noise | NMI | ARI | V-measure | NMI / reference | seconds | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in table.itertuples():
+        if r.note:
+            print(f"| {r.dataset} | {r.labels} | {r.algorithm} | refused: {r.note} | | | | | | {r.seconds:.1f} | |")
+            continue
+        print(f"| {r.dataset} | {r.labels} | {r.algorithm} | {r.clusters} | {r.noise:.1%} | {r.nmi:.3f} | {r.ari:.3f} "
+              f"| {r.v_measure:.3f} | {r.nmi_share:.2f} | {r.seconds:.1f} | {r.peak_mb:.0f} |")
+    print("\nMedian NMI / reference per algorithm:")
+    print(table.groupby("algorithm")["nmi_share"].median().round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()

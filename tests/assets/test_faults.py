@@ -1,0 +1,152 @@
+"""Faults injected into real runs: SIGKILL at several points, concurrent runs, readers during writes."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.core.clustering import ALGORITHMS
+from dagster_project.resources import DuckDBWarehouse
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions", "--select", "*"]
+SMALL_CHUNKS = '{"ops": {"sentence_embeddings": {"config": {"chunk_size": 8}}}}'
+
+
+def cli_env(tmp_path: Path, corpus: Path, db: Path) -> dict:
+    env = {**os.environ, "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(tmp_path), "SENTENCES_PATH": str(corpus),
+           "EMBEDDING_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return env
+
+
+def run_cli(env: dict, *extra: str) -> str:
+    run = subprocess.run([*CLI, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0 and "RUN_SUCCESS" in log, log[-4000:]
+    return log
+
+
+def kill_when(env: dict, marker: str, delay: float, *extra: str) -> str:
+    """Start a run, SIGKILL its whole process group `delay` seconds after `marker` appears in its log."""
+    process = subprocess.Popen([*CLI, *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            time.sleep(delay)
+            break
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert any(marker in line for line in seen), "".join(seen)[-3000:]
+    return "".join(seen)
+
+
+def sentence_ids(conn) -> frozenset:
+    return frozenset(i for (i,) in conn.execute("SELECT sentence_id FROM sentences").fetchall())
+
+
+def assert_consistent(db: Path, old_ids: frozenset, new_count: int) -> None:
+    """Every table holds one whole materialization, the previous or the new one, never a mix or a part."""
+    with duckdb.connect(str(db), read_only=True) as conn:
+        ids = sentence_ids(conn)
+        assert ids == old_ids or (len(ids) == new_count and old_ids <= ids)
+        bad_vectors = conn.execute(
+            "SELECT count(*) FROM embedding_cache WHERE NOT isfinite(list_sum(embedding)) "
+            "OR abs(sqrt(list_dot_product(embedding, embedding)) - 1) > 1e-3").fetchall()[0][0]
+        assert bad_vectors == 0
+        assert conn.execute("SELECT count(*) - count(DISTINCT (model_key, text_hash)) FROM embedding_cache"
+                            ).fetchall()[0][0] == 0
+        for name in ALGORITHMS:
+            assigned = [i for (i,) in conn.execute(
+                "SELECT sentence_id FROM cluster_assignments WHERE algorithm = ?", [name]).fetchall()]
+            assert len(assigned) == len(set(assigned)), name
+            assert set(assigned) in (set(old_ids), set(ids)), name
+            total = conn.execute("SELECT sum(size) FROM topic_summaries WHERE algorithm = ?", [name]).fetchall()[0][0]
+            assert total in (len(old_ids), len(ids)), name
+            assert conn.execute("SELECT count(*) FROM clustering_runs WHERE algorithm = ?", [name]
+                                ).fetchall()[0][0] == 1
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(Path(SAMPLE_CORPUS) / "sample_corpus.csv", corpus)
+    db = tmp_path / "warehouse.duckdb"
+    env = cli_env(tmp_path, corpus, db)
+    run_cli(env)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        old_ids = sentence_ids(conn)
+    return env, corpus, db, old_ids
+
+
+def add_sentences(corpus: Path, count: int) -> None:
+    lines = [f"Field note {i}: the river level rose {i} centimetres after the storm." for i in range(count)]
+    (corpus / "notes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_sigkill_at_several_points_leaves_whole_materializations(pipeline):
+    env, corpus, db, old_ids = pipeline
+    add_sentences(corpus, 64)
+    new_count = len(old_ids) + 64
+    points = [
+        ("sentence_embeddings - STEP_START", 4.0),  # in the middle of encoding, chunk by chunk
+        ("kmeans_clusters - STEP_START", 1.0),
+        ("kmeans_clusters - ASSET_MATERIALIZATION", 0.0),
+        ("_topics - STEP_START", 1.5),
+        ("clustering_metrics - STEP_START", 1.0),
+    ]
+    for marker, delay in points:
+        kill_when(env, marker, delay, "--config-json", SMALL_CHUNKS)
+        assert_consistent(db, old_ids, new_count)
+    log = run_cli(env, "--config-json", SMALL_CHUNKS)
+    assert "STEP_FAILURE" not in log
+    assert_consistent(db, old_ids, new_count)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert len(sentence_ids(conn)) == new_count
+        counts = dict(conn.execute("SELECT algorithm, count(*) FROM cluster_assignments GROUP BY ALL").fetchall())
+        assert counts == {name: new_count for name in ALGORITHMS}
+
+
+def test_concurrent_runs_and_readers_lose_nothing(pipeline):
+    env, corpus, db, old_ids = pipeline
+    add_sentences(corpus, 10)
+    reader = DuckDBWarehouse(database=str(db))
+    errors, reads = [], []
+    stop = threading.Event()
+
+    def keep_reading():
+        while not stop.is_set():
+            try:
+                reads.append(reader.query("SELECT count(*) AS n FROM sentences")["n"][0])
+            except Exception as err:  # any lock error here is a failure
+                errors.append(err)
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=keep_reading)
+    thread.start()
+    try:
+        runs = [subprocess.Popen(CLI, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for _ in range(2)]
+        logs = [run.communicate(timeout=900)[0] for run in runs]
+    finally:
+        stop.set()
+        thread.join()
+    for run, log in zip(runs, logs):
+        assert run.returncode == 0 and "RUN_SUCCESS" in log, log[-4000:]
+        assert "lock" not in log.lower() or "Could not set lock" not in log
+    assert not errors and reads and set(reads) <= {len(old_ids), len(old_ids) + 10}
+    assert_consistent(db, old_ids, len(old_ids) + 10)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert len(sentence_ids(conn)) == len(old_ids) + 10
+        assert conn.execute("SELECT count(DISTINCT materialized_at) FROM clustering_metrics").fetchall()[0][0] == 3
