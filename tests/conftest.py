@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,3 +44,19 @@ def dataset(name: str) -> pd.DataFrame:
     if not path.exists():
         pytest.skip(f"{path} not found: the shared datasets sit beside the project checkout")
     return pd.read_csv(path, keep_default_na=False)
+
+
+@pytest.fixture
+def materialize_all(embedder):
+    """materialize(db, selection=None): a real in-process run of the project's assets and checks."""
+    from dagster_project.definitions import all_assets, all_checks
+
+    def run(db: Path, selection=None) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [*all_assets, *all_checks],
+            resources={"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder},
+            selection=selection,
+            raise_on_error=False,
+        )
+
+    return run
