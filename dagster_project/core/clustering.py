@@ -52,12 +52,16 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def choose_k(
-    embeddings: np.ndarray, make_estimator: Callable[[int], Any], k_min: int, k_max: int, sample_size: int, seed: int
+    embeddings: np.ndarray, make_estimator: Callable[[int], Any], k_min: int, k_max: int, sample_size: int, seed: int,
+    tolerance: float = 0.02,
 ) -> tuple[int, dict[str, Any]]:
-    """k with the best cosine silhouette on a sample, searched coarse to fine: a geometric grid of k, then
-    every k between the best grid point's neighbours. Inertia per k is kept for an elbow plot."""
+    """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then a finer one between
+    the best grid point's neighbours). Sentence embeddings give flat silhouette curves, and too few clusters cost
+    far more agreement with human labels than a few too many, so the largest k whose silhouette is within
+    `tolerance` (relative) of the best wins. At most one cluster per 10 sampled sentences.
+    Inertia per k is kept for an elbow plot."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
-    k_max = min(k_max, len(sample) - 1, len(np.unique(sample, axis=0)))
+    k_max = min(k_max, max(2, len(sample) // 10), len(sample) - 1, len(np.unique(sample, axis=0)))
     if k_max < 2:
         return 1, {"k_selection": "too few distinct sentences to compare k; one cluster"}
     k_min = max(2, min(k_min, k_max))
@@ -76,12 +80,15 @@ def choose_k(
         evaluate(k)
     if not scores:
         return 1, {"k_selection": "no k gave two clusters; one cluster"}
-    best = max(scores, key=lambda k: (scores[k], -k))
-    position = grid.index(best)
+    def pick() -> int:
+        top = max(scores.values())
+        return max(k for k, v in scores.items() if v >= top - tolerance * abs(top))
+
+    position = grid.index(pick())
     low, high = grid[max(0, position - 1)], grid[min(len(grid) - 1, position + 1)]
-    for k in range(low, high + 1):
+    for k in sorted(set(np.linspace(low, high, num=min(9, high - low + 1)).round().astype(int).tolist())):
         evaluate(k)
-    best = max(scores, key=lambda k: (scores[k], -k))
+    best = pick()
     return best, {
         "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}]",
         "silhouette_by_k": dict(sorted(scores.items())),
@@ -93,7 +100,8 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
     n = len(embeddings)
     details: dict[str, Any] = {}
     if n_clusters is None:
-        n_clusters, details = choose_k(embeddings, make, params.k_min, params.k_max, params.sample_size, params.seed)
+        n_clusters, details = choose_k(embeddings, make, params.k_min, params.k_max, params.sample_size, params.seed,
+                                       params.silhouette_tolerance)
     elif n_clusters > n:
         details["k_capped"] = f"n_clusters={n_clusters} > {n} sentences; used {n}"
         n_clusters = n
@@ -107,7 +115,9 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
 class KMeansParams:
     n_clusters: int | None = doc("Number of clusters; leave empty to choose k by silhouette between k_min and k_max.")
     k_min: int = doc("Smallest k tried when choosing k.", 2)
-    k_max: int = doc("Largest k tried when choosing k.", 30)
+    k_max: int = doc("Largest k tried when choosing k (at most one per 10 sampled sentences).", 200)
+    silhouette_tolerance: float = doc(
+        "Choose the largest k whose silhouette is within this share of the best.", 0.02)
     sample_size: int = doc("Sentences sampled to choose k.", 5000)
     seed: int = doc("Random seed.", 0)
 

@@ -60,7 +60,7 @@ def test_algorithms_recover_three_obvious_groups(name, params):
 
 
 def test_kmeans_choice_records_silhouette_and_inertia_per_k():
-    x, _ = three_groups()
+    x, _ = three_groups(sizes=(40, 35, 30))
     details = run_clustering("kmeans", x, KMeansParams(k_max=6)).details
     assert details["n_clusters"] == 3
     assert set(details["silhouette_by_k"]) == {2, 3, 4, 5, 6}
