@@ -4,7 +4,8 @@ import dagster as dg
 
 from .assets.clusterings import cluster_assets, clustering_checks, topic_assets
 from .assets.embeddings import every_sentence_embedded_once, sentence_embeddings, vectors_are_finite_unit_and_model_sized
-from .assets.evaluation import clustering_metrics, sentence_map
+from .assets.evaluation import clustering_metrics, topic_report
+from .assets.evaluation_map import sentence_map
 from .assets.sentences import sentences
 from .assets.settings import DEFAULT_DUCKDB_PATH, env_or_default
 from .automation import daily_refresh, refresh_everything, sentence_files_changed
@@ -21,7 +22,9 @@ def build_resources() -> dict:
     }
 
 
-all_assets = [sentences, sentence_embeddings, *cluster_assets, *topic_assets, clustering_metrics, sentence_map]
+all_assets = [
+    sentences, sentence_embeddings, sentence_map, *cluster_assets, *topic_assets, clustering_metrics, topic_report,
+]
 
 all_checks = [every_sentence_embedded_once, vectors_are_finite_unit_and_model_sized, *clustering_checks]
 

@@ -11,10 +11,11 @@ import pandas as pd
 import pydantic
 
 from ..core.clustering import ALGORITHMS, Algorithm
-from ..core.plots import k_selection_png, markdown_image
-from ..core.topics import summarize_topics
+from ..core.plots import hierarchy_png, k_selection_png, markdown_image, top_topics_png, topic_map_png
+from ..core.topics import summarize_topics, topic_hierarchy
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .embeddings import sentence_embeddings
+from .evaluation_map import sentence_map
 
 
 def config_class(algorithm: Algorithm) -> type[dg.Config]:
@@ -31,7 +32,9 @@ def config_class(algorithm: Algorithm) -> type[dg.Config]:
 class TopicConfig(dg.Config):
     n_keywords: int = pydantic.Field(default=8, description="Keywords per topic (class-based TF-IDF).")
     n_representatives: int = pydantic.Field(default=3, description="Representative sentences per topic.")
-    max_ngram: int = pydantic.Field(default=1, description="Longest keyword n-gram (1: single words).")
+    max_ngram: int = pydantic.Field(default=2, description="Longest keyword n-gram (1: single words).")
+    diversity: float = pydantic.Field(
+        default=0.2, description="MMR diversity of keywords, 0 (plain c-TF-IDF order) to 1 (most diverse).")
 
 
 def cluster_sizes_markdown(labels: np.ndarray, limit: int = 15) -> str:
@@ -113,7 +116,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
 
     @dg.asset(
         name=f"{name}_topics",
-        deps=[clusters],
+        deps=[clusters, sentence_map],
         group_name="topics",
         kinds={"scikitlearn", "duckdb"},
         description=f"Topic per {name} cluster in `topic_summaries`: size, share, class-based TF-IDF keywords, "
@@ -132,14 +135,28 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         summary = summarize_topics(
             frame["text"].tolist(), embeddings, assigned["cluster_id"].to_numpy(),
             n_keywords=config.n_keywords, n_representatives=config.n_representatives,
-            ngram_range=(1, max(1, config.max_ngram)),
+            ngram_range=(1, max(1, config.max_ngram)), embed=embedder.encode if config.diversity > 0 else None,
+            diversity=config.diversity,
         )
-        warehouse.replace_algorithm_rows(name, {"topic_summaries": summary})
+        labels = assigned["cluster_id"].to_numpy()
+        hierarchy = topic_hierarchy(embeddings, labels)
+        warehouse.replace_algorithm_rows(name, {"topic_summaries": summary, "topic_hierarchy": hierarchy})
+        seconds = time.perf_counter() - started
+        names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
+        points = warehouse.query("SELECT x, y FROM sentence_map ORDER BY sentence_id")
+        figures = {"top_topics_chart": top_topics_png(summary, f"Largest {name} topics")}
+        if len(points) == len(labels):
+            figures["topic_map"] = topic_map_png(points[["x", "y"]].to_numpy(), labels, names,
+                                                 f"{name}: sentences by topic")
+        tree = hierarchy_png(hierarchy, names, f"{name}: topic hierarchy")
+        if tree:
+            figures["topic_hierarchy"] = tree
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(summary),
             "topics": int((summary["cluster_id"] >= 0).sum()),
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(seconds, 3),
             "top_topics": dg.MetadataValue.md(topics_markdown(summary)),
+            **{key: dg.MetadataValue.md(markdown_image(png, key.replace("_", " "))) for key, png in figures.items()},
         })
 
     return [clusters, topics, every_sentence_assigned_once]

@@ -1,5 +1,6 @@
 import json
 import time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -7,10 +8,10 @@ import pandas as pd
 
 from ..core.clustering import ALGORITHMS
 from ..core.metrics import clustering_metrics as compute_metrics
-from ..core.projection import project_2d
+from ..core.plots import hierarchy_png
+from ..core.report import render_report
 from ..resources import DuckDBWarehouse, SentenceEmbedder
-from .clusterings import cluster_assets
-from .embeddings import sentence_embeddings
+from .clusterings import cluster_assets, topic_assets
 
 METRIC_COLUMNS = ["n_clusters", "noise_fraction", "silhouette", "davies_bouldin", "calinski_harabasz", "nmi", "ari",
                   "v_measure", "seconds"]
@@ -51,20 +52,40 @@ def clustering_metrics(context: dg.AssetExecutionContext, config: MetricsConfig,
     })
 
 
-class MapConfig(dg.Config):
-    method: str = "auto"
-    """auto (UMAP when umap-learn is installed, else PCA), umap or pca."""
-    fit_sample: int = 20_000
-    """Above this many sentences the projection is fitted on a sample and applied to all."""
+class ReportConfig(dg.Config):
+    file_name: str = "topic_report.html"
+    """Written beside the DuckDB file (a plain file name, no folders)."""
 
 
-@dg.asset(deps=[sentence_embeddings], group_name="evaluation", kinds={"scikitlearn", "duckdb"})
-def sentence_map(config: MapConfig, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.MaterializeResult:
-    """2-D coordinates of every sentence in `sentence_map`, for plots and maps."""
-    frame, embeddings = warehouse.load_embeddings(embedder.model_key)
-    started = time.perf_counter()
-    points, method = project_2d(embeddings, config.method, config.fit_sample)
-    warehouse.replace_table("sentence_map", pd.DataFrame(
-        {"sentence_id": frame["sentence_id"], "x": points[:, 0], "y": points[:, 1], "method": method}))
+@dg.asset(deps=[*topic_assets, clustering_metrics], group_name="evaluation", kinds={"html"})
+def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    """One self-contained HTML file (works offline): per algorithm a map of the sentences with the sentence and
+    its topic on hover, the topic table with keywords and representative sentences, the topic hierarchy; and the
+    latest metrics of every algorithm side by side."""
+    if Path(config.file_name).name != config.file_name or not config.file_name.endswith(".html"):
+        raise ValueError(f"file_name '{config.file_name}' must be a plain *.html file name, without folders.")
+    path = Path(warehouse.database).expanduser().resolve().parent / config.file_name
+    metrics = warehouse.query(
+        f"""SELECT algorithm, {", ".join(METRIC_COLUMNS)} FROM clustering_metrics
+            QUALIFY row_number() OVER (PARTITION BY algorithm ORDER BY materialized_at DESC) = 1
+            ORDER BY nmi DESC NULLS LAST, silhouette DESC NULLS LAST""")
+    algorithms = {}
+    for name in ALGORITHMS:
+        summary = warehouse.query(
+            "SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, cluster_id", [name])
+        if summary.empty:
+            continue
+        points = warehouse.query(
+            """SELECT m.x, m.y, a.cluster_id, s.text FROM cluster_assignments a
+               JOIN sentence_map m USING (sentence_id) JOIN sentences s USING (sentence_id)
+               WHERE a.algorithm = ?""", [name])
+        hierarchy = warehouse.query("SELECT * FROM topic_hierarchy WHERE algorithm = ? ORDER BY merge_id", [name])
+        names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
+        algorithms[name] = {"summary": summary, "points": points,
+                            "hierarchy_png": hierarchy_png(hierarchy, names, f"{name}: topic hierarchy")}
+    path.write_text(render_report("Sentence Topics report", metrics, algorithms), encoding="utf-8")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(frame), "method": method, "seconds": round(time.perf_counter() - started, 3)})
+        "path": dg.MetadataValue.path(str(path)),
+        "algorithms": len(algorithms),
+        "size_kb": round(path.stat().st_size / 1024, 1),
+    })

@@ -41,3 +41,75 @@ def k_selection_png(silhouette_by_k: dict, inertia_by_k: dict, chosen: int) -> b
     left.legend(handles=handles, loc="upper right", fontsize=9)
     left.set_title("Choosing k")
     return figure_png(figure)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def topic_map_png(xy, labels, topic_labels: dict[int, str], title: str, max_points: int = 20_000,
+                  max_labels: int = 12) -> bytes:
+    """Sentences in 2-D coloured by cluster (noise grey), the largest topics labelled at their centres."""
+    import numpy as np
+
+    xy, labels = np.asarray(xy), np.asarray(labels)
+    if len(xy) > max_points:
+        keep = np.random.default_rng(0).choice(len(xy), max_points, replace=False)
+        xy, labels = xy[keep], labels[keep]
+    figure, axes = plt.subplots(figsize=(9, 6.5))
+    noise = labels < 0
+    axes.scatter(xy[noise, 0], xy[noise, 1], s=6, c="#cccccc", label="noise", linewidths=0)
+    palette = plt.get_cmap("tab20")
+    clusters, counts = np.unique(labels[~noise], return_counts=True)
+    for cluster in clusters:
+        points = xy[labels == cluster]
+        axes.scatter(points[:, 0], points[:, 1], s=8, color=palette(int(cluster) % 20), linewidths=0, alpha=0.8)
+    for cluster in clusters[np.argsort(-counts)][:max_labels]:
+        cx, cy = np.median(xy[labels == cluster], axis=0)
+        axes.annotate(_shorten(f"{cluster}: {topic_labels.get(int(cluster), '')}", 34), (cx, cy), fontsize=9,
+                      ha="center", va="center",
+                      bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": palette(int(cluster) % 20), "alpha": 0.85})
+    axes.set_title(title)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    return figure_png(figure)
+
+
+def top_topics_png(summary, title: str, limit: int = 12) -> bytes:
+    """Horizontal bars of the biggest topics' sizes, each with its top keywords."""
+    topics = summary[summary["cluster_id"] >= 0].head(limit).iloc[::-1]
+    figure, axes = plt.subplots(figsize=(9, 0.45 * max(len(topics), 2) + 1.2))
+    names = [_shorten(f"{r.cluster_id}: {', '.join(list(r.keywords)[:4])}", 60) for r in topics.itertuples()]
+    axes.barh(names, topics["size"], color="#1f77b4")
+    for y, size in enumerate(topics["size"]):
+        axes.text(size, y, f" {size}", va="center", fontsize=9)
+    axes.set_xlabel("sentences")
+    axes.set_title(title)
+    axes.tick_params(axis="y", labelsize=10)
+    return figure_png(figure)
+
+
+def hierarchy_png(hierarchy, topic_labels: dict[int, str], title: str) -> bytes | None:
+    """Dendrogram of the topic merges (rows of `topic_hierarchy`)."""
+    import numpy as np
+    from scipy.cluster.hierarchy import dendrogram
+
+    if hierarchy.empty:
+        return None
+    leaves = sorted(topic_labels)
+    position = {cluster: i for i, cluster in enumerate(leaves)}
+    n = len(leaves)
+    leaf_count = {cluster: 1 for cluster in leaves}
+    rows = []
+    for i, r in enumerate(hierarchy.itertuples()):
+        position[int(r.merge_id)] = n + i
+        leaf_count[int(r.merge_id)] = leaf_count[int(r.left)] + leaf_count[int(r.right)]
+        rows.append([position[int(r.left)], position[int(r.right)], r.distance, leaf_count[int(r.merge_id)]])
+    matrix = np.array(rows, dtype=float)
+    matrix[:, 2] = np.maximum.accumulate(matrix[:, 2])  # guard against float non-monotonicity
+    figure, axes = plt.subplots(figsize=(9, 0.3 * n + 1.5))
+    dendrogram(matrix, orientation="right", ax=axes,
+               labels=[_shorten(f"{c}: {topic_labels[c]}", 40) for c in leaves], leaf_font_size=9)
+    axes.set_xlabel("cosine distance between topic centroids (average linkage)")
+    axes.set_title(title)
+    return figure_png(figure)

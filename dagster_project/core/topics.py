@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,18 +13,24 @@ NOISE_LABEL = "noise: sentences in no cluster"
 
 
 def ctfidf_keywords(
-    texts: Sequence[str], labels: np.ndarray, n_keywords: int = 8, ngram_range: tuple[int, int] = (1, 1)
+    texts: Sequence[str], labels: np.ndarray, n_keywords: int = 8, ngram_range: tuple[int, int] = (1, 1),
+    min_count: int = 2,
 ) -> dict[int, list[str]]:
-    """Top terms per cluster by class-based TF-IDF (BERTopic): term frequency within the cluster's
-    concatenated text, L1-normalized, times log(1 + mean words per cluster / frequency over all clusters).
-    English stop words are removed."""
-    clusters = np.unique(labels)
-    documents = [" ".join(np.asarray(texts, dtype=object)[labels == c]) for c in clusters]
+    """Top terms per cluster by class-based TF-IDF (BERTopic): term frequency within the cluster, L1-normalized,
+    times log(1 + mean words per cluster / frequency over all clusters). English stop words are removed; n-grams
+    never span two sentences; terms seen at least `min_count` times in the cluster rank before rarer ones."""
+    from scipy import sparse
+
+    labels = np.asarray(labels)
+    clusters, rows = np.unique(labels, return_inverse=True)
     vectorizer = CountVectorizer(stop_words="english", ngram_range=ngram_range, token_pattern=r"(?u)\b\w\w+\b")
     try:
-        counts = vectorizer.fit_transform(documents)
+        per_sentence = vectorizer.fit_transform(texts)
     except ValueError:  # every word is a stop word
         return {int(c): [] for c in clusters}
+    membership = sparse.csr_matrix((np.ones(len(labels)), (rows, np.arange(len(labels)))),
+                                   shape=(len(clusters), len(labels)))
+    counts = (membership @ per_sentence).tocsr()
     terms = vectorizer.get_feature_names_out()
     frequency = np.asarray(counts.sum(axis=0)).ravel()
     idf = np.log(1.0 + counts.sum() / len(clusters) / frequency)
@@ -33,23 +39,49 @@ def ctfidf_keywords(
     for row, cluster in enumerate(clusters):
         start, end = scores.indptr[row], scores.indptr[row + 1]
         values, columns = scores.data[start:end], scores.indices[start:end]
-        best = np.lexsort((terms[columns], -values))[:n_keywords]
+        rare = counts[row, columns].toarray().ravel() < min_count
+        best = np.lexsort((terms[columns], -values, rare))[:n_keywords]
         keywords[int(cluster)] = [str(terms[columns[i]]) for i in best]
     return keywords
 
 
-def representative_indices(embeddings: np.ndarray, texts: Sequence[str], count: int) -> list[int]:
-    """Indices of the `count` sentences closest to the cluster's mean direction, distinct texts only."""
+def representative_indices(
+    embeddings: np.ndarray, texts: Sequence[str], count: int, max_similarity: float = 0.95
+) -> list[int]:
+    """Indices of the `count` sentences closest to the cluster's mean direction, skipping repeated texts and
+    near-duplicates (cosine above `max_similarity` to one already chosen)."""
     centre = embeddings.mean(axis=0)
     centre /= np.linalg.norm(centre) or 1.0
     chosen, seen = [], set()
     for index in np.argsort(-(embeddings @ centre), kind="stable"):
-        if texts[index] not in seen:
-            seen.add(texts[index])
-            chosen.append(int(index))
-            if len(chosen) == count:
-                break
+        if texts[index] in seen or any(float(embeddings[index] @ embeddings[c]) > max_similarity for c in chosen):
+            continue
+        seen.add(texts[index])
+        chosen.append(int(index))
+        if len(chosen) == count:
+            break
     return chosen
+
+
+def diverse_keywords(
+    candidates: list[str], centre: np.ndarray, embed: Callable[[list[str]], np.ndarray], count: int,
+    diversity: float = 0.5,
+) -> list[str]:
+    """Maximal marginal relevance over keyword embeddings: each next keyword is similar to the cluster centre
+    and unlike those already picked, so near-duplicates ("engine", "engines", "car engine") do not crowd out
+    other words. Candidates come in c-TF-IDF order; the first stays first."""
+    if len(candidates) <= 1:
+        return candidates[:count]
+    vectors = embed(candidates)
+    centre = centre / (np.linalg.norm(centre) or 1.0)
+    relevance = vectors @ centre
+    similarity = vectors @ vectors.T
+    picked = [0]
+    while len(picked) < min(count, len(candidates)):
+        rest = [i for i in range(len(candidates)) if i not in picked]
+        scores = [(1 - diversity) * relevance[i] - diversity * similarity[i, picked].max() for i in rest]
+        picked.append(rest[int(np.argmax(scores))])
+    return [candidates[i] for i in picked]
 
 
 def short_label(keywords: list[str], representatives: list[str], words: int = 3) -> str:
@@ -64,18 +96,25 @@ def summarize_topics(
     labels: np.ndarray,
     n_keywords: int = 8,
     n_representatives: int = 3,
-    ngram_range: tuple[int, int] = (1, 1),
+    ngram_range: tuple[int, int] = (1, 2),
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    diversity: float = 0.5,
 ) -> pd.DataFrame:
     """One row per cluster (noise -1 included, marked), largest first:
-    cluster_id, size, share, label, keywords, representative_sentences."""
+    cluster_id, size, share, label, keywords, representative_sentences.
+    With `embed` (texts -> normalized vectors), keywords are diversified by MMR among 3x as many candidates."""
     texts = list(texts)
     labels = np.asarray(labels)
-    keywords = ctfidf_keywords(texts, labels, n_keywords, ngram_range)
+    candidates = ctfidf_keywords(texts, labels, n_keywords * (3 if embed else 1), ngram_range)
     rows = []
     for cluster in np.unique(labels):
         members = np.flatnonzero(labels == cluster)
         member_texts = [texts[i] for i in members]
         reps = [member_texts[i] for i in representative_indices(embeddings[members], member_texts, n_representatives)]
+        keywords = {int(cluster): candidates[int(cluster)][:n_keywords]}
+        if embed is not None:
+            centre = embeddings[members].mean(axis=0)
+            keywords[int(cluster)] = diverse_keywords(candidates[int(cluster)], centre, embed, n_keywords, diversity)
         label = NOISE_LABEL if cluster < 0 else short_label(keywords[int(cluster)], reps)
         rows.append(
             {
@@ -89,3 +128,34 @@ def summarize_topics(
         )
     frame = pd.DataFrame(rows, columns=["cluster_id", "size", "share", "label", "keywords", "representative_sentences"])
     return frame.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)
+
+
+def centroids(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids >= 0, their normalized mean embeddings)."""
+    ids = np.unique(labels[labels >= 0])
+    means = np.stack([embeddings[labels == c].mean(axis=0) for c in ids]) if len(ids) else np.zeros((0, embeddings.shape[1]))
+    return ids, means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+
+
+def topic_hierarchy(embeddings: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """Which topics merge first when fewer are wanted: average-linkage (cosine) merges of the cluster centroids.
+    One row per merge: merge_id (clusters are 0..k-1, merge i creates node k+i), left, right, distance, size."""
+    from scipy.cluster.hierarchy import linkage
+
+    ids, means = centroids(embeddings, labels)
+    columns = ["merge_id", "left", "right", "distance", "size"]
+    if len(ids) < 2:
+        return pd.DataFrame(columns=columns)
+    sizes = {int(c): int((labels == c).sum()) for c in ids}
+    tree = linkage(means.astype(np.float64), method="average", metric="cosine")
+    node_ids = [int(c) for c in ids]  # leaves keep their cluster ids
+    next_node = int(ids.max()) + 1
+    rows = []
+    for i, (a, b, distance, _) in enumerate(tree):
+        left, right = node_ids[int(a)], node_ids[int(b)]
+        size = sizes[left] + sizes[right]
+        node = next_node + i
+        node_ids.append(node)
+        sizes[node] = size
+        rows.append({"merge_id": node, "left": left, "right": right, "distance": float(distance), "size": size})
+    return pd.DataFrame(rows, columns=columns)

@@ -37,12 +37,15 @@ CREATE TABLE IF NOT EXISTS clustering_metrics (
     noise_fraction DOUBLE, silhouette DOUBLE, silhouette_sample_size INTEGER, davies_bouldin DOUBLE,
     calinski_harabasz DOUBLE, nmi DOUBLE, ari DOUBLE, v_measure DOUBLE, seconds DOUBLE,
     materialized_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS topic_hierarchy (
+    algorithm VARCHAR NOT NULL, merge_id INTEGER NOT NULL, "left" INTEGER NOT NULL, "right" INTEGER NOT NULL,
+    distance DOUBLE, size INTEGER);
 CREATE TABLE IF NOT EXISTS sentence_map (
     sentence_id BIGINT NOT NULL, x FLOAT NOT NULL, y FLOAT NOT NULL, method VARCHAR);
 """
 
 # Tables holding one set of rows per algorithm; replaced per algorithm.
-PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs")
+PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs", "topic_hierarchy")
 
 
 class WarehouseBusyError(RuntimeError):

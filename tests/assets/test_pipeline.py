@@ -26,6 +26,8 @@ CONTRACT = {
                            "ari": "DOUBLE", "v_measure": "DOUBLE", "seconds": "DOUBLE",
                            "materialized_at": "TIMESTAMP"},
     "sentence_map": {"sentence_id": "BIGINT", "x": "FLOAT", "y": "FLOAT"},
+    "topic_hierarchy": {"algorithm": "VARCHAR", "merge_id": "INTEGER", "left": "INTEGER", "right": "INTEGER",
+                        "distance": "DOUBLE", "size": "INTEGER"},
 }
 
 
@@ -106,6 +108,8 @@ def test_metadata_reports_counts_timings_and_topics(first_run):
     assert embedded["device"] == "cpu" and "all-MiniLM-L6-v2" in embedded["model_key"]
     topics = metadata(result, "kmeans_topics")
     assert "| cluster | size | label |" in topics["top_topics"]
+    for picture in ("topic_map", "top_topics_chart", "topic_hierarchy"):
+        assert topics[picture].startswith("![") and "data:image/png;base64," in topics[picture]
     clusters = metadata(result, "kmeans_clusters")
     assert clusters["n_clusters"] >= 2 and "n_clusters" in clusters["params"]
     assert clusters["k_selection"].startswith("![silhouette and inertia per k](data:image/png;base64,")
@@ -133,3 +137,26 @@ def test_second_run_encodes_only_new_sentences_and_keeps_ids(first_run, corpus_d
         assert conn.execute("SELECT count(*) FROM embedding_cache").fetchone()[0] == 163
         after = dict(conn.execute("SELECT text, sentence_id FROM sentences WHERE source = 'sample_corpus.csv'").fetchall())
     assert after == before
+
+
+def test_report_is_one_offline_html_file_with_map_topics_and_metrics(first_run):
+    db, result = first_run
+    path = Path(metadata(result, "topic_report")["path"])
+    assert path.parent == db.parent and path.name == "topic_report.html"
+    page = path.read_text(encoding="utf-8")
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
+    assert "<script" not in page and page.count("<svg") == len(ALGORITHMS)
+    assert page.count("<circle") == 160 * len(ALGORITHMS)
+    assert "Knead the bread dough until it feels smooth and elastic." in page  # hover text
+    assert "Metrics, side by side" in page and "representative sentences" in page
+
+
+def test_hierarchy_merges_every_topic_into_one(first_run):
+    db, _ = first_run
+    with duckdb.connect(str(db), read_only=True) as conn:
+        rows = conn.execute("""SELECT h.algorithm, count(*), max(h.size), any_value(r.n_clusters)
+                               FROM topic_hierarchy h JOIN clustering_runs r USING (algorithm)
+                               GROUP BY ALL""").fetchall()
+    for algorithm, merges, top_size, n_clusters in rows:
+        assert merges == n_clusters - 1, algorithm
+        assert top_size <= 160

@@ -1,6 +1,13 @@
 import numpy as np
 
-from dagster_project.core.topics import NOISE_LABEL, ctfidf_keywords, representative_indices, summarize_topics
+from dagster_project.core.topics import (
+    NOISE_LABEL,
+    ctfidf_keywords,
+    diverse_keywords,
+    representative_indices,
+    summarize_topics,
+    topic_hierarchy,
+)
 
 TEXTS = [
     "the apple and the banana are fruit",
@@ -32,19 +39,36 @@ def test_only_stop_words_gives_empty_keywords():
 
 
 def test_representatives_are_central_and_distinct():
-    vectors = np.array([[1, 0], [0.9, 0.1], [0.9, 0.1], [0, 1]], dtype=np.float32)
+    vectors = np.array([[1, 0], [0.7, 0.3], [0.7, 0.3], [0.75, 0.25], [0, 1]], dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    texts = ["edge", "centre", "centre", "other edge"]
+    texts = ["edge", "centre", "centre", "near-duplicate of centre", "other edge"]
     chosen = representative_indices(vectors, texts, 2)
     assert [texts[i] for i in chosen] == ["centre", "edge"]
 
 
 def test_summary_rows_largest_first_with_noise_marked():
     vectors = np.random.default_rng(0).standard_normal((7, 4)).astype(np.float32)
-    summary = summarize_topics(TEXTS, vectors, LABELS, n_keywords=3, n_representatives=2)
+    summary = summarize_topics(TEXTS, vectors, LABELS, n_keywords=3, n_representatives=2, ngram_range=(1, 1))
     assert summary["cluster_id"].tolist() == [0, 1, -1]
     assert summary["size"].tolist() == [3, 3, 1]
     assert summary["share"].sum() == 1.0
     assert summary.loc[2, "label"] == NOISE_LABEL
     assert summary.loc[0, "label"] == "banana, apple, bread"
     assert all(len(r) <= 2 for r in summary["representative_sentences"])
+
+
+def test_mmr_drops_near_duplicate_keywords():
+    space = {"engine": [1, 0, 0], "engines": [0.99, 0.14, 0], "car engine": [0.95, 0.3, 0], "oil": [0.6, 0, 0.8]}
+    embed = lambda words: np.array([np.array(space[w]) / np.linalg.norm(space[w]) for w in words])  # noqa: E731
+    picked = diverse_keywords(["engine", "engines", "car engine", "oil"], np.array([1.0, 0.1, 0.3]), embed, 2)
+    assert picked == ["engine", "oil"]
+
+
+def test_hierarchy_merges_the_closest_topics_first():
+    vectors = np.array([[1, 0, 0], [1, 0, 0], [0.9, 0.43, 0], [0.9, 0.43, 0], [0, 0, 1], [0, 0, 1]],
+                       dtype=np.float32)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    tree = topic_hierarchy(vectors, labels)
+    assert tree[["merge_id", "left", "right", "size"]].values.tolist() == [[3, 0, 1, 4], [4, 2, 3, 6]]
+    assert tree["distance"].is_monotonic_increasing
+    assert topic_hierarchy(vectors[:2], labels[:2]).empty
