@@ -1,0 +1,118 @@
+"""The UI as a person would use it: the Dagster webserver on localhost, driven by headless Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dagster_project.assets.settings import SAMPLE_CORPUS
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                "--disable-background-networking", "--disable-component-update"]
+ASSETS = ["sentences", "sentence_embeddings", "sentence_map", "clustering_metrics", "topic_report"] + [
+    f"{name}_{kind}" for name in ("kmeans", "minibatch_kmeans", "agglomerative", "community_detection", "hdbscan",
+                                  "dbscan") for kind in ("clusters", "topics")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shown(name: str, texts: list[str]) -> bool:
+    """The graph shortens long names as 'prefix…suffix'."""
+    for text in texts:
+        if text == name or ("…" in text and name.startswith(text.split("…")[0]) and name.endswith(text.split("…")[1])):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DUCKDB_PATH": str(home / "w.duckdb"),
+           "SENTENCES_PATH": SAMPLE_CORPUS, "EMBEDDING_DEVICE": "cpu"}
+    subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
+                    "--select", "*"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-m", "dagster_project.definitions",
+                               "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/server_info", timeout=2)
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        server.kill()
+        pytest.fail("the Dagster webserver did not answer within 180 s")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(webserver):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield browser.new_page(viewport={"width": 2200, "height": 1800})
+        browser.close()
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    return Path(os.environ.get("UI_SCREENSHOT_DIR", tmp_path))
+
+
+def visible_lines(page) -> set[str]:
+    return {line.strip() for text in page.locator("body *").all_inner_texts() if text
+            for line in text.splitlines() if line.strip()}
+
+
+def test_asset_graph_shows_the_whole_lineage(webserver, page, tmp_path):
+    page.goto(f"{webserver}/asset-groups", wait_until="networkidle")
+    skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
+    if skip.count():
+        skip.click()
+    page.wait_for_timeout(1000)
+    page.keyboard.press("Alt+e")  # the graph's "Expand all groups"
+    page.wait_for_timeout(1500)
+    seen = visible_lines(page)
+    page.mouse.move(1300, 900)
+    for direction in [1] * 4 + [-1] * 12:  # the graph draws what is in view: scroll through all of it
+        page.mouse.wheel(0, 400 * direction)
+        page.wait_for_timeout(250)
+        seen |= visible_lines(page)
+    missing = [name for name in ASSETS if not shown(name, sorted(seen))]
+    assert not missing, missing
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "ui_asset_graph.png"))
+
+
+def test_topic_asset_shows_topic_table_and_map(webserver, page, tmp_path):
+    page.goto(f"{webserver}/assets/kmeans_topics", wait_until="networkidle")
+    body = page.inner_text("body")
+    for entry in ("top_topics", "topic_map", "top_topics_chart", "topic_hierarchy"):
+        assert entry in body
+    page.get_by_text("[Show Markdown]").first.click()  # top_topics: the markdown topic table
+    page.wait_for_timeout(1000)
+    assert "keywords" in page.inner_text("body")
+    page.keyboard.press("Escape")
+    page.get_by_text("[Show Markdown]").nth(2).click()  # topic_map
+    image = page.locator("img[src^='data:image/png']").first
+    image.wait_for(timeout=10_000)
+    assert image.evaluate("img => img.naturalWidth") > 600
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "ui_topic_map.png"))
