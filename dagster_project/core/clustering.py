@@ -165,6 +165,19 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams) -> Cluste
     return ClusteringResult(relabel_by_size(model.labels_), {"estimated_gb": round(needed_gb, 3)})
 
 
+def coverage_similarity(
+    embeddings: np.ndarray, neighbours: int, coverage: float, sample_size: int, seed: int
+) -> tuple[float, str]:
+    """The cosine similarity at which `coverage` of the sentences have `neighbours` neighbours (themselves
+    included), estimated on a sample (the neighbour count scaled to the sample); and how it was chosen."""
+    n = len(embeddings)
+    sample = embeddings[_sample(n, sample_size, seed)]
+    k = max(1, round(neighbours * len(sample) / n))
+    similarity = float(np.quantile(kth_neighbor_similarity(sample, k), 1.0 - coverage))
+    return similarity, (f"{coverage:.0%} of {len(sample)} sampled sentences have their {k}-th nearest neighbour "
+                        f"at cosine >= {similarity:.4f}")
+
+
 @dataclass(frozen=True)
 class CommunityParams:
     threshold: float | None = doc(
@@ -182,14 +195,8 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams) -> Clus
     details: dict[str, Any] = {"min_community_size": min_size}
     threshold = params.threshold
     if threshold is None:
-        sample = embeddings[_sample(n, params.sample_size, params.seed)]
-        k = max(1, round(min_size * len(sample) / n))
-        kth = kth_neighbor_similarity(sample, k)
-        threshold = float(np.quantile(kth, 1.0 - params.target_coverage))
-        details["threshold_selection"] = (
-            f"{1 - params.target_coverage:.0%} quantile of each sampled sentence's similarity to its "
-            f"{k}-th nearest neighbour (sample of {len(sample)})"
-        )
+        threshold, details["threshold_selection"] = coverage_similarity(
+            embeddings, min_size, params.target_coverage, params.sample_size, params.seed)
     details["threshold"] = round(float(threshold), 4)
     return ClusteringResult(community_labels(embeddings, threshold, min_size), details)
 
@@ -277,11 +284,9 @@ def dbscan(embeddings: np.ndarray, params: DBSCANParams) -> ClusteringResult:
     details: dict[str, Any] = {"dimensions": int(reduced.shape[1]), "min_samples": min_samples}
     eps = params.eps
     if eps is None:
-        sample = reduced[_sample(n, params.sample_size, params.seed)].astype(np.float32)
-        k = max(1, round(min_samples * len(sample) / n))
-        eps = float(1.0 - np.quantile(kth_neighbor_similarity(sample, k), 1.0 - params.target_coverage))
-        details["eps_selection"] = (f"{params.target_coverage:.0%} of sampled sentences have their {k}-th nearest "
-                                    f"neighbour within eps (sample of {len(sample)})")
+        similarity, details["eps_selection"] = coverage_similarity(
+            reduced.astype(np.float32), min_samples, params.target_coverage, params.sample_size, params.seed)
+        eps = 1.0 - similarity
     eps = max(float(eps), 1e-6)
     details["eps"] = round(eps, 4)
     labels = DBSCAN(eps=eps, min_samples=min_samples, metric="cosine", algorithm="brute").fit(reduced).labels_
