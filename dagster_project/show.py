@@ -4,6 +4,7 @@ import argparse
 import os
 
 import duckdb
+from filelock import FileLock
 
 from .assets.settings import DEFAULT_DUCKDB_PATH
 
@@ -13,7 +14,8 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
     parser.add_argument("--topics", type=int, default=5, help="topics shown per algorithm")
     args = parser.parse_args()
-    with duckdb.connect(args.database, read_only=True) as conn:
+    # The pipeline's own lock: wait for a running write instead of failing on DuckDB's file lock.
+    with FileLock(f"{args.database}.lock", timeout=900), duckdb.connect(args.database, read_only=True) as conn:
         print(f"Warehouse {args.database}:")
         for (table,) in conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall():
             count = conn.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]  # names from the catalog
