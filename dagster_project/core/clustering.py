@@ -168,14 +168,13 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams) -> Cluste
 def coverage_similarity(
     embeddings: np.ndarray, neighbours: int, coverage: float, sample_size: int, seed: int
 ) -> tuple[float, str]:
-    """The cosine similarity at which `coverage` of the sentences have `neighbours` neighbours (themselves
-    included), estimated on a sample (the neighbour count scaled to the sample); and how it was chosen."""
-    n = len(embeddings)
-    sample = embeddings[_sample(n, sample_size, seed)]
-    k = max(1, round(neighbours * len(sample) / n))
-    similarity = float(np.quantile(kth_neighbor_similarity(sample, k), 1.0 - coverage))
-    return similarity, (f"{coverage:.0%} of {len(sample)} sampled sentences have their {k}-th nearest neighbour "
-                        f"at cosine >= {similarity:.4f}")
+    """The cosine similarity at which `coverage` of the sentences have `neighbours` neighbours in the corpus
+    (themselves included), estimated exactly for a sample of sentences against the whole corpus; and how it was
+    chosen."""
+    sample = embeddings[_sample(len(embeddings), sample_size, seed)]
+    similarity = float(np.quantile(kth_neighbor_similarity(sample, neighbours, embeddings), 1.0 - coverage))
+    return similarity, (f"{coverage:.0%} of {len(sample)} sampled sentences have {neighbours} neighbours "
+                        f"(themselves included) at cosine >= {similarity:.4f}")
 
 
 @dataclass(frozen=True)

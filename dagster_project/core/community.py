@@ -84,13 +84,17 @@ def community_labels(
     return labels
 
 
-def kth_neighbor_similarity(embeddings: np.ndarray, k: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray:
-    """Cosine similarity of each row to its k-th most similar row (itself counted as the first)."""
-    n = len(embeddings)
+def kth_neighbor_similarity(
+    queries: np.ndarray, k: int, corpus: np.ndarray | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> np.ndarray:
+    """Cosine similarity of each query row to its k-th most similar row of `corpus` (default: the queries
+    themselves; a query that is in the corpus counts itself as the first)."""
+    corpus = queries if corpus is None else corpus
+    n = len(corpus)
     k = max(1, min(k, n))
-    out = np.empty(n, dtype=np.float32)
+    out = np.empty(len(queries), dtype=np.float32)
     step = _block_rows(n, block_bytes)
-    for start in range(0, n, step):
-        scores = embeddings[start : start + step] @ embeddings.T
+    for start in range(0, len(queries), step):
+        scores = queries[start : start + step] @ corpus.T
         out[start : start + step] = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
     return out

@@ -75,7 +75,7 @@ def test_community_detection_automatic_threshold_covers_most_and_never_mixes_gro
     assert result.n_clusters == 3
     for cluster in range(3):
         assert len(set(truth[labels == cluster])) == 1
-    assert "nearest neighbour" in result.details["threshold_selection"]
+    assert "neighbours" in result.details["threshold_selection"]
 
 
 def test_community_detection_marks_outliers_as_noise():

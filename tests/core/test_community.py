@@ -37,3 +37,9 @@ def test_kth_neighbor_similarity_counts_itself_first():
     x = np.array([[1, 0], [0.8, 0.6], [0, 1]], dtype=np.float32)
     assert kth_neighbor_similarity(x, 1).tolist() == pytest.approx([1, 1, 1])
     assert kth_neighbor_similarity(x, 2).tolist() == pytest.approx([0.8, 0.8, 0.6])
+
+
+def test_kth_neighbor_similarity_of_queries_against_a_corpus():
+    corpus = np.array([[1, 0], [0.8, 0.6], [0, 1]], dtype=np.float32)
+    queries = np.array([[0.6, 0.8]], dtype=np.float32)
+    assert kth_neighbor_similarity(queries, 2, corpus).tolist() == pytest.approx([0.8])
