@@ -78,6 +78,17 @@ def screenshot_dir(tmp_path: Path) -> Path:
     return Path(os.environ.get("UI_SCREENSHOT_DIR", tmp_path))
 
 
+def dismiss_dialogs(page) -> None:
+    """A fresh Dagster home greets the first visit with a newsletter dialog that covers the page."""
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(state="visible", timeout=8_000)
+    except playwright.Error:
+        return
+    skip.click()
+    skip.wait_for(state="hidden", timeout=8_000)
+
+
 def visible_lines(page) -> set[str]:
     return {line.strip() for text in page.locator("body *").all_inner_texts() if text
             for line in text.splitlines() if line.strip()}
@@ -85,17 +96,15 @@ def visible_lines(page) -> set[str]:
 
 def test_asset_graph_shows_the_whole_lineage(webserver, page, tmp_path):
     page.goto(f"{webserver}/asset-groups", wait_until="networkidle")
-    skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
-    if skip.count():
-        skip.click()
-    page.wait_for_timeout(1000)
+    dismiss_dialogs(page)
+    page.get_by_text("topics", exact=True).first.wait_for(timeout=60_000)  # the collapsed group nodes
     page.keyboard.press("Alt+e")  # the graph's "Expand all groups"
-    page.wait_for_timeout(1500)
+    page.get_by_text("sentence_map", exact=True).first.wait_for(timeout=60_000)
     seen = visible_lines(page)
     page.mouse.move(1300, 900)
-    for direction in [1] * 4 + [-1] * 12:  # the graph draws what is in view: scroll through all of it
+    for direction in [-1] * 8 + [1] * 20:  # the graph draws what is in view: scroll through all of it
         page.mouse.wheel(0, 400 * direction)
-        page.wait_for_timeout(250)
+        page.wait_for_timeout(400)
         seen |= visible_lines(page)
     missing = [name for name in ASSETS if not shown(name, sorted(seen))]
     assert not missing, missing
@@ -104,6 +113,8 @@ def test_asset_graph_shows_the_whole_lineage(webserver, page, tmp_path):
 
 def test_topic_asset_shows_topic_table_and_map(webserver, page, tmp_path):
     page.goto(f"{webserver}/assets/kmeans_topics", wait_until="networkidle")
+    dismiss_dialogs(page)
+    page.get_by_text("topic_hierarchy").first.wait_for(timeout=60_000)
     body = page.inner_text("body")
     for entry in ("top_topics", "topic_map", "top_topics_chart", "topic_hierarchy"):
         assert entry in body
