@@ -72,7 +72,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         started = time.perf_counter()
         result = algorithm.fit(embeddings, params)
         seconds = time.perf_counter() - started
-        details = {k: v for k, v in result.details.items()}
+        details = result.details
         warehouse.replace_algorithm_rows(name, {
             "cluster_assignments": pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
             "clustering_runs": pd.DataFrame([{
