@@ -1,5 +1,7 @@
 """The one Definitions object of Sentence Topics."""
 
+import os
+
 import dagster as dg
 
 from .assets.clusterings import cluster_assets, clustering_checks, topic_assets
@@ -18,6 +20,9 @@ def build_resources() -> dict:
         "embedder": SentenceEmbedder(
             model=env_or_default("EMBEDDING_MODEL", ""),
             device=env_or_default("EMBEDDING_DEVICE", "auto"),
+            backend=env_or_default("EMBEDDING_BACKEND", "torch"),
+            batch_size=dg.EnvVar.int("EMBEDDING_BATCH_SIZE") if os.environ.get("EMBEDDING_BATCH_SIZE") else 0,
+            export_dir=env_or_default("EMBEDDING_EXPORT_DIR", "data/models"),
         ),
     }
 

@@ -36,6 +36,7 @@ def sentence_embeddings(
             "model_key": model_key,
             "model": embedder.model_name_or_path,
             "device": embedder.resolved_device(),
+            "backend": embedder.backend,
             "precision": embedder.precision,
             "batch_size": embedder.effective_batch_size,
             "cached_texts": cached,

@@ -10,6 +10,9 @@ import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from . import backends
+from .backends import BACKENDS, ExportedEncoder
+
 DEFAULT_BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 512}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -39,8 +42,14 @@ class SentenceEmbedder(ConfigurableResource):
     device: str = Field(default="auto", description="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")
     batch_size: int = Field(default=0, description="Sentences per forward pass; 0: 64 on CPU, 128 on MPS, 512 on CUDA.")
     revision: str = Field(default="", description="Model revision (branch, tag or commit) for hub models.")
+    backend: str = Field(
+        default="torch",
+        description="torch; or a CPU engine exported once from the model: onnx, onnx-int8 (dynamic int8), openvino.",
+    )
+    export_dir: str = Field(default="data/models", description="Where exported ONNX/OpenVINO models are kept.")
 
     _model: Any = PrivateAttr(default=None)
+    _engine: Any = PrivateAttr(default=None)
 
     @property
     def model_name_or_path(self) -> str:
@@ -49,6 +58,13 @@ class SentenceEmbedder(ConfigurableResource):
     def resolved_device(self) -> str:
         if self.device not in DEVICES:
             raise ValueError(f"EMBEDDING_DEVICE '{self.device}' is not one of {', '.join(DEVICES)}.")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"EMBEDDING_BACKEND '{self.backend}' is not one of {', '.join(BACKENDS)}.")
+        if self.backend != "torch":
+            if self.device not in ("auto", "cpu"):
+                raise ValueError(f"EMBEDDING_BACKEND={self.backend} runs on the CPU; use it with EMBEDDING_DEVICE "
+                                 f"auto or cpu, or EMBEDDING_BACKEND=torch on {self.device}.")
+            return "cpu"
         if self.device != "auto":
             return self.device
         import torch
@@ -61,23 +77,29 @@ class SentenceEmbedder(ConfigurableResource):
 
     @property
     def precision(self) -> str:
-        return "fp16" if self.resolved_device() == "cuda" else "fp32"
+        device = self.resolved_device()  # validates device and backend
+        if self.backend != "torch":
+            return backends.precision(self.backend)
+        return "fp16" if device == "cuda" else "fp32"
 
     @property
     def effective_batch_size(self) -> int:
         return self.batch_size or DEFAULT_BATCH_SIZE[self.resolved_device()]
 
     @property
-    def model_key(self) -> str:
-        """Identifies the vectors: model, its revision or folder fingerprint, backend and precision."""
+    def model_identity(self) -> str:
+        """The model and its revision, or a local folder's name and content fingerprint."""
         source = self.model_name_or_path
         folder = Path(source).expanduser()
         if folder.is_dir():
             name = "all-MiniLM-L6-v2" if source == bundled_model_path() else folder.name
-            identity = f"{name}@{folder_fingerprint(folder)}"
-        else:
-            identity = f"{source}@{self.revision or 'main'}"
-        return f"{identity}|torch-{self.precision}"
+            return f"{name}@{folder_fingerprint(folder)}"
+        return f"{source}@{self.revision or 'main'}"
+
+    @property
+    def model_key(self) -> str:
+        """Identifies the vectors: model, its revision or folder fingerprint, backend and precision."""
+        return f"{self.model_identity}|{self.backend.split('-')[0]}-{self.precision}"
 
     def load(self) -> Any:
         if self._model is None:
@@ -96,8 +118,17 @@ class SentenceEmbedder(ConfigurableResource):
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
 
+    def engine(self) -> ExportedEncoder:
+        """The exported ONNX/OpenVINO engine, exported into export_dir on first use."""
+        if self._engine is None:
+            folder = Path(self.export_dir) / self.model_identity.replace("/", "--")
+            self._engine = ExportedEncoder(self.load(), folder, self.backend)
+        return self._engine
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """L2-normalized float32 vectors, one row per text."""
+        if self.backend != "torch":
+            return self.engine().encode(texts, self.effective_batch_size).astype(np.float32, copy=False)
         vectors = self.load().encode(
             texts, batch_size=self.effective_batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,
