@@ -1,6 +1,8 @@
 """Faults injected into real runs: SIGKILL at several points, concurrent runs, readers during writes."""
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,16 +30,16 @@ def cli_env(tmp_path: Path, corpus: Path, db: Path) -> dict:
     return env
 
 
-def run_cli(env: dict, *extra: str) -> str:
-    run = subprocess.run([*CLI, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+def run_cli(env: dict, *extra: str, command: list[str] = CLI) -> str:
+    run = subprocess.run([*command, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     log = run.stdout + run.stderr
     assert run.returncode == 0 and "RUN_SUCCESS" in log, log[-4000:]
     return log
 
 
-def kill_when(env: dict, marker: str, delay: float, *extra: str) -> str:
+def kill_when(env: dict, marker: str, delay: float, *extra: str, command: list[str] = CLI) -> str:
     """Start a run, SIGKILL its whole process group `delay` seconds after `marker` appears in its log."""
-    process = subprocess.Popen([*CLI, *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([*command, *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     for line in process.stdout:
@@ -150,3 +152,37 @@ def test_concurrent_runs_and_readers_lose_nothing(pipeline):
     with duckdb.connect(str(db), read_only=True) as conn:
         assert len(sentence_ids(conn)) == len(old_ids) + 10
         assert conn.execute("SELECT count(DISTINCT materialized_at) FROM clustering_metrics").fetchall()[0][0] == 3
+
+
+def test_sigkill_mid_encoding_loses_at_most_the_chunk_in_flight(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    new, chunk = 3000, 50
+    add_sentences(corpus, new)
+    db = tmp_path / "warehouse.duckdb"
+    env = cli_env(tmp_path, corpus, db)
+    command = [*CLI[:-1], "sentences,sentence_embeddings"]
+    config = json.dumps({"ops": {"sentence_embeddings": {"config": {"chunk_size": chunk}}}})
+
+    log = kill_when(env, f"embedded {3 * chunk}/{new} new texts", 0.0, "--config-json", config, command=command)
+    reported = max(int(n) for n in re.findall(rf"embedded (\d+)/{new} new texts", log))
+    committed = cached_vectors(db)
+    # Killed mid-encoding; every chunk it reported is stored, and only whole chunks are: what the kill
+    # lost is the chunk that was being encoded, no more.
+    assert reported <= committed < new and committed % chunk == 0
+
+    log = run_cli(env, "--config-json", config, command=command)
+    pending = {int(n) for n in re.findall(r"embedded \d+/(\d+) new texts", log)}
+    assert pending == {new - committed}  # the restart encodes only what was not committed
+    assert cached_vectors(db) == new
+
+
+def cached_vectors(db: Path) -> int:
+    """Vectors in the cache, after checking that none is duplicated, partial or not unit length."""
+    with duckdb.connect(str(db), read_only=True) as conn:
+        total, distinct, bad = conn.execute(
+            "SELECT count(*), count(DISTINCT (model_key, text_hash)), count(*) FILTER (WHERE len(embedding) <> 384 "
+            "OR NOT isfinite(list_sum(embedding)) OR abs(sqrt(list_dot_product(embedding, embedding)) - 1) > 1e-3) "
+            "FROM embedding_cache").fetchall()[0]
+    assert total == distinct and bad == 0
+    return total
