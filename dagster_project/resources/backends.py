@@ -114,13 +114,24 @@ def _export_onnx(st_model: Any, _: None, target: Path) -> None:
 def _export_onnx_int8(_: Any, source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # The matrix products only (a quantized embedding table costs quality and saves no time); signed
-    # per-channel weights, 7-bit on CPUs without VNNI so that AVX2's u8 x s8 multiply-add cannot saturate.
-    # Measured on AVX2: the fastest dynamic scheme, with the best similarity ranking but for u8 x u8.
+    # The matrix products only (a quantized embedding table costs quality and saves no time), but not the
+    # feed-forward down-projections, whose inputs carry the outliers that int8 rounds away (measured: Spearman
+    # of pair similarities 0.989 -> 0.994 for 17% of the time). Signed per-channel weights, 7-bit on CPUs
+    # without VNNI so that AVX2's u8 x s8 multiply-add cannot saturate.
     options = {"weight_type": QuantType.QInt8, "per_channel": True, "reduce_range": int8_flavour() == "avx2",
-               "op_types_to_quantize": ["MatMul"],
+               "op_types_to_quantize": ["MatMul"], "nodes_to_exclude": down_projections(source),
                "extra_options": {"DefaultTensorType": 1}}  # 1 = FLOAT, for tensors shape inference cannot type
     _atomic(target, lambda path: quantize_dynamic(source, path, **options))
+
+
+def down_projections(path: Path) -> list[str]:
+    """Names of the MatMul nodes whose weight maps a wider input to a narrower output (1536 -> 384 in MiniLM)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    shapes = {tensor.name: tuple(tensor.dims) for tensor in graph.initializer}
+    return [node.name for node in graph.node if node.op_type == "MatMul"
+            and any(len(shapes.get(name, ())) == 2 and shapes[name][0] > shapes[name][1] for name in node.input)]
 
 
 def _export_openvino(_: Any, source: Path, target: Path) -> None:

@@ -118,6 +118,13 @@ class SentenceEmbedder(ConfigurableResource):
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
 
+    def prepare(self) -> None:
+        """Load the model, and export and load the backend's engine, before the first encode."""
+        if self.backend == "torch":
+            self.load()
+        else:
+            self.engine()
+
     def engine(self) -> ExportedEncoder:
         """The exported ONNX/OpenVINO engine, exported into export_dir on first use."""
         if self._engine is None:
