@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
 
-from .community import community_labels, kth_neighbor_similarity
+from .community import community_labels, kth_neighbor_similarity, neighbour_lists
 
 
 class ClusteringError(ValueError):
@@ -288,7 +289,12 @@ def dbscan(embeddings: np.ndarray, params: DBSCANParams) -> ClusteringResult:
         eps = 1.0 - similarity
     eps = max(float(eps), 1e-6)
     details["eps"] = round(eps, 4)
-    labels = DBSCAN(eps=eps, min_samples=min_samples, metric="cosine", algorithm="brute").fit(reduced).labels_
+    # The eps-neighbourhoods, found block by block (memory: the pairs within eps, never n x n), handed to
+    # scikit-learn as a sparse precomputed graph: a stored entry (distance 0) marks a neighbour.
+    indptr, indices = neighbour_lists(reduced.astype(np.float32), 1.0 - eps)
+    details["neighbour_pairs"] = int(len(indices))
+    graph = csr_matrix((np.zeros(len(indices), dtype=np.float32), indices, indptr), shape=(n, n))
+    labels = DBSCAN(eps=0.5, min_samples=min_samples, metric="precomputed").fit(graph).labels_
     return ClusteringResult(relabel_by_size(labels), details)
 
 

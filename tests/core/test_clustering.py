@@ -151,6 +151,19 @@ def test_dbscan_marks_lone_points_as_noise():
     assert adjusted_rand_score(truth, labels[:-5]) == 1.0
 
 
+@pytest.mark.parametrize("eps, min_samples", [(0.55, 3), (0.6, 5), (0.65, 3)])  # 3 to 8 clusters, 28-64% noise
+def test_dbscan_matches_scikit_learn_brute_force_on_real_embeddings(sample_embeddings, eps, min_samples):
+    from sklearn.cluster import DBSCAN
+
+    expected = DBSCAN(eps=eps, min_samples=min_samples, metric="cosine", algorithm="brute").fit(sample_embeddings)
+    expected = expected.labels_
+    assert len(set(expected)) > 3
+    result = run_clustering("dbscan", sample_embeddings, DBSCANParams(eps=eps, min_samples=min_samples))
+    assert adjusted_rand_score(expected, result.labels) == 1.0
+    assert np.array_equal(expected == -1, result.labels == -1)
+    assert result.details["neighbour_pairs"] < len(sample_embeddings) ** 2
+
+
 def test_unknown_or_missing_reduction_is_a_clear_error():
     x, _ = three_groups()
     with pytest.raises(ClusteringError, match="not one of none, pca, umap"):
