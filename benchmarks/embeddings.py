@@ -1,7 +1,7 @@
 """The embedding step: raw SentenceTransformer.encode vs the `sentence_embeddings` asset, warm re-runs, CPU backends.
 
     python benchmarks/embeddings.py [--sentences 4000] [--repeats 3] [--quality-dataset stackoverflow]
-    python benchmarks/embeddings.py --million [--backend onnx-int8]
+    python benchmarks/embeddings.py --million [--backend onnx-int8] [--keep data/bench_million.duckdb]
 
 One run, the same sentences (a seeded sample of every dataset in ../shared/datasets), the bundled
 all-MiniLM-L6-v2 on the CPU; medians of `repeats`, measured in turn so that load noise hits all alike:
@@ -158,8 +158,11 @@ def million_texts(total: int) -> list[str]:
 
 
 def main_million(args) -> None:
+    """The warehouse stays in data/ (--keep): its vectors feed `benchmarks/scale.py --million`."""
     with tempfile.TemporaryDirectory() as work:
-        folder, db = Path(work) / "corpus", Path(work) / "warehouse.duckdb"
+        folder = Path(work) / "corpus"
+        db = Path(args.keep) if args.keep else Path(work) / "warehouse.duckdb"
+        db.parent.mkdir(parents=True, exist_ok=True)
         write_corpus(folder, million_texts(args.total))
         print(f"{args.total} sentences, backend {args.backend}, chunk 4096, batch default", flush=True)
         started = time.perf_counter()
@@ -168,7 +171,7 @@ def main_million(args) -> None:
         seconds = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         size = db.stat().st_size / 2**30
-    print(f"| sentences | backend | seconds | sentences/s | peak RSS | DuckDB file |\n|---|---|---|---|---|---|")
+    print("| sentences | backend | seconds | sentences/s | peak RSS | DuckDB file |\n|---|---|---|---|---|---|")
     print(f"| {args.total:,} | {args.backend} | {seconds:.0f} | {args.total / seconds:.0f} | "
           f"{peak / 1024:.2f} GB | {size:.2f} GB |")
 
@@ -189,6 +192,7 @@ def main() -> None:
     parser.add_argument("--million", action="store_true")
     parser.add_argument("--total", type=int, default=1_000_000)
     parser.add_argument("--backend", default="onnx-int8")
+    parser.add_argument("--keep", default="data/bench_million.duckdb", help="--million: where the warehouse stays")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

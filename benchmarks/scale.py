@@ -3,9 +3,11 @@
     python benchmarks/scale.py [--sizes 100000 1000000] [--algorithms ...]
 
 100k: the real all-MiniLM-L6-v2 embeddings of the labelled datasets (102,994 sentences, sampled to the size).
-1M: numbered variants of those sentences, simulated in embedding space: each real vector plus small Gaussian
-noise (cosine to its original ~0.97), renormalized. Each clustering runs in a forked child; peak memory is that
-child's RSS above its start (the embedding matrix itself is shared, not counted).
+1M: the real vectors of 1,000,000 sentences (the datasets' sentences and numbered variants of them) that
+`benchmarks/embeddings.py --million` leaves in data/bench_million.duckdb; without that file, the variants are
+simulated in embedding space (each real vector plus Gaussian noise, cosine to its original ~0.97). Each
+clustering runs in a forked child; peak memory is that child's RSS above its start (the embedding matrix
+itself is shared, not counted).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import embed_in_child, measured, scale_corpus  # noqa: E402
+from benchmarks.common import ROOT, embed_in_child, measured, scale_corpus  # noqa: E402
 from dagster_project.core.clustering import ALGORITHMS, run_clustering  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
@@ -39,6 +41,18 @@ def corpus_of(x: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+def million_vectors(path: Path) -> np.ndarray | None:
+    """The embedding cache of the million-sentence warehouse as one matrix, if that file exists."""
+    if not path.exists():
+        return None
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as conn:
+        table = conn.sql("SELECT embedding FROM embedding_cache ORDER BY text_hash").to_arrow_table()
+    flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat.reshape(len(table), -1), dtype=np.float32)
+
+
 def summary(labels: np.ndarray) -> str:
     return f"{len(set(labels.tolist()) - {-1})} clusters, {(labels < 0).mean():.1%} noise"
 
@@ -47,16 +61,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="*", type=int, default=sorted(PER_SIZE))
     parser.add_argument("--algorithms", nargs="*", default=None)
+    parser.add_argument("--million-db", type=Path, default=ROOT / "data" / "bench_million.duckdb")
     args = parser.parse_args()
     real = embed_in_child(scale_corpus()["text"].tolist(), SentenceEmbedder(device="cpu"))
-    print("| sentences | algorithm | seconds | peak MB | result |")
-    print("|---|---|---|---|---|")
+    million = million_vectors(args.million_db) if max(args.sizes) > len(real) else None
+    print("| sentences | vectors | algorithm | seconds | peak MB | result |")
+    print("|---|---|---|---|---|---|")
     for size in args.sizes:
-        x = corpus_of(real, size)
+        measured_vectors = million is not None and size <= len(million)
+        x = corpus_of(million if measured_vectors else real, size)
+        source = "real" if size <= len(real) or measured_vectors else "simulated"
         for name in args.algorithms or PER_SIZE.get(size, list(ALGORITHMS)):
             labels, seconds, peak = measured(lambda: run_clustering(name, x).labels)
             result = f"failed: {labels}" if isinstance(labels, Exception) else summary(labels)
-            print(f"| {size:,} | {name} | {seconds:.1f} | {peak:.0f} | {result} |", flush=True)
+            print(f"| {size:,} | {source} | {name} | {seconds:.1f} | {peak:.0f} | {result} |", flush=True)
 
 
 if __name__ == "__main__":
