@@ -181,10 +181,10 @@ def coverage_similarity(
 @dataclass(frozen=True)
 class CommunityParams:
     threshold: float | None = doc(
-        "Cosine similarity a member needs to its community's center; empty: chosen so that about "
-        "target_coverage of sentences have min_community_size neighbours above it.")
+        "Cosine similarity a member needs to its community's center; empty: chosen from the corpus's "
+        "similarities so that target_coverage of sentences end up in a community (see details).")
     min_community_size: int = doc("Smallest community kept; smaller groups become -1.", 10)
-    target_coverage: float = doc("Share of sentences the automatic threshold aims to cover.", 0.8)
+    target_coverage: float = doc("Share of sentences the automatic threshold aims to assign.", 0.8)
     sample_size: int = doc("Sentences sampled to choose the automatic threshold.", 5000)
     seed: int = doc("Random seed of the sample.", 0)
 
@@ -193,12 +193,24 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams) -> Clus
     n = len(embeddings)
     min_size = max(1, min(params.min_community_size, n))
     details: dict[str, Any] = {"min_community_size": min_size}
-    threshold = params.threshold
-    if threshold is None:
-        threshold, details["threshold_selection"] = coverage_similarity(
-            embeddings, min_size, params.target_coverage, params.sample_size, params.seed)
-    details["threshold"] = round(float(threshold), 4)
-    return ClusteringResult(community_labels(embeddings, threshold, min_size), details)
+    if params.threshold is not None:
+        details["threshold"] = round(float(params.threshold), 4)
+        return ClusteringResult(community_labels(embeddings, params.threshold, min_size), details)
+    # Communities are disjoint, so some sentences with enough neighbours still end up in none: when the
+    # assigned share falls short of the target, aim the neighbour coverage past the shortfall and retry
+    # (at most three fits in all).
+    coverage, attempts = params.target_coverage, []
+    for _ in range(3):
+        threshold, how = coverage_similarity(embeddings, min_size, coverage, params.sample_size, params.seed)
+        labels = community_labels(embeddings, threshold, min_size)
+        assigned = float(np.mean(labels >= 0))
+        attempts.append({"threshold": round(threshold, 4), "neighbour_coverage": round(coverage, 4),
+                         "assigned": round(assigned, 4)})
+        if assigned >= params.target_coverage or coverage >= 0.995:
+            break
+        coverage = min(0.995, coverage + 2 * (params.target_coverage - assigned))
+    details.update(threshold=round(float(threshold), 4), threshold_selection=how, threshold_attempts=attempts)
+    return ClusteringResult(labels, details)
 
 
 REDUCTIONS = ("none", "pca", "umap")

@@ -78,6 +78,19 @@ def test_community_detection_automatic_threshold_covers_most_and_never_mixes_gro
     assert "neighbours" in result.details["threshold_selection"]
 
 
+@pytest.mark.parametrize("min_size", [3, 5, 8])
+def test_community_detection_automatic_threshold_assigns_the_target_share_of_real_sentences(
+    sample_embeddings, min_size
+):
+    result = run_clustering("community_detection", sample_embeddings,
+                            CommunityParams(min_community_size=min_size, target_coverage=0.8))
+    attempts = result.details["threshold_attempts"]
+    assert (result.labels >= 0).mean() >= 0.8 and attempts[-1]["assigned"] >= 0.8
+    assert 1 <= len(attempts) <= 3 and result.details["threshold"] == attempts[-1]["threshold"]
+    thresholds = [a["threshold"] for a in attempts]
+    assert thresholds == sorted(thresholds, reverse=True)  # each retry lowers the threshold
+
+
 def test_community_detection_marks_outliers_as_noise():
     x, truth = three_groups()
     outlier = np.zeros((1, x.shape[1]), dtype=np.float32)
