@@ -17,13 +17,8 @@ METRIC_COLUMNS = ["n_clusters", "noise_fraction", "silhouette", "davies_bouldin"
                   "v_measure", "seconds"]
 
 
-class MetricsConfig(dg.Config):
-    silhouette_sample: int = 10_000
-    """Silhouette is computed on a sample of this many sentences above that size."""
-
-
 @dg.asset(deps=cluster_assets, group_name="evaluation", kinds={"scikitlearn", "duckdb"})
-def clustering_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, warehouse: DuckDBWarehouse,
+def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
                        embedder: SentenceEmbedder) -> dg.MaterializeResult:
     """Silhouette, Davies-Bouldin, Calinski-Harabasz of every clustering, and NMI / ARI / V-measure against the
     input's labels when it has them. Appends one row per algorithm to `clustering_metrics` (history kept)."""
@@ -38,7 +33,7 @@ def clustering_metrics(context: dg.AssetExecutionContext, config: MetricsConfig,
         if name not in runs.index or not np.array_equal(assigned["sentence_id"], frame["sentence_id"]):
             context.log.warning(f"{name}: no assignments for the current sentences; skipped")
             continue
-        values = compute_metrics(embeddings, assigned["cluster_id"].to_numpy(), truth, config.silhouette_sample)
+        values = compute_metrics(embeddings, assigned["cluster_id"].to_numpy(), truth)
         rows.append({"algorithm": name, "model_key": model_key, "params": json.loads(runs.at[name, "params"]),
                      **values, "seconds": float(runs.at[name, "seconds"]), "materialized_at": now})
     table = pd.DataFrame(rows)

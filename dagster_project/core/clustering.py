@@ -13,9 +13,9 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
-from sklearn.metrics import silhouette_score
 
 from .community import community_labels, kth_neighbor_similarity, neighbour_lists
+from .metrics import cosine_silhouette
 
 
 class ClusteringError(ValueError):
@@ -74,7 +74,7 @@ def choose_k(
         model = make_estimator(k).fit(sample)
         inertias[k] = float(model.inertia_)
         if len(np.unique(model.labels_)) >= 2:
-            scores[k] = float(silhouette_score(sample, model.labels_, metric="cosine"))
+            scores[k] = cosine_silhouette(sample, model.labels_)
 
     grid = sorted(set(np.geomspace(k_min, k_max, num=min(10, k_max - k_min + 1)).round().astype(int).tolist()))
     for k in grid:

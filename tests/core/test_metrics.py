@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from dagster_project.core.metrics import clustering_metrics
+from sklearn.metrics import silhouette_score
+
+from dagster_project.core.metrics import clustering_metrics, cosine_silhouette
 from dagster_project.core.projection import project_2d
 
 
@@ -27,11 +29,22 @@ def test_single_cluster_leaves_internal_metrics_undefined():
     assert m["silhouette"] is None and m["davies_bouldin"] is None and m["nmi"] == pytest.approx(0)
 
 
-def test_silhouette_sampled_above_limit():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((200, 3)).astype(np.float32)
-    m = clustering_metrics(x, (x[:, 0] > 0).astype(int), silhouette_sample=50)
-    assert m["silhouette_sample_size"] == 50
+@pytest.mark.parametrize("n, k, dim", [(200, 2, 3), (1500, 40, 32), (60, 59, 4)])
+def test_exact_cosine_silhouette_equals_scikit_learn(n, k, dim):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, dim)).astype(np.float32) + 0.5
+    labels = rng.integers(0, k, n)
+    labels[0] = k + 3  # a singleton cluster scores 0, as in scikit-learn
+    expected = silhouette_score(x, labels, metric="cosine")
+    assert cosine_silhouette(x, labels) == pytest.approx(expected, abs=1e-6)
+    m = clustering_metrics(x, labels)
+    assert m["silhouette"] == pytest.approx(expected, abs=1e-6) and m["silhouette_sample_size"] == n
+
+
+def test_exact_silhouette_on_real_embeddings(sample_embeddings):
+    labels = np.arange(len(sample_embeddings)) % 7
+    expected = silhouette_score(sample_embeddings, labels, metric="cosine")
+    assert cosine_silhouette(sample_embeddings, labels) == pytest.approx(expected, abs=1e-6)
 
 
 def test_projection_is_two_dimensional_and_deterministic():
