@@ -9,6 +9,7 @@ layout, so the files also load with its own backends where those install.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ BACKENDS = ("torch", "onnx", "onnx-int8", "openvino")
 POOLING_MODES = ("mean", "cls", "max")
 
 
+@functools.cache
 def int8_flavour() -> str:
     """avx512_vnni where the CPU multiplies u8 x s8 without saturation, else avx2 (7-bit weights)."""
     try:
@@ -41,6 +43,8 @@ def model_file(backend: str) -> str:
         "onnx-int8": f"onnx/model_{precision(backend)}.onnx",
         "openvino": "openvino/openvino_model.xml",
     }[backend]
+
+
 class BackendError(ValueError):
     """The model cannot run on the chosen backend."""
 
