@@ -23,6 +23,7 @@ def build_resources() -> dict:
             backend=env_or_default("EMBEDDING_BACKEND", "torch"),
             batch_size=dg.EnvVar.int("EMBEDDING_BATCH_SIZE") if os.environ.get("EMBEDDING_BATCH_SIZE") else 0,
             export_dir=env_or_default("EMBEDDING_EXPORT_DIR", "data/models"),
+            pipeline=env_or_default("EMBEDDING_PIPELINE", "auto"),
         ),
     }
 

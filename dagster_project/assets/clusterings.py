@@ -70,7 +70,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         model_key = embedder.model_key
         frame, embeddings = warehouse.load_embeddings(model_key)
         started = time.perf_counter()
-        result = algorithm.fit(embeddings, params)
+        result = algorithm.fit(embeddings, params, embedder.compute_device)
         seconds = time.perf_counter() - started
         details = result.details
         warehouse.replace_algorithm_rows(name, {
@@ -96,6 +96,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
             "details": dg.MetadataValue.json(json.loads(json.dumps(details, default=str))),
             "cluster_sizes": dg.MetadataValue.md(cluster_sizes_markdown(result.labels)),
             "model_key": model_key,
+            "device": embedder.compute_device,
             **figures,
         })
 

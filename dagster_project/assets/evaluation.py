@@ -33,7 +33,7 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
         if name not in runs.index or not np.array_equal(assigned["sentence_id"], frame["sentence_id"]):
             context.log.warning(f"{name}: no assignments for the current sentences; skipped")
             continue
-        values = compute_metrics(embeddings, assigned["cluster_id"].to_numpy(), truth)
+        values = compute_metrics(embeddings, assigned["cluster_id"].to_numpy(), truth, embedder.compute_device)
         rows.append({"algorithm": name, "model_key": model_key, "params": json.loads(runs.at[name, "params"]),
                      **values, "seconds": float(runs.at[name, "seconds"]), "materialized_at": now})
     table = pd.DataFrame(rows)

@@ -1,7 +1,9 @@
 """Clustering algorithms over L2-normalized sentence embeddings, and the registry that drives the assets.
 
-Every algorithm takes the embedding matrix and a frozen parameter dataclass and returns one label per row,
--1 for noise / unassigned, clusters numbered largest first, deterministic under the seed.
+Every algorithm takes the embedding matrix, a frozen parameter dataclass and a torch device, and returns one
+label per row, -1 for noise / unassigned, clusters numbered largest first, deterministic under the seed.
+On a GPU device, k-means, community detection, DBSCAN's neighbourhoods and the silhouette run there in torch;
+everything else (and everything on "cpu") runs on the CPU.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sklearn.decomposition import PCA
 
 from .community import community_labels, kth_neighbor_similarity, neighbour_lists
 from .metrics import cosine_silhouette
+from .torch_kmeans import TorchKMeans
 
 
 class ClusteringError(ValueError):
@@ -54,7 +57,7 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
 
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int], Any], k_min: int, k_max: int, sample_size: int, seed: int,
-    tolerance: float = 0.02,
+    tolerance: float = 0.02, device: str = "cpu",
 ) -> tuple[int, dict[str, Any]]:
     """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then a finer one between
     the best grid point's neighbours). Sentence embeddings give flat silhouette curves, and too few clusters cost
@@ -74,7 +77,7 @@ def choose_k(
         model = make_estimator(k).fit(sample)
         inertias[k] = float(model.inertia_)
         if len(np.unique(model.labels_)) >= 2:
-            scores[k] = cosine_silhouette(sample, model.labels_)
+            scores[k] = cosine_silhouette(sample, model.labels_, device)
 
     grid = sorted(set(np.geomspace(k_min, k_max, num=min(10, k_max - k_min + 1)).round().astype(int).tolist()))
     for k in grid:
@@ -97,12 +100,13 @@ def choose_k(
     }
 
 
-def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, make: Callable[[int], Any]) -> ClusteringResult:
+def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, make: Callable[[int], Any],
+                   device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
     details: dict[str, Any] = {}
     if n_clusters is None:
         n_clusters, details = choose_k(embeddings, make, params.k_min, params.k_max, params.sample_size, params.seed,
-                                       params.silhouette_tolerance)
+                                       params.silhouette_tolerance, device)
     elif n_clusters > n:
         details["k_capped"] = f"n_clusters={n_clusters} > {n} sentences; used {n}"
         n_clusters = n
@@ -123,9 +127,13 @@ class KMeansParams:
     seed: int = doc("Random seed.", 0)
 
 
-def kmeans(embeddings: np.ndarray, params: KMeansParams) -> ClusteringResult:
-    make = lambda k: KMeans(n_clusters=k, n_init=3, random_state=params.seed)  # noqa: E731
-    return _kmeans_family(embeddings, params.n_clusters, params, make)
+def kmeans(embeddings: np.ndarray, params: KMeansParams, device: str = "cpu") -> ClusteringResult:
+    """scikit-learn's KMeans on the CPU; Lloyd with k-means++ in torch (same objective) on a GPU."""
+    if device == "cpu":
+        make = lambda k: KMeans(n_clusters=k, n_init=3, random_state=params.seed)  # noqa: E731
+    else:
+        make = lambda k: TorchKMeans(n_clusters=k, n_init=3, random_state=params.seed, device=device)  # noqa: E731
+    return _kmeans_family(embeddings, params.n_clusters, params, make, device)
 
 
 @dataclass(frozen=True)
@@ -133,11 +141,11 @@ class MiniBatchKMeansParams(KMeansParams):
     batch_size: int = doc("Mini-batch size.", 4096)
 
 
-def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams) -> ClusteringResult:
+def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, device: str = "cpu") -> ClusteringResult:
     make = lambda k: MiniBatchKMeans(  # noqa: E731
         n_clusters=k, batch_size=params.batch_size, n_init=3, random_state=params.seed
     )
-    return _kmeans_family(embeddings, params.n_clusters, params, make)
+    return _kmeans_family(embeddings, params.n_clusters, params, make, device)
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,7 @@ class AgglomerativeParams:
     max_memory_gb: float = doc("Refuse corpora whose pairwise distance matrix would exceed this many GB.", 4.0)
 
 
-def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams) -> ClusteringResult:
+def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
     if params.linkage not in {"average", "complete", "single"}:
         raise ClusteringError(f"agglomerative: linkage '{params.linkage}' is not one of average, complete, single.")
@@ -167,13 +175,13 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams) -> Cluste
 
 
 def coverage_similarity(
-    embeddings: np.ndarray, neighbours: int, coverage: float, sample_size: int, seed: int
+    embeddings: np.ndarray, neighbours: int, coverage: float, sample_size: int, seed: int, device: str = "cpu"
 ) -> tuple[float, str]:
     """The cosine similarity at which `coverage` of the sentences have `neighbours` neighbours in the corpus
     (themselves included), estimated exactly for a sample of sentences against the whole corpus; and how it was
     chosen."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
-    similarity = float(np.quantile(kth_neighbor_similarity(sample, neighbours, embeddings), 1.0 - coverage))
+    similarity = float(np.quantile(kth_neighbor_similarity(sample, neighbours, embeddings, device=device), 1.0 - coverage))
     return similarity, (f"{coverage:.0%} of {len(sample)} sampled sentences have {neighbours} neighbours "
                         f"(themselves included) at cosine >= {similarity:.4f}")
 
@@ -189,20 +197,20 @@ class CommunityParams:
     seed: int = doc("Random seed of the sample.", 0)
 
 
-def community_detection(embeddings: np.ndarray, params: CommunityParams) -> ClusteringResult:
+def community_detection(embeddings: np.ndarray, params: CommunityParams, device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
     min_size = max(1, min(params.min_community_size, n))
     details: dict[str, Any] = {"min_community_size": min_size}
     if params.threshold is not None:
         details["threshold"] = round(float(params.threshold), 4)
-        return ClusteringResult(community_labels(embeddings, params.threshold, min_size), details)
+        return ClusteringResult(community_labels(embeddings, params.threshold, min_size, device=device), details)
     # Communities are disjoint, so some sentences with enough neighbours still end up in none: when the
     # assigned share falls short of the target, aim the neighbour coverage past the shortfall and retry
     # (at most three fits in all).
     coverage, attempts = params.target_coverage, []
     for _ in range(3):
-        threshold, how = coverage_similarity(embeddings, min_size, coverage, params.sample_size, params.seed)
-        labels = community_labels(embeddings, threshold, min_size)
+        threshold, how = coverage_similarity(embeddings, min_size, coverage, params.sample_size, params.seed, device)
+        labels = community_labels(embeddings, threshold, min_size, device=device)
         assigned = float(np.mean(labels >= 0))
         attempts.append({"threshold": round(threshold, 4), "neighbour_coverage": round(coverage, 4),
                          "assigned": round(assigned, 4)})
@@ -258,7 +266,7 @@ class HDBSCANParams:
     seed: int = doc("Random seed of the reduction.", 0)
 
 
-def hdbscan(embeddings: np.ndarray, params: HDBSCANParams) -> ClusteringResult:
+def hdbscan(embeddings: np.ndarray, params: HDBSCANParams, device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
     min_cluster_size = max(2, min(params.min_cluster_size, n))
     if n < 2:
@@ -286,7 +294,7 @@ class DBSCANParams:
     seed: int = doc("Random seed of the sample and the reduction.", 0)
 
 
-def dbscan(embeddings: np.ndarray, params: DBSCANParams) -> ClusteringResult:
+def dbscan(embeddings: np.ndarray, params: DBSCANParams, device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
     if n < 2:
         return ClusteringResult(np.full(n, -1, dtype=np.int64), {"note": "fewer than 2 sentences; all noise"})
@@ -297,13 +305,13 @@ def dbscan(embeddings: np.ndarray, params: DBSCANParams) -> ClusteringResult:
     eps = params.eps
     if eps is None:
         similarity, details["eps_selection"] = coverage_similarity(
-            reduced.astype(np.float32), min_samples, params.target_coverage, params.sample_size, params.seed)
+            reduced.astype(np.float32), min_samples, params.target_coverage, params.sample_size, params.seed, device)
         eps = 1.0 - similarity
     eps = max(float(eps), 1e-6)
     details["eps"] = round(eps, 4)
     # The eps-neighbourhoods, found block by block (memory: the pairs within eps, never n x n), handed to
     # scikit-learn as a sparse precomputed graph: a stored entry (distance 0) marks a neighbour.
-    indptr, indices = neighbour_lists(reduced.astype(np.float32), 1.0 - eps)
+    indptr, indices = neighbour_lists(reduced.astype(np.float32), 1.0 - eps, device=device)
     details["neighbour_pairs"] = int(len(indices))
     graph = csr_matrix((np.zeros(len(indices), dtype=np.float32), indices, indptr), shape=(n, n))
     labels = DBSCAN(eps=0.5, min_samples=min_samples, metric="precomputed").fit(graph).labels_
@@ -313,7 +321,7 @@ def dbscan(embeddings: np.ndarray, params: DBSCANParams) -> ClusteringResult:
 @dataclass(frozen=True)
 class Algorithm:
     name: str
-    fit: Callable[[np.ndarray, Any], ClusteringResult]
+    fit: Callable[[np.ndarray, Any, str], ClusteringResult]
     params: type
     description: str
 
@@ -337,7 +345,7 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 
 
-def run_clustering(name: str, embeddings: np.ndarray, params: Any | None = None) -> ClusteringResult:
+def run_clustering(name: str, embeddings: np.ndarray, params: Any | None = None, device: str = "cpu") -> ClusteringResult:
     """Run a registered algorithm; `params` defaults to its dataclass defaults."""
     algorithm = ALGORITHMS[name]
-    return algorithm.fit(embeddings, params if params is not None else algorithm.params())
+    return algorithm.fit(embeddings, params if params is not None else algorithm.params(), device)

@@ -3,13 +3,24 @@
 The reference materializes `batch_size x n` similarity blocks and drops every sentence that lands in no
 community. This version scores rows in blocks sized to a memory budget, keeps only the indices above the
 threshold, returns one label per sentence (-1 = in no community) and yields exactly the reference's communities.
+The block products run in torch on the given device (a GPU when the embeddings come from one; CPU otherwise).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 DEFAULT_BLOCK_BYTES = 256 * 2**20
+
+
+def as_tensor(x: Any, device: str = "cpu") -> Any:
+    """float32 torch tensor of `x` on `device` (no copy for a writable float32 array on the CPU)."""
+    import torch
+
+    tensor = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.require(x, np.float32, ["C", "W"]))
+    return tensor.to(device=device, dtype=torch.float32)
 
 
 def _block_rows(n: int, block_bytes: int) -> int:
@@ -17,7 +28,7 @@ def _block_rows(n: int, block_bytes: int) -> int:
 
 
 def neighbour_lists(
-    embeddings: np.ndarray, threshold: float, block_bytes: int = DEFAULT_BLOCK_BYTES
+    embeddings: np.ndarray, threshold: float, block_bytes: int = DEFAULT_BLOCK_BYTES, device: str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
     """CSR form (indptr, indices) of every row's neighbours at cosine >= threshold, itself included.
 
@@ -26,14 +37,14 @@ def neighbour_lists(
     Memory: one block of scores plus the pairs above the threshold."""
     n = len(embeddings)
     index_type = np.int32 if n < 2**31 else np.int64
-    threshold = np.float32(threshold)
+    x = as_tensor(embeddings, device)
     step = _block_rows(n, block_bytes)
     rows, cols = [], []
     for start in range(0, n, step):
         stop = min(n, start + step)
-        r, c = np.nonzero(embeddings[start:stop] @ embeddings[start:].T >= threshold)
-        r = (r + start).astype(index_type)
-        c = (c + start).astype(index_type)
+        pairs = ((x[start:stop] @ x[start:].T) >= float(np.float32(threshold))).nonzero().cpu().numpy()
+        r = (pairs[:, 0] + start).astype(index_type)
+        c = (pairs[:, 1] + start).astype(index_type)
         later = c >= stop  # pairs with a row of a later block: record the mirror pair too
         rows += [r, c[later]]
         cols += [c, r[later]]
@@ -46,17 +57,19 @@ def neighbour_lists(
 
 
 def candidate_communities(
-    embeddings: np.ndarray, threshold: float, min_size: int, block_bytes: int = DEFAULT_BLOCK_BYTES
+    embeddings: np.ndarray, threshold: float, min_size: int, block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: str = "cpu",
 ) -> list[tuple[int, np.ndarray]]:
     """(center, members) for every row with at least `min_size` rows at cosine >= threshold (itself included),
     in row order."""
-    indptr, indices = neighbour_lists(embeddings, threshold, block_bytes)
+    indptr, indices = neighbour_lists(embeddings, threshold, block_bytes, device)
     counts = np.diff(indptr)
     return [(int(row), indices[indptr[row] : indptr[row + 1]]) for row in np.flatnonzero(counts >= min_size)]
 
 
 def community_labels(
-    embeddings: np.ndarray, threshold: float = 0.75, min_size: int = 10, block_bytes: int = DEFAULT_BLOCK_BYTES
+    embeddings: np.ndarray, threshold: float = 0.75, min_size: int = 10, block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Label per row: communities numbered largest first, -1 for rows in no community.
 
@@ -66,7 +79,7 @@ def community_labels(
     labels = np.full(n, -1, dtype=np.int64)
     if n == 0 or n < min_size:
         return labels
-    candidates = candidate_communities(np.ascontiguousarray(embeddings, dtype=np.float32), threshold, min_size, block_bytes)
+    candidates = candidate_communities(embeddings, threshold, min_size, block_bytes, device)
     candidates.sort(key=lambda c: len(c[1]), reverse=True)  # stable: ties keep row order, as the reference
     accepted: list[np.ndarray] = []
     used = np.zeros(n, dtype=bool)
@@ -85,16 +98,18 @@ def community_labels(
 
 
 def kth_neighbor_similarity(
-    queries: np.ndarray, k: int, corpus: np.ndarray | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
+    queries: np.ndarray, k: int, corpus: np.ndarray | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Cosine similarity of each query row to its k-th most similar row of `corpus` (default: the queries
     themselves; a query that is in the corpus counts itself as the first)."""
-    corpus = queries if corpus is None else corpus
-    n = len(corpus)
+    q = as_tensor(queries, device)
+    corpus_t = q if corpus is None else as_tensor(corpus, device)
+    n = len(corpus_t)
     k = max(1, min(k, n))
-    out = np.empty(len(queries), dtype=np.float32)
+    out = np.empty(len(q), dtype=np.float32)
     step = _block_rows(n, block_bytes)
-    for start in range(0, len(queries), step):
-        scores = queries[start : start + step] @ corpus.T
-        out[start : start + step] = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    for start in range(0, len(q), step):
+        scores = q[start : start + step] @ corpus_t.T
+        out[start : start + step] = scores.topk(k, dim=1).values[:, k - 1].cpu().numpy()
     return out

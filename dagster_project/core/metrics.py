@@ -5,47 +5,97 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
 from sklearn import metrics
+
+from .community import as_tensor
 
 BLOCK_ROWS = 65_536
 
 
-def cosine_silhouette(embeddings: np.ndarray, labels: np.ndarray) -> float:
+def _groups(labels: np.ndarray, x: Any) -> tuple[Any, Any, Any]:
+    """Cluster index per row (0..k-1), rows per cluster, and per-cluster sums of `x` (float64 torch tensors)."""
+    import torch
+
+    _, index, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    index_t = torch.from_numpy(index.astype(np.int64)).to(x.device)
+    sums = torch.zeros((len(counts), x.shape[1]), dtype=torch.float64, device=x.device).index_add_(0, index_t, x)
+    return index_t, torch.from_numpy(counts).to(device=x.device, dtype=torch.float64), sums
+
+
+def _float64(embeddings: Any, device: str) -> Any:
+    import torch
+
+    return as_tensor(embeddings, device).to(torch.float64 if device != "mps" else torch.float32)
+
+
+def cosine_silhouette(embeddings: np.ndarray, labels: np.ndarray, device: str = "cpu") -> float:
     """Exact mean silhouette with cosine distance, as scikit-learn's silhouette_score(metric="cosine"), in
-    O(n k d) time and O(k d) extra memory instead of O(n^2).
+    O(n k d) time and O(k d) extra memory instead of O(n^2); in torch on `device`.
 
     For unit rows, cosine distance 1 - x.y is linear in y, so the mean distance from x to a cluster C is
     1 - x.mean(C), and to the rest of its own cluster (|C| - x.sum(C)) / (|C| - 1). Points in singleton
     clusters score 0, as in scikit-learn."""
-    labels = np.asarray(labels)
-    _, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    k = len(counts)
+    import torch
+
+    k = len(np.unique(np.asarray(labels)))
     if not 2 <= k < len(labels):
         raise ValueError(f"silhouette needs 2 <= clusters < samples, got {k} clusters of {len(labels)} samples")
-    x = np.asarray(embeddings, dtype=np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    membership = csr_matrix((np.ones(len(index)), (index, np.arange(len(index)))), shape=(k, len(index)))
-    sums = membership @ x  # k x d
+    x = torch.nn.functional.normalize(_float64(embeddings, device), dim=1)
+    index, counts, sums = _groups(labels, x)
     total = 0.0
     for start in range(0, len(x), BLOCK_ROWS):
         own = index[start : start + BLOCK_ROWS]
         dots = x[start : start + BLOCK_ROWS] @ sums.T  # rows x k
-        rows = np.arange(len(own))
+        rows = torch.arange(len(own), device=x.device)
         size = counts[own]
-        a = (size - dots[rows, own]) / np.maximum(size - 1, 1)
+        a = (size - dots[rows, own]) / (size - 1).clamp_min(1)
         mean_distance = 1.0 - dots / counts
-        mean_distance[rows, own] = np.inf
-        b = mean_distance.min(axis=1)
-        score = (b - a) / np.maximum(np.maximum(a, b), 1e-300)
-        total += float(np.where(size > 1, score, 0.0).sum())
+        mean_distance[rows, own] = torch.inf
+        b = mean_distance.min(dim=1).values
+        score = (b - a) / torch.maximum(a, b).clamp_min(1e-300)
+        total += float(torch.where(size > 1, score, 0.0).sum())
     return total / len(x)
+
+
+def davies_bouldin(embeddings: np.ndarray, labels: np.ndarray, device: str = "cpu") -> float:
+    """scikit-learn's davies_bouldin_score (euclidean), in torch on `device`."""
+    import torch
+
+    x = _float64(embeddings, device)
+    index, counts, sums = _groups(labels, x)
+    centroids = sums / counts[:, None]
+    spread = torch.zeros(len(counts), dtype=x.dtype, device=x.device)
+    for start in range(0, len(x), BLOCK_ROWS):
+        own = index[start : start + BLOCK_ROWS]
+        spread.index_add_(0, own, torch.linalg.vector_norm(x[start : start + BLOCK_ROWS] - centroids[own], dim=1))
+    spread /= counts
+    separation = torch.cdist(centroids, centroids, compute_mode="donot_use_mm_for_euclid_dist")
+    if torch.allclose(spread, torch.zeros_like(spread)) or torch.allclose(separation, torch.zeros_like(separation)):
+        return 0.0
+    separation[separation == 0] = torch.inf  # itself (and equal centroids) never the worst pair, as scikit-learn
+    return float(((spread[:, None] + spread[None, :]) / separation).max(dim=1).values.mean())
+
+
+def calinski_harabasz(embeddings: np.ndarray, labels: np.ndarray, device: str = "cpu") -> float:
+    """scikit-learn's calinski_harabasz_score, in torch on `device`."""
+    x = _float64(embeddings, device)
+    index, counts, sums = _groups(labels, x)
+    n, k = len(x), len(counts)
+    centroids = sums / counts[:, None]
+    mean = x.mean(dim=0)
+    between = float((counts * ((centroids - mean) ** 2).sum(dim=1)).sum())
+    within = 0.0
+    for start in range(0, n, BLOCK_ROWS):
+        own = index[start : start + BLOCK_ROWS]
+        within += float(((x[start : start + BLOCK_ROWS] - centroids[own]) ** 2).sum())
+    return 1.0 if within == 0.0 else between * (n - k) / (within * (k - 1))
 
 
 def clustering_metrics(
     embeddings: np.ndarray,
     labels: np.ndarray,
     true_labels: np.ndarray | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """n_clusters, noise_fraction, silhouette (cosine, exact over every clustered row),
     davies_bouldin, calinski_harabasz over non-noise rows; nmi, ari, v_measure over all rows with noise as one
@@ -67,10 +117,10 @@ def clustering_metrics(
     }
     x, y = embeddings[clustered], labels[clustered]
     if 2 <= n_clusters < len(y):
-        result["silhouette"] = cosine_silhouette(x, y)
+        result["silhouette"] = cosine_silhouette(x, y, device)
         result["silhouette_sample_size"] = int(len(y))  # exact: every clustered sentence
-        result["davies_bouldin"] = float(metrics.davies_bouldin_score(x, y))
-        result["calinski_harabasz"] = float(metrics.calinski_harabasz_score(x, y))
+        result["davies_bouldin"] = davies_bouldin(x, y, device)
+        result["calinski_harabasz"] = calinski_harabasz(x, y, device)
     if true_labels is not None:
         truth = np.asarray(true_labels, dtype=object)
         known = np.array([t is not None for t in truth])

@@ -12,9 +12,11 @@ from pydantic import Field, PrivateAttr
 
 from . import backends
 from .backends import BACKENDS, ExportedEncoder
+from .pipelined import PipelinedEncoder, pipelinable
 
 DEFAULT_BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 512}
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PIPELINE_MODES = ("auto", "on", "off")
 
 
 def bundled_model_path() -> str:
@@ -47,9 +49,15 @@ class SentenceEmbedder(ConfigurableResource):
         description="torch; or a CPU engine exported once from the model: onnx, onnx-int8 (dynamic int8), openvino.",
     )
     export_dir: str = Field(default="data/models", description="Where exported ONNX/OpenVINO models are kept.")
+    pipeline: str = Field(
+        default="auto",
+        description="Overlap tokenization (worker threads) with the forward pass: auto (on CUDA and MPS), on, off "
+                    "(SentenceTransformer.encode). torch backend only.",
+    )
 
     _model: Any = PrivateAttr(default=None)
     _engine: Any = PrivateAttr(default=None)
+    _pipelined: Any = PrivateAttr(default=None)
 
     @property
     def model_name_or_path(self) -> str:
@@ -81,6 +89,11 @@ class SentenceEmbedder(ConfigurableResource):
         if self.backend != "torch":
             return backends.precision(self.backend)
         return "fp16" if device == "cuda" else "fp32"
+
+    @property
+    def compute_device(self) -> str:
+        """Where clustering and metrics run in torch: the GPU when the embeddings come from CUDA, else the CPU."""
+        return "cuda" if self.backend == "torch" and self.resolved_device() == "cuda" else "cpu"
 
     @property
     def effective_batch_size(self) -> int:
@@ -132,10 +145,23 @@ class SentenceEmbedder(ConfigurableResource):
             self._engine = ExportedEncoder(self.load(), folder, self.backend)
         return self._engine
 
+    def pipelined(self) -> PipelinedEncoder | None:
+        """The overlapped encoder when the pipeline setting and the model call for it, else None."""
+        if self.pipeline not in PIPELINE_MODES:
+            raise ValueError(f"EMBEDDING_PIPELINE '{self.pipeline}' is not one of {', '.join(PIPELINE_MODES)}.")
+        wanted = self.pipeline == "on" or (self.pipeline == "auto" and self.resolved_device() in ("cuda", "mps"))
+        if not wanted or self.backend != "torch" or not pipelinable(self.load()):
+            return None
+        if self._pipelined is None:
+            self._pipelined = PipelinedEncoder(self.load())
+        return self._pipelined
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """L2-normalized float32 vectors, one row per text."""
         if self.backend != "torch":
             return self.engine().encode(texts, self.effective_batch_size).astype(np.float32, copy=False)
+        if (pipelined := self.pipelined()) is not None:
+            return pipelined.encode(texts, self.effective_batch_size)
         vectors = self.load().encode(
             texts, batch_size=self.effective_batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,

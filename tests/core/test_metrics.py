@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from dagster_project.core.metrics import clustering_metrics, cosine_silhouette
+from dagster_project.core.metrics import calinski_harabasz, clustering_metrics, cosine_silhouette, davies_bouldin
 from dagster_project.core.projection import project_2d
 
 
@@ -52,3 +52,19 @@ def test_projection_is_two_dimensional_and_deterministic():
     a, method = project_2d(x, "pca")
     b, _ = project_2d(x, "pca")
     assert a.shape == (30, 2) and method == "pca" and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("n,k,dim", [(60, 3, 5), (300, 12, 16), (500, 40, 8)])
+def test_davies_bouldin_and_calinski_harabasz_equal_scikit_learn(n, k, dim):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    labels = rng.integers(0, k, n)
+    assert davies_bouldin(x, labels) == pytest.approx(davies_bouldin_score(x, labels), rel=1e-6)
+    assert calinski_harabasz(x, labels) == pytest.approx(calinski_harabasz_score(x, labels), rel=1e-6)
+
+
+def test_metrics_on_real_embeddings_equal_scikit_learn(sample_embeddings):
+    labels = np.arange(len(sample_embeddings)) % 7
+    m = clustering_metrics(sample_embeddings, labels)
+    assert m["davies_bouldin"] == pytest.approx(davies_bouldin_score(sample_embeddings, labels), rel=1e-5)
+    assert m["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(sample_embeddings, labels), rel=1e-5)
