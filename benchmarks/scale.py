@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, embed_in_child, measured, scale_corpus  # noqa: E402
-from dagster_project.core.clustering import ALGORITHMS, run_clustering  # noqa: E402
+from dagster_project.core.clustering import ALGORITHMS, CommunityParams, run_clustering  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
 PER_SIZE = {
@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="*", type=int, default=sorted(PER_SIZE))
     parser.add_argument("--algorithms", nargs="*", default=None)
     parser.add_argument("--million-db", type=Path, default=ROOT / "data" / "bench_million.duckdb")
+    parser.add_argument("--community-threshold", type=float, default=None,
+                        help="fixed threshold for community detection (default: automatic, two or three fits)")
     args = parser.parse_args()
     real = embed_in_child(scale_corpus()["text"].tolist(), SentenceEmbedder(device="cpu"))
     million = million_vectors(args.million_db) if max(args.sizes) > len(real) else None
@@ -72,7 +74,8 @@ def main() -> None:
         x = corpus_of(million if measured_vectors else real, size)
         source = "real" if size <= len(real) or measured_vectors else "simulated"
         for name in args.algorithms or PER_SIZE.get(size, list(ALGORITHMS)):
-            labels, seconds, peak = measured(lambda: run_clustering(name, x).labels)
+            params = CommunityParams(threshold=args.community_threshold) if name == "community_detection" else None
+            labels, seconds, peak = measured(lambda: run_clustering(name, x, params).labels)
             result = f"failed: {labels}" if isinstance(labels, Exception) else summary(labels)
             print(f"| {size:,} | {source} | {name} | {seconds:.1f} | {peak:.0f} | {result} |", flush=True)
 
