@@ -43,6 +43,7 @@ def sentence_embeddings(
             "backend": embedder.backend,
             "precision": embedder.precision,
             "batch_size": embedder.effective_batch_size,
+            "overlapped_tokenization": bool(new) and embedder.pipelined() is not None,
             "cached_texts": cached,
             "new_texts": new,
             "dagster/row_count": cached + new,
