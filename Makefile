@@ -40,8 +40,18 @@ ui: setup
 show: setup
 	$(BIN)/python -m dagster_project.show
 
-bench: setup
-	$(BIN)/python benchmarks/quality.py
+# The quality benchmark compares against BERTopic, a benchmark-only dependency kept in its own environment
+# (its umap-learn would change the product's defaults in $(VENV)).
+BENCH_VENV ?= .venv-bench
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/quality.py
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -c "import torch" 2>/dev/null || $(BENCH_VENV)/bin/python -m pip install -q $(TORCH_SPEC)
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[bench]'
+	touch $@
 
 clean:
 	rm -rf data $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules $(DAGSTER_HOME)/demo.log

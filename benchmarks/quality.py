@@ -2,7 +2,12 @@
 against the reference measured in the same run: scikit-learn KMeans told the true k, on the same
 all-MiniLM-L6-v2 embeddings (normalized, as sentence-transformers encodes them).
 
-    python benchmarks/quality.py [--datasets atis banking77 ...] [--algorithms kmeans hdbscan ...]
+    python benchmarks/quality.py [--datasets atis banking77 ...] [--algorithms kmeans hdbscan ...] [--no-bertopic]
+
+BERTopic's default pipeline (UMAP to 5 dimensions, HDBSCAN with min_cluster_size 10; UMAP seeded for a
+repeatable table) runs on the same embeddings when `bertopic` is installed: it is a benchmark-only dependency
+(`make bench` installs it into its own environment, .venv-bench, so that its umap-learn never changes the
+product's defaults).
 
 Each clustering runs in a forked child process so that its peak memory (RSS above the child's start) and time
 are its own. Prints a markdown table (NMI, ARI, V-measure with noise counted as one group; clusters found; noise
@@ -25,17 +30,42 @@ from benchmarks.common import dataset_names, embed_in_child, load_dataset, measu
 from dagster_project.core.clustering import ALGORITHMS, KMeansParams, run_clustering  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
+
+def bertopic_topics(x: np.ndarray, texts: list[str], seed: int = 0) -> np.ndarray:
+    """Topic per sentence (-1: outlier) of BERTopic with its default models, fed the same embeddings."""
+    from bertopic import BERTopic
+    from umap import UMAP
+
+    umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)  # its default
+    topics, _ = BERTopic(umap_model=umap_model).fit_transform(texts, x)
+    return np.asarray(topics)
+
+
 def cluster(x: np.ndarray, name: str, params: object) -> np.ndarray:
     if name == "reference":
         return KMeans(n_clusters=params, n_init=3, random_state=0).fit(x).labels_
+    if name == "bertopic":
+        return bertopic_topics(x, params)
     return run_clustering(name, x, params).labels
+
+
+def has_bertopic() -> bool:
+    try:
+        import bertopic  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="*", default=None, help="default: every dataset")
     parser.add_argument("--algorithms", nargs="*", default=list(ALGORITHMS))
+    parser.add_argument("--no-bertopic", action="store_true", help="leave BERTopic out even when installed")
     args = parser.parse_args()
+    with_bertopic = not args.no_bertopic and has_bertopic()
+    if not args.no_bertopic and not with_bertopic:
+        print("bertopic is not installed: BERTopic left out (make bench installs it)", file=sys.stderr)
     embedder = SentenceEmbedder(device="cpu")
     rows = []
     for dataset in args.datasets or dataset_names():
@@ -45,6 +75,8 @@ def main() -> None:
         x = embed_in_child(frame["text"].tolist(), embedder)
         print(f"{dataset}: {len(frame)} sentences, {true_k} labels", file=sys.stderr, flush=True)
         jobs = [("reference", "reference", true_k), ("kmeans, true k", "kmeans", KMeansParams(n_clusters=true_k))]
+        if with_bertopic:
+            jobs.append(("BERTopic (defaults)", "bertopic", frame["text"].tolist()))
         jobs += [(name, name, None) for name in args.algorithms]
         for shown, name, params in jobs:
             labels, seconds, peak = measured(cluster, x, name, params)
