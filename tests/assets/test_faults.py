@@ -97,17 +97,12 @@ def add_sentences(corpus: Path, count: int) -> None:
     (corpus / "notes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_sigkill_at_several_points_leaves_whole_materializations(pipeline):
+def sigkill_at_points_then_finish(pipeline, points: list[tuple[str, float]]) -> None:
+    """SIGKILL a run at each (log marker, delay) in turn: the warehouse is whole after each kill, and a final
+    run completes every asset for every sentence."""
     env, corpus, db, old_ids = pipeline
     add_sentences(corpus, 64)
     new_count = len(old_ids) + 64
-    points = [
-        ("sentence_embeddings - STEP_START", 4.0),  # in the middle of encoding, chunk by chunk
-        ("kmeans_clusters - STEP_START", 1.0),
-        ("kmeans_clusters - ASSET_MATERIALIZATION", 0.0),
-        ("_topics - STEP_START", 1.5),
-        ("clustering_metrics - STEP_START", 1.0),
-    ]
     for marker, delay in points:
         kill_when(env, marker, delay, "--config-json", SMALL_CHUNKS)
         assert_consistent(db, old_ids, new_count)
@@ -118,6 +113,22 @@ def test_sigkill_at_several_points_leaves_whole_materializations(pipeline):
         assert len(sentence_ids(conn)) == new_count
         counts = dict(conn.execute("SELECT algorithm, count(*) FROM cluster_assignments GROUP BY ALL").fetchall())
         assert counts == {name: new_count for name in ALGORITHMS}
+
+
+def test_sigkill_mid_encoding_and_after_a_clustering_leaves_whole_materializations(pipeline):
+    sigkill_at_points_then_finish(pipeline, [
+        ("sentence_embeddings - STEP_START", 4.0),  # in the middle of encoding, chunk by chunk
+        ("kmeans_clusters - ASSET_MATERIALIZATION", 0.0),
+    ])
+
+
+@pytest.mark.slow
+def test_sigkill_at_more_points_leaves_whole_materializations(pipeline):
+    sigkill_at_points_then_finish(pipeline, [
+        ("kmeans_clusters - STEP_START", 1.0),
+        ("_topics - STEP_START", 1.5),
+        ("clustering_metrics - STEP_START", 1.0),
+    ])
 
 
 def test_concurrent_runs_and_readers_lose_nothing(pipeline):
