@@ -23,8 +23,30 @@ def as_tensor(x: Any, device: str = "cpu") -> Any:
     return tensor.to(device=device, dtype=torch.float32)
 
 
-def _block_rows(n: int, block_bytes: int) -> int:
+def block_rows(n: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
+    """Rows per block so that one block of float32 scores against n rows fits in `block_bytes`."""
     return max(1, min(n, block_bytes // max(1, 4 * n)))
+
+
+def block_pairs(x: Any, start: int, stop: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the pairs at cosine >= threshold between rows start:stop of the tensor `x` and rows
+    start: (itself included), plus the mirror of each pair that reaches a row after the block."""
+    index_type = np.int32 if len(x) < 2**31 else np.int64
+    pairs = ((x[start:stop] @ x[start:].T) >= float(np.float32(threshold))).nonzero().cpu().numpy()
+    r = (pairs[:, 0] + start).astype(index_type)
+    c = (pairs[:, 1] + start).astype(index_type)
+    later = c >= stop
+    return np.concatenate([r, c[later]]), np.concatenate([c, r[later]])
+
+
+def csr_from_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR form (indptr, indices, each row's columns sorted) of the (rows, cols) pairs of every block."""
+    rows = np.concatenate([r for r, _ in pairs]) if pairs else np.zeros(0, np.int32)
+    cols = np.concatenate([c for _, c in pairs]) if pairs else np.zeros(0, np.int32)
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, cols[order]
 
 
 def neighbour_lists(
@@ -36,35 +58,35 @@ def neighbour_lists(
     (half the multiply-adds of scoring every row against all), and every pair found is recorded both ways.
     Memory: one block of scores plus the pairs above the threshold."""
     n = len(embeddings)
-    index_type = np.int32 if n < 2**31 else np.int64
     x = as_tensor(embeddings, device)
-    step = _block_rows(n, block_bytes)
-    rows, cols = [], []
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        pairs = ((x[start:stop] @ x[start:].T) >= float(np.float32(threshold))).nonzero().cpu().numpy()
-        r = (pairs[:, 0] + start).astype(index_type)
-        c = (pairs[:, 1] + start).astype(index_type)
-        later = c >= stop  # pairs with a row of a later block: record the mirror pair too
-        rows += [r, c[later]]
-        cols += [c, r[later]]
-    rows_all = np.concatenate(rows) if rows else np.zeros(0, index_type)
-    cols_all = np.concatenate(cols) if cols else np.zeros(0, index_type)
-    order = np.lexsort((cols_all, rows_all))
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows_all, minlength=n), out=indptr[1:])
-    return indptr, cols_all[order]
+    step = block_rows(n, block_bytes)
+    return csr_from_pairs([block_pairs(x, start, min(n, start + step), threshold) for start in range(0, n, step)], n)
 
 
-def candidate_communities(
-    embeddings: np.ndarray, threshold: float, min_size: int, block_bytes: int = DEFAULT_BLOCK_BYTES,
-    device: str = "cpu",
-) -> list[tuple[int, np.ndarray]]:
-    """(center, members) for every row with at least `min_size` rows at cosine >= threshold (itself included),
-    in row order."""
-    indptr, indices = neighbour_lists(embeddings, threshold, block_bytes, device)
+def communities_from_neighbours(indptr: np.ndarray, indices: np.ndarray, min_size: int) -> np.ndarray:
+    """Label per row from its neighbour lists: as the reference, candidate centers (rows with at least
+    `min_size` neighbours) largest first, each taking its not yet used neighbours if at least `min_size`
+    remain; communities numbered largest first, -1 for rows in none."""
+    n = len(indptr) - 1
+    labels = np.full(n, -1, dtype=np.int64)
     counts = np.diff(indptr)
-    return [(int(row), indices[indptr[row] : indptr[row + 1]]) for row in np.flatnonzero(counts >= min_size)]
+    centers = np.flatnonzero(counts >= min_size)
+    centers = centers[np.argsort(-counts[centers], kind="stable")]  # ties keep row order, as the reference
+    accepted: list[np.ndarray] = []
+    used = np.zeros(n, dtype=bool)
+    for center in centers:
+        if used[center]:
+            continue
+        members = indices[indptr[center] : indptr[center + 1]]
+        free = members[~used[members]]
+        if len(free) >= min_size:
+            community = np.union1d(free, [center])  # the reference always keeps the center
+            accepted.append(community)
+            used[community] = True
+    order = sorted(range(len(accepted)), key=lambda i: len(accepted[i]), reverse=True)
+    for cluster_id, index in enumerate(order):
+        labels[accepted[index]] = cluster_id
+    return labels
 
 
 def community_labels(
@@ -76,25 +98,9 @@ def community_labels(
     `embeddings` must be L2-normalized float32 (cosine = dot product).
     """
     n = len(embeddings)
-    labels = np.full(n, -1, dtype=np.int64)
     if n == 0 or n < min_size:
-        return labels
-    candidates = candidate_communities(embeddings, threshold, min_size, block_bytes, device)
-    candidates.sort(key=lambda c: len(c[1]), reverse=True)  # stable: ties keep row order, as the reference
-    accepted: list[np.ndarray] = []
-    used = np.zeros(n, dtype=bool)
-    for center, members in candidates:
-        if used[center]:
-            continue
-        free = members[~used[members]]
-        if len(free) >= min_size:
-            community = np.union1d(free, [center])  # the reference always keeps the center
-            accepted.append(community)
-            used[community] = True
-    order = sorted(range(len(accepted)), key=lambda i: len(accepted[i]), reverse=True)
-    for cluster_id, index in enumerate(order):
-        labels[accepted[index]] = cluster_id
-    return labels
+        return np.full(n, -1, dtype=np.int64)
+    return communities_from_neighbours(*neighbour_lists(embeddings, threshold, block_bytes, device), min_size)
 
 
 def kth_neighbor_similarity(
@@ -108,7 +114,7 @@ def kth_neighbor_similarity(
     n = len(corpus_t)
     k = max(1, min(k, n))
     out = np.empty(len(q), dtype=np.float32)
-    step = _block_rows(n, block_bytes)
+    step = block_rows(n, block_bytes)
     for start in range(0, len(q), step):
         scores = q[start : start + step] @ corpus_t.T
         out[start : start + step] = scores.topk(k, dim=1).values[:, k - 1].cpu().numpy()
