@@ -10,8 +10,9 @@ from .core.readers import InputError, resolve_files
 
 refresh_everything = dg.define_asset_job(
     "refresh_everything",
-    selection=dg.AssetSelection.all(),
-    description="Ingest, embed new sentences, run every clustering, summarize topics, evaluate, project.",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("adaptation"),
+    description="Ingest, embed new sentences, run every clustering, summarize topics, evaluate, project "
+                "(domain adaptation apart: the adapt_and_compare job).",
 )
 
 daily_refresh = dg.ScheduleDefinition(

@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from .assets.adaptation import adapt_and_compare, adaptation_assets
 from .assets.clusterings import cluster_assets, clustering_checks, topic_assets
 from .assets.embeddings import every_sentence_embedded_once, sentence_embeddings, vectors_are_finite_unit_and_model_sized
 from .assets.evaluation import clustering_metrics, topic_report
@@ -35,10 +36,10 @@ all_assets = [
 all_checks = [every_sentence_embedded_once, vectors_are_finite_unit_and_model_sized, *clustering_checks]
 
 defs = dg.Definitions(
-    assets=all_assets,
+    assets=[*all_assets, *adaptation_assets],
     asset_checks=all_checks,
     resources=build_resources(),
-    jobs=[refresh_everything],
+    jobs=[refresh_everything, adapt_and_compare],
     # Steps run in parallel processes forked from a server that has already imported the project:
     # no per-step interpreter start and import (seconds each on a small machine).
     executor=dg.multiprocess_executor.configured(

@@ -45,13 +45,14 @@ def test_sensor_skips_with_reason_when_path_is_missing(tmp_path, monkeypatch):
 
 
 def test_command_line_materializes_everything_in_parallel_processes(tmp_path):
-    """`dagster asset materialize --select '*'` with the multiprocess executor: parallel steps share one DuckDB
-    file without a lock error."""
+    """`dagster asset materialize --select "not group:adaptation"` (the demo) with the multiprocess executor:
+    parallel steps share one DuckDB file without a lock error."""
     db = tmp_path / "cli.duckdb"
     env = {**os.environ, "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(tmp_path), "EMBEDDING_DEVICE": "cpu"}
     env.pop("SENTENCES_PATH", None)
     cli = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions"]
-    run = subprocess.run([*cli, "--select", "*"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run([*cli, "--select", "not group:adaptation"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=900)
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-5000:]
     assert "RUN_SUCCESS" in log and "STEP_FAILURE" not in log and "Could not set lock" not in log

@@ -18,15 +18,15 @@ from .embeddings import sentence_embeddings
 from .evaluation_map import sentence_map
 
 
-def config_class(algorithm: Algorithm) -> type[dg.Config]:
-    """A typed dagster Config (editable in the launchpad) mirroring the algorithm's parameter dataclass."""
-    hints = typing.get_type_hints(algorithm.params)
+def config_class(params: type, name: str) -> type[dg.Config]:
+    """A typed dagster Config (editable in the launchpad) mirroring a parameter dataclass."""
+    hints = typing.get_type_hints(params)
     fields = {
         f.name: (hints[f.name], pydantic.Field(default=f.default, description=f.metadata.get("description")))
-        for f in dataclasses.fields(algorithm.params)
+        for f in dataclasses.fields(params)
     }
-    name = "".join(part.title() for part in algorithm.name.split("_")) + "Config"
-    return pydantic.create_model(name, __base__=dg.Config, **fields)
+    return pydantic.create_model("".join(part.title() for part in name.split("_")) + "Config", __base__=dg.Config,
+                                 **fields)
 
 
 class TopicConfig(dg.Config):
@@ -55,7 +55,7 @@ def topics_markdown(topics: pd.DataFrame, limit: int = 10) -> str:
 
 def build_clustering_assets(algorithm: Algorithm) -> list:
     name = algorithm.name
-    ClusterConfig = config_class(algorithm)
+    ClusterConfig = config_class(algorithm.params, algorithm.name)
 
     @dg.asset(
         name=f"{name}_clusters",

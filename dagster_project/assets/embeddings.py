@@ -18,6 +18,13 @@ def sentence_embeddings(
     """L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed by
     (model_key, text_hash). Only texts not yet cached for this model are encoded, chunk by chunk,
     each chunk committed on its own."""
+    return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size))
+
+
+def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder,
+                  chunk_size: int) -> dict:
+    """Encode every sentence text without a vector for the embedder's model_key, chunk by chunk, each chunk
+    committed on its own; returns the asset metadata (model, speed, cached and new texts)."""
     model_key = embedder.model_key
     pending, cached = warehouse.pending_texts(model_key)
     loading = time.perf_counter()
@@ -26,33 +33,31 @@ def sentence_embeddings(
     load_seconds = time.perf_counter() - loading
     started = time.perf_counter()
     encoding_seconds = 0.0
-    for start in range(0, len(pending), config.chunk_size):
-        chunk = pending.iloc[start : start + config.chunk_size]
+    for start in range(0, len(pending), chunk_size):
+        chunk = pending.iloc[start : start + chunk_size]
         t0 = time.perf_counter()
         vectors = embedder.encode(chunk["text"].tolist())
         encoding_seconds += time.perf_counter() - t0
         warehouse.insert_embeddings(model_key, chunk["text_hash"].tolist(), vectors)
-        context.log.info(f"embedded {min(start + config.chunk_size, len(pending))}/{len(pending)} new texts")
+        context.log.info(f"embedded {min(start + chunk_size, len(pending))}/{len(pending)} new texts")
     seconds = time.perf_counter() - started
     new = len(pending)
-    return dg.MaterializeResult(
-        metadata={
-            "model_key": model_key,
-            "model": embedder.model_name_or_path,
-            "device": embedder.resolved_device(),
-            "backend": embedder.backend,
-            "precision": embedder.precision,
-            "batch_size": embedder.effective_batch_size,
-            "overlapped_tokenization": bool(new) and embedder.pipelined() is not None,
-            "cached_texts": cached,
-            "new_texts": new,
-            "dagster/row_count": cached + new,
-            "model_load_seconds": round(load_seconds, 3),
-            "seconds": round(seconds, 3),
-            "sentences_per_second": round(new / seconds, 1) if new and seconds else 0.0,
-            "encode_sentences_per_second": round(new / encoding_seconds, 1) if new and encoding_seconds else 0.0,
-        }
-    )
+    return {
+        "model_key": model_key,
+        "model": embedder.model_name_or_path,
+        "device": embedder.resolved_device(),
+        "backend": embedder.backend,
+        "precision": embedder.precision,
+        "batch_size": embedder.effective_batch_size,
+        "overlapped_tokenization": bool(new) and embedder.pipelined() is not None,
+        "cached_texts": cached,
+        "new_texts": new,
+        "dagster/row_count": cached + new,
+        "model_load_seconds": round(load_seconds, 3),
+        "seconds": round(seconds, 3),
+        "sentences_per_second": round(new / seconds, 1) if new and seconds else 0.0,
+        "encode_sentences_per_second": round(new / encoding_seconds, 1) if new and encoding_seconds else 0.0,
+    }
 
 
 @dg.asset_check(asset=sentence_embeddings, blocking=True)

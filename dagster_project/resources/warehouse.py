@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS topic_hierarchy (
     distance DOUBLE, size INTEGER);
 CREATE TABLE IF NOT EXISTS sentence_map (
     sentence_id BIGINT NOT NULL, x FLOAT NOT NULL, y FLOAT NOT NULL, method VARCHAR);
+CREATE TABLE IF NOT EXISTS adapted_models (
+    method VARCHAR NOT NULL, model_path VARCHAR NOT NULL, model_key VARCHAR NOT NULL, base_model_key VARCHAR NOT NULL,
+    corpus_fingerprint VARCHAR NOT NULL, params JSON, sentences INTEGER, steps INTEGER, train_seconds DOUBLE,
+    materialized_at TIMESTAMP NOT NULL);
 """
 
 # Tables holding one set of rows per algorithm; replaced per algorithm.
@@ -213,7 +217,7 @@ class DuckDBWarehouse(DuckDBResource):
                 self._append(conn, name, frame.assign(algorithm=algorithm))
 
     def append_rows(self, table: str, frame: pd.DataFrame) -> None:
-        if table != "clustering_metrics":
+        if table not in ("clustering_metrics", "adapted_models"):
             raise ValueError(f"'{table}' is not an append-only table")
         with self.transaction() as conn:
             self._append(conn, table, frame)
