@@ -34,7 +34,8 @@ def _doc(text: str, default: Any) -> Any:
 
 @dataclass(frozen=True)
 class AdaptationParams:
-    method: str = _doc("simcse, tsdae or ct (contrastive tension with in-batch negatives).", "simcse")
+    method: str = _doc("tsdae, simcse or ct (contrastive tension with in-batch negatives); tsdae lost least in the "
+                       "adaptation benchmark.", "tsdae")
     epochs: int = _doc("Passes over the training sentences.", 1)
     batch_size: int = _doc("Sentences per step (in-batch negatives: larger is better, memory allowing).", 32)
     learning_rate: float = _doc("AdamW learning rate.", 3e-5)

@@ -28,7 +28,7 @@ def encode(folder, texts):
 
 
 def test_too_small_a_corpus_is_refused_with_the_way_out():
-    with pytest.raises(AdaptationError, match="has 3 distinct sentences; simcse needs at least 200"):
+    with pytest.raises(AdaptationError, match="has 3 distinct sentences; tsdae needs at least 200"):
         training_sentences(["a b", "c d", "e f", "a b"], AdaptationParams())
     with pytest.raises(AdaptationError, match="not one of simcse, tsdae, ct"):
         training_sentences(["a"] * 500, AdaptationParams(method="gpl"))
