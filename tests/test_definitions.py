@@ -17,12 +17,18 @@ def test_definitions_load_with_the_full_lineage():
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     expected = {"sentences", "sentence_embeddings", "clustering_metrics", "sentence_map", "topic_report"}
     expected |= {f"{name}_{kind}" for name in ALGORITHMS for kind in ("clusters", "topics")}
-    assert keys == expected
+    adaptation = {"adapted_model", "adapted_clusterings"}
+    assert keys == expected | adaptation
+
+    def job_keys(name: str) -> set[str]:
+        return {key.to_user_string() for key in defs.resolve_job_def(name).asset_layer.selected_asset_keys}
+
+    assert job_keys("refresh_everything") == expected  # the schedule and the sensor never train a model
+    assert job_keys("adapt_and_compare") == adaptation
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("kmeans_topics")).parent_keys == {dg.AssetKey("kmeans_clusters"),
                                                                    dg.AssetKey("sentence_map")}
     assert dg.AssetKey("sentences") in graph.get(dg.AssetKey("sentence_embeddings")).parent_keys
-    assert defs.resolve_job_def("refresh_everything") is not None
     assert defs.resolve_schedule_def("daily_refresh").cron_schedule == "0 6 * * *"
     assert defs.resolve_sensor_def("sentence_files_changed") is not None
 
