@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pydantic
 
@@ -17,7 +16,7 @@ from ..core.clustering import ALGORITHMS, run_clustering
 from ..core.metrics import clustering_metrics as compute_metrics
 from ..core.topics import summarize_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
-from .clusterings import config_class
+from .clusterings import clustering_tables, config_class
 from .embeddings import embed_missing, sentence_embeddings
 from .evaluation import clustering_metrics
 from .sentences import sentences
@@ -84,22 +83,16 @@ def adapted_clusterings(context: dg.AssetExecutionContext, config: AdaptedCluste
     rows, summary = [], []
     for name in config.algorithms:
         variant = f"{name}@{method}"
+        params = ALGORITHMS[name].params()
         started = time.perf_counter()
-        result = run_clustering(name, vectors, None, adapted.compute_device)
+        result = run_clustering(name, vectors, params, adapted.compute_device)
         seconds = time.perf_counter() - started
         topics = summarize_topics(frame["text"].tolist(), vectors, result.labels)
-        params = ALGORITHMS[name].params()
         warehouse.replace_algorithm_rows(variant, {
-            "cluster_assignments": pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
-            "clustering_runs": pd.DataFrame([{
-                "model_key": adapted.model_key, "params": dataclasses.asdict(params), "details": result.details,
-                "n_sentences": len(frame), "n_clusters": result.n_clusters, "seconds": seconds,
-                "materialized_at": pd.Timestamp.now()}]),
-            "topic_summaries": topics,
-        })
+            **clustering_tables(frame, result, adapted.model_key, params, seconds), "topic_summaries": topics})
         values = compute_metrics(vectors, result.labels, truth, adapted.compute_device)
-        rows.append({"algorithm": variant, "model_key": adapted.model_key, "params": dataclasses.asdict(params), **values,
-                     "seconds": seconds, "materialized_at": pd.Timestamp.now()})
+        rows.append({"algorithm": variant, "model_key": adapted.model_key, "params": dataclasses.asdict(params),
+                     **values, "seconds": seconds, "materialized_at": pd.Timestamp.now()})
         summary.append({"algorithm": variant, "clusters": result.n_clusters, "nmi": values["nmi"],
                         "silhouette": values["silhouette"]})
     warehouse.append_rows("clustering_metrics", pd.DataFrame(rows))

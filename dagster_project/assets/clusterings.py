@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pydantic
 
-from ..core.clustering import ALGORITHMS, Algorithm
+from ..core.clustering import ALGORITHMS, Algorithm, ClusteringResult
 from ..core.plots import hierarchy_png, k_selection_png, markdown_image, top_topics_png, topic_map_png
 from ..core.topics import summarize_topics, topic_hierarchy
 from ..resources import DuckDBWarehouse, SentenceEmbedder
@@ -53,6 +53,19 @@ def topics_markdown(topics: pd.DataFrame, limit: int = 10) -> str:
     return "\n".join(["| cluster | size | label | keywords | example |", "|---|---|---|---|---|", *rows])
 
 
+def clustering_tables(frame: pd.DataFrame, result: ClusteringResult, model_key: str, params: typing.Any,
+                      seconds: float) -> dict[str, pd.DataFrame]:
+    """The `cluster_assignments` and `clustering_runs` rows of one clustering of the sentences in `frame`."""
+    return {
+        "cluster_assignments": pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
+        "clustering_runs": pd.DataFrame([{
+            "model_key": model_key, "params": dataclasses.asdict(params), "details": result.details,
+            "n_sentences": len(frame), "n_clusters": result.n_clusters, "seconds": seconds,
+            "materialized_at": pd.Timestamp.now(),
+        }]),
+    }
+
+
 def build_clustering_assets(algorithm: Algorithm) -> list:
     name = algorithm.name
     ClusterConfig = config_class(algorithm.params, algorithm.name)
@@ -73,14 +86,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         result = algorithm.fit(embeddings, params, embedder.compute_device)
         seconds = time.perf_counter() - started
         details = result.details
-        warehouse.replace_algorithm_rows(name, {
-            "cluster_assignments": pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
-            "clustering_runs": pd.DataFrame([{
-                "model_key": model_key, "params": dataclasses.asdict(params), "details": details,
-                "n_sentences": len(frame), "n_clusters": result.n_clusters, "seconds": seconds,
-                "materialized_at": pd.Timestamp.now(),
-            }]),
-        })
+        warehouse.replace_algorithm_rows(name, clustering_tables(frame, result, model_key, params, seconds))
         noise = int((result.labels < 0).sum())
         figures = {}
         if "silhouette_by_k" in details:

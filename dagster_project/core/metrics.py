@@ -37,11 +37,10 @@ def cosine_silhouette(embeddings: np.ndarray, labels: np.ndarray, device: str = 
     clusters score 0, as in scikit-learn."""
     import torch
 
-    k = len(np.unique(np.asarray(labels)))
-    if not 2 <= k < len(labels):
-        raise ValueError(f"silhouette needs 2 <= clusters < samples, got {k} clusters of {len(labels)} samples")
     x = torch.nn.functional.normalize(_float64(embeddings, device), dim=1)
     index, counts, sums = _groups(labels, x)
+    if not 2 <= len(counts) < len(x):
+        raise ValueError(f"silhouette needs 2 <= clusters < samples, got {len(counts)} clusters of {len(x)} samples")
     total = 0.0
     for start in range(0, len(x), BLOCK_ROWS):
         own = index[start : start + BLOCK_ROWS]
