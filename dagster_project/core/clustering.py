@@ -57,12 +57,11 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
 
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int], Any], k_min: int, k_max: int, sample_size: int, seed: int,
-    tolerance: float = 0.02, device: str = "cpu",
+    tolerance: float = 0.0, device: str = "cpu",
 ) -> tuple[int, dict[str, Any]]:
     """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then a finer one between
-    the best grid point's neighbours). Sentence embeddings give flat silhouette curves, and too few clusters cost
-    far more agreement with human labels than a few too many, so the largest k whose silhouette is within
-    `tolerance` (relative) of the best wins. At most one cluster per 10 sampled sentences.
+    the best grid point's neighbours): the k with the best silhouette, or with `tolerance` > 0 the largest k
+    within that share of the best (more clusters for flat curves). At most one cluster per 10 sampled sentences.
     Inertia per k is kept for an elbow plot."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
     k_max = min(k_max, max(2, len(sample) // 10), len(sample) - 1, len(np.unique(sample, axis=0)))
@@ -122,7 +121,8 @@ class KMeansParams:
     k_min: int = doc("Smallest k tried when choosing k.", 2)
     k_max: int = doc("Largest k tried when choosing k (at most one per 10 sampled sentences).", 200)
     silhouette_tolerance: float = doc(
-        "Choose the largest k whose silhouette is within this share of the best.", 0.02)
+        "0: the k with the best silhouette; above 0: the largest k whose silhouette is within this share of the "
+        "best.", 0.0)
     sample_size: int = doc("Sentences sampled to choose k.", 5000)
     seed: int = doc("Random seed.", 0)
 
