@@ -57,12 +57,12 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
 
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int], Any], k_min: int, k_max: int, sample_size: int, seed: int,
-    tolerance: float = 0.0, device: str = "cpu",
+    tolerance: float = 0.02, device: str = "cpu",
 ) -> tuple[int, dict[str, Any]]:
     """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then a finer one between
-    the best grid point's neighbours): the k with the best silhouette, or with `tolerance` > 0 the largest k
-    within that share of the best (more clusters for flat curves). At most one cluster per 10 sampled sentences.
-    Inertia per k is kept for an elbow plot."""
+    the chosen grid point's neighbours). Silhouette curves of sentence embeddings rise to a plateau on which the
+    values differ by noise, so the smallest k within `tolerance` (relative) of the best wins: the start of the
+    plateau. At most one cluster per 10 sampled sentences. Inertia per k is kept for an elbow plot."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
     k_max = min(k_max, max(2, len(sample) // 10), len(sample) - 1, len(np.unique(sample, axis=0)))
     if k_max < 2:
@@ -85,7 +85,7 @@ def choose_k(
         return 1, {"k_selection": "no k gave two clusters; one cluster"}
     def pick() -> int:
         top = max(scores.values())
-        return max(k for k, v in scores.items() if v >= top - tolerance * abs(top))
+        return min(k for k, v in scores.items() if v >= top - tolerance * abs(top))
 
     position = grid.index(pick())
     low, high = grid[max(0, position - 1)], grid[min(len(grid) - 1, position + 1)]
@@ -121,8 +121,7 @@ class KMeansParams:
     k_min: int = doc("Smallest k tried when choosing k.", 2)
     k_max: int = doc("Largest k tried when choosing k (at most one per 10 sampled sentences).", 200)
     silhouette_tolerance: float = doc(
-        "0: the k with the best silhouette; above 0: the largest k whose silhouette is within this share of the "
-        "best.", 0.0)
+        "Choose the smallest k whose silhouette is within this share of the best (0: the best).", 0.02)
     sample_size: int = doc("Sentences sampled to choose k.", 5000)
     seed: int = doc("Random seed.", 0)
 
