@@ -60,11 +60,9 @@ def choose_k(
     tolerance: float = 0.02, device: str = "cpu",
 ) -> tuple[int, dict[str, Any]]:
     """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then a finer one between
-    the chosen grid point's neighbours). Silhouette curves of sentence embeddings often rise to a plateau on
-    which the values differ by noise, so the start of the best k's plateau wins: from the best k down, the
-    smallest k reached through values all within `tolerance` (relative) of the best. (The smallest k within the
-    tolerance anywhere would fall back to k=2 on flat curves.) At most one cluster per 10 sampled sentences.
-    Inertia per k is kept for an elbow plot."""
+    the best grid point's neighbours). Silhouette curves of sentence embeddings often rise to a plateau on which
+    the values differ by noise, so the smallest k within `tolerance` (relative) of the best wins: the start of
+    the plateau. At most one cluster per 10 sampled sentences. Inertia per k is kept for an elbow plot."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
     k_max = min(k_max, max(2, len(sample) // 10), len(sample) - 1, len(np.unique(sample, axis=0)))
     if k_max < 2:
@@ -85,22 +83,16 @@ def choose_k(
         evaluate(k)
     if not scores:
         return 1, {"k_selection": "no k gave two clusters; one cluster"}
-    def pick() -> int:  # the best k, then down through the smaller k while they stay within the tolerance
-        ks = sorted(scores)
-        best = max(ks, key=lambda k: (scores[k], -k))
-        floor = scores[best] - tolerance * abs(scores[best])
-        i = ks.index(best)
-        while i > 0 and scores[ks[i - 1]] >= floor:
-            i -= 1
-        return ks[i]
-
-    position = grid.index(pick())
+    best_on_grid = max(scores, key=lambda k: (scores[k], -k))
+    position = grid.index(best_on_grid)
     low, high = grid[max(0, position - 1)], grid[min(len(grid) - 1, position + 1)]
     for k in sorted(set(np.linspace(low, high, num=min(9, high - low + 1)).round().astype(int).tolist())):
         evaluate(k)
-    best = pick()
+    top = max(scores.values())
+    best = min(k for k, v in scores.items() if v >= top - tolerance * abs(top))
     return best, {
-        "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}]",
+        "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}]; "
+                       f"the smallest k within {tolerance:.0%} of the best silhouette",
         "silhouette_by_k": dict(sorted(scores.items())),
         "inertia_by_k": dict(sorted(inertias.items())),
     }
@@ -128,8 +120,7 @@ class KMeansParams:
     k_min: int = doc("Smallest k tried when choosing k.", 2)
     k_max: int = doc("Largest k tried when choosing k (at most one per 10 sampled sentences).", 200)
     silhouette_tolerance: float = doc(
-        "From the best k down, take smaller k while their silhouette stays within this share of the best "
-        "(0: the best k).", 0.02)
+        "Choose the smallest k whose silhouette is within this share of the best (0: the best k).", 0.02)
     sample_size: int = doc("Sentences sampled to choose k.", 5000)
     seed: int = doc("Random seed.", 0)
 
