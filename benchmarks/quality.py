@@ -118,7 +118,7 @@ def main() -> None:
             print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | refused: {r.note} | | | | | | {r.seconds:.1f} | | |")
             continue
         cost = "" if np.isnan(r.cost) else f"{r.cost:.1f}"
-        print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | {r.clusters} | {r.noise:.1%} | {r.nmi:.3f} | {r.ari:.3f} "
+        print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | {int(r.clusters)} | {r.noise:.1%} | {r.nmi:.3f} | {r.ari:.3f} "
               f"| {r.v_measure:.3f} | {r.nmi_share:.2f} | {r.seconds:.1f} | {cost} | {r.peak_mb:.0f} |")
     print("\nMedian NMI / reference per algorithm, on the tuning and on the checking datasets:")
     print(table.pivot_table(index="algorithm", columns="set", values="nmi_share", aggfunc="median").round(3)
