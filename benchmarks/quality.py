@@ -115,11 +115,13 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in table.itertuples():
         if r.note:
-            print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | refused: {r.note} | | | | | | {r.seconds:.1f} | | |")
+            print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | refused: {r.note} | | | | | "
+                  f"| {r.seconds:.1f} | | |")
             continue
         cost = "" if np.isnan(r.cost) else f"{r.cost:.1f}"
-        print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | {int(r.clusters)} | {r.noise:.1%} | {r.nmi:.3f} | {r.ari:.3f} "
-              f"| {r.v_measure:.3f} | {r.nmi_share:.2f} | {r.seconds:.1f} | {cost} | {r.peak_mb:.0f} |")
+        print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | {int(r.clusters)} | {r.noise:.1%} "
+              f"| {r.nmi:.3f} | {r.ari:.3f} | {r.v_measure:.3f} | {r.nmi_share:.2f} | {r.seconds:.1f} | {cost} "
+              f"| {r.peak_mb:.0f} |")
     print("\nMedian NMI / reference per algorithm, on the tuning and on the checking datasets:")
     print(table.pivot_table(index="algorithm", columns="set", values="nmi_share", aggfunc="median").round(3)
           .to_string())

@@ -154,8 +154,8 @@ def test_concurrent_runs_and_readers_lose_nothing(pipeline):
     thread = threading.Thread(target=keep_reading)
     thread.start()
     try:
-        runs = [subprocess.Popen([*CLI, "--config-json", FAST], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                for _ in range(2)]
+        runs = [subprocess.Popen([*CLI, "--config-json", FAST], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
         logs = [run.communicate(timeout=900)[0] for run in runs]
     finally:
         stop.set()
