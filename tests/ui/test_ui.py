@@ -1,5 +1,6 @@
 """The UI as a person would use it: the Dagster webserver on localhost, driven by headless Chromium."""
 
+import json
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.core.clustering import ALGORITHMS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -22,6 +24,8 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-r
 ASSETS = ["sentences", "sentence_embeddings", "sentence_map", "clustering_metrics", "topic_report"] + [
     f"{name}_{kind}" for name in ("kmeans", "minibatch_kmeans", "agglomerative", "community_detection", "hdbscan",
                                   "dbscan") for kind in ("clusters", "topics")]
+# Keywords in plain c-TF-IDF order: the topic steps then load no model of their own (the pages are what is tested).
+PLAIN_TOPICS = json.dumps({"ops": {f"{name}_topics": {"config": {"diversity": 0.0}} for name in ALGORITHMS}})
 
 
 def free_port() -> int:
@@ -45,7 +49,8 @@ def webserver(tmp_path_factory):
     env = {**os.environ, "DAGSTER_HOME": str(home), "DUCKDB_PATH": str(home / "w.duckdb"),
            "SENTENCES_PATH": SAMPLE_CORPUS, "EMBEDDING_DEVICE": "cpu"}
     subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
-                    "--select", "not group:adaptation"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
+                    "--select", "not group:adaptation", "--config-json", PLAIN_TOPICS],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-m", "dagster_project.definitions",
                                "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env,
