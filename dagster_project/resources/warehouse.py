@@ -160,7 +160,8 @@ class DuckDBWarehouse(DuckDBResource):
 
     def replace_sentences(self, frame: pd.DataFrame) -> dict[str, int]:
         """Replace `sentences` with `frame` (text, text_hash, source, row, label). A row already stored with the
-        same source, row and text keeps its sentence_id and ingested_at; new rows get new ids."""
+        same source, row and text keeps its sentence_id and ingested_at; new rows get ids above every id stored
+        before, so a removed sentence's id never comes back for another text."""
         incoming = pa.Table.from_pandas(
             frame[["text", "text_hash", "source", "row", "label"]].rename(columns={"row": "source_row"}),
             preserve_index=False,
@@ -173,14 +174,15 @@ class DuckDBWarehouse(DuckDBResource):
                    FROM incoming i LEFT JOIN sentences s
                    ON s.source = i.source AND s.source_row = i.source_row AND s.text_hash = i.text_hash"""
             )
-            before = conn.execute("SELECT count(*) FROM sentences").fetchall()[0][0]
+            stored = conn.execute("SELECT count(*), coalesce(max(sentence_id), 0) FROM sentences").fetchall()
+            before, last_id = stored[0]
             conn.execute("DELETE FROM sentences")
             conn.execute(
                 """INSERT INTO sentences
-                   SELECT coalesce(old_id, (SELECT coalesce(max(old_id), 0) FROM matched)
-                                   + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY ordinal)),
+                   SELECT coalesce(old_id, ? + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY ordinal)),
                           text, text_hash, source, source_row, label, coalesce(old_ingested_at, current_timestamp)
-                   FROM matched ORDER BY ordinal"""
+                   FROM matched ORDER BY ordinal""",
+                [last_id],
             )
             kept = conn.execute("SELECT count(old_id) FROM matched").fetchall()[0][0]
             conn.execute("DROP TABLE matched")
