@@ -1,18 +1,31 @@
 """Jobs, schedules and sensors."""
 
 import hashlib
+import json
 import os
 
 import dagster as dg
 
+from .assets.sentences import SENTENCE_PARTITIONS, sentence_files
 from .assets.settings import sentences_path
-from .core.readers import InputError, resolve_files
+from .core.readers import InputError, resolve_files, source_files
+from .resources import DuckDBWarehouse
+
+INGEST = dg.AssetSelection.assets("sentences", "sentence_embeddings")
+
+ingest_sentence_file = dg.define_asset_job(
+    "ingest_sentence_file",
+    selection=INGEST,
+    description="Read one file of SENTENCES_PATH and embed its new sentences (SENTENCE_PARTITIONS=files).",
+)
 
 refresh_everything = dg.define_asset_job(
     "refresh_everything",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("adaptation"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("adaptation")
+    - (INGEST if SENTENCE_PARTITIONS else dg.AssetSelection.assets()),
     description="Ingest, embed new sentences, run every clustering, summarize topics, evaluate, project "
-                "(domain adaptation apart: the adapt_and_compare job).",
+                "(domain adaptation apart: the adapt_and_compare job; with SENTENCE_PARTITIONS=files, "
+                "everything after ingestion, over every file's sentences).",
 )
 
 daily_refresh = dg.ScheduleDefinition(
@@ -24,13 +37,24 @@ daily_refresh = dg.ScheduleDefinition(
 )
 
 
+def file_fingerprint(path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}|{stat.st_mtime_ns}"
+
+
 def files_fingerprint(spec: str) -> str:
     """Digest of the path, size and modification time of every input file under `spec`."""
     digest = hashlib.sha256()
     for path in resolve_files(spec):
-        stat = path.stat()
-        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path}|{file_fingerprint(path)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def changed_files(spec: str, cursor: str | None) -> tuple[dict[str, str], list[str], list[str]]:
+    """(fingerprint per source, sources new or modified since `cursor`, sources gone since `cursor`)."""
+    now = {source: file_fingerprint(path) for source, path in source_files(spec).items()}
+    before = json.loads(cursor) if cursor and cursor.startswith("{") else {}
+    return now, [s for s, f in now.items() if before.get(s) != f], [s for s in before if s not in now]
 
 
 @dg.sensor(
@@ -48,3 +72,33 @@ def sentence_files_changed(context: dg.SensorEvaluationContext) -> dg.SensorResu
     if fingerprint == context.cursor:
         return dg.SkipReason(f"no change under {os.path.basename(spec) or spec}")
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=fingerprint)], cursor=fingerprint)
+
+
+@dg.sensor(
+    job=ingest_sentence_file,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def sentence_file_partitions(
+    context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse
+) -> dg.SensorResult | dg.SkipReason:
+    """SENTENCE_PARTITIONS=files: one partition per file under SENTENCES_PATH. A new file adds its partition and
+    a run that ingests it; a modified file, a run; a removed file loses its partition and its sentences."""
+    spec = sentences_path()
+    try:
+        now, changed, gone = changed_files(spec, context.cursor)
+    except (InputError, OSError) as err:
+        return dg.SkipReason(f"cannot read SENTENCES_PATH: {err}")
+    if not changed and not gone:
+        return dg.SkipReason(f"no change under {os.path.basename(spec) or spec}")
+    known = set(context.instance.get_dynamic_partitions(sentence_files.name))
+    for source in gone:
+        warehouse.delete_source(source)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"{source}|{now[source]}", partition_key=source) for source in changed],
+        dynamic_partitions_requests=[
+            sentence_files.build_add_request([s for s in changed if s not in known]),
+            sentence_files.build_delete_request([s for s in gone if s in known]),
+        ],
+        cursor=json.dumps(now, sort_keys=True),
+    )

@@ -9,9 +9,15 @@ from .assets.clusterings import cluster_assets, clustering_checks, topic_assets
 from .assets.embeddings import every_sentence_embedded_once, sentence_embeddings, vectors_are_finite_unit_and_model_sized
 from .assets.evaluation import clustering_metrics, topic_report
 from .assets.evaluation_map import sentence_map
-from .assets.sentences import sentences
+from .assets.sentences import SENTENCE_PARTITIONS, sentences
 from .assets.settings import DEFAULT_DUCKDB_PATH, env_or_default
-from .automation import daily_refresh, refresh_everything, sentence_files_changed
+from .automation import (
+    daily_refresh,
+    ingest_sentence_file,
+    refresh_everything,
+    sentence_file_partitions,
+    sentence_files_changed,
+)
 from .resources import DuckDBWarehouse, SentenceEmbedder
 
 
@@ -39,12 +45,12 @@ defs = dg.Definitions(
     assets=[*all_assets, *adaptation_assets],
     asset_checks=all_checks,
     resources=build_resources(),
-    jobs=[refresh_everything, adapt_and_compare],
+    jobs=[refresh_everything, adapt_and_compare, *([ingest_sentence_file] if SENTENCE_PARTITIONS else [])],
     # Steps run in parallel processes forked from a server that has already imported the project:
     # no per-step interpreter start and import (seconds each on a small machine).
     executor=dg.multiprocess_executor.configured(
         {"start_method": {"forkserver": {"preload_modules": ["dagster_project.definitions"]}}}
     ),
     schedules=[daily_refresh],
-    sensors=[sentence_files_changed],
+    sensors=[sentence_file_partitions if SENTENCE_PARTITIONS else sentence_files_changed],
 )

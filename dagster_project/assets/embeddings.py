@@ -3,7 +3,7 @@ import time
 import dagster as dg
 
 from ..resources import DuckDBWarehouse, SentenceEmbedder
-from .sentences import sentences
+from .sentences import SENTENCE_PARTITIONS, sentences
 
 
 class EmbeddingConfig(dg.Config):
@@ -11,22 +11,24 @@ class EmbeddingConfig(dg.Config):
     """Texts encoded and committed per transaction; a crash loses at most one chunk of work."""
 
 
-@dg.asset(deps=[sentences], group_name="embeddings", kinds={"pytorch", "duckdb"})
+@dg.asset(deps=[sentences], group_name="embeddings", kinds={"pytorch", "duckdb"}, partitions_def=SENTENCE_PARTITIONS)
 def sentence_embeddings(
     context: dg.AssetExecutionContext, config: EmbeddingConfig, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
 ) -> dg.MaterializeResult:
     """L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed by
     (model_key, text_hash). Only texts not yet cached for this model are encoded, chunk by chunk,
-    each chunk committed on its own."""
-    return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size))
+    each chunk committed on its own. With SENTENCE_PARTITIONS=files: the texts of one file."""
+    source = context.partition_key if context.has_partition_key else None
+    return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size, source))
 
 
 def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder,
-                  chunk_size: int) -> dict:
+                  chunk_size: int, source: str | None = None) -> dict:
     """Encode every sentence text without a vector for the embedder's model_key, chunk by chunk, each chunk
-    committed on its own; returns the asset metadata (model, speed, cached and new texts)."""
+    committed on its own; returns the asset metadata (model, speed, cached and new texts). `source`: only the
+    texts of that file."""
     model_key = embedder.model_key
-    pending, cached = warehouse.pending_texts(model_key)
+    pending, cached = warehouse.pending_texts(model_key, source)
     loading = time.perf_counter()
     if len(pending):
         embedder.prepare()  # model load (and a backend's one-time export): a fixed cost, reported apart
@@ -60,14 +62,19 @@ def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
     }
 
 
-@dg.asset_check(asset=sentence_embeddings, blocking=True)
-def every_sentence_embedded_once(warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.AssetCheckResult:
-    """Each distinct sentence text has exactly one cached vector for the configured model."""
+@dg.asset_check(asset=sentence_embeddings, blocking=True, partitions_def=SENTENCE_PARTITIONS)
+def every_sentence_embedded_once(
+    context: dg.AssetCheckExecutionContext, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
+) -> dg.AssetCheckResult:
+    """Each distinct sentence text (of the partition's file, when partitioned) has exactly one cached vector for
+    the configured model."""
+    scope, params = ("source = ?", [context.partition_key]) if context.has_partition_key else ("true", [])
     row = warehouse.query(
-        """SELECT count(*) FILTER (WHERE n = 0) AS missing, count(*) FILTER (WHERE n > 1) AS duplicated FROM (
-               SELECT s.text_hash, count(c.text_hash) AS n FROM (SELECT DISTINCT text_hash FROM sentences) s
-               LEFT JOIN embedding_cache c ON c.text_hash = s.text_hash AND c.model_key = ? GROUP BY s.text_hash)""",
-        [embedder.model_key],
+        f"""SELECT count(*) FILTER (WHERE n = 0) AS missing, count(*) FILTER (WHERE n > 1) AS duplicated FROM (
+                SELECT s.text_hash, count(c.text_hash) AS n FROM (SELECT DISTINCT text_hash FROM sentences
+                WHERE {scope}) s LEFT JOIN embedding_cache c ON c.text_hash = s.text_hash AND c.model_key = ?
+                GROUP BY s.text_hash)""",
+        [*params, embedder.model_key],
     ).iloc[0]
     return dg.AssetCheckResult(
         passed=bool(row["missing"] == 0 and row["duplicated"] == 0),
@@ -75,7 +82,7 @@ def every_sentence_embedded_once(warehouse: DuckDBWarehouse, embedder: SentenceE
     )
 
 
-@dg.asset_check(asset=sentence_embeddings, blocking=True)
+@dg.asset_check(asset=sentence_embeddings, blocking=True, partitions_def=SENTENCE_PARTITIONS)
 def vectors_are_finite_unit_and_model_sized(
     warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
 ) -> dg.AssetCheckResult:

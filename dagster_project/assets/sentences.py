@@ -2,20 +2,32 @@ import time
 
 import dagster as dg
 
-from ..core.readers import read_corpus
+from ..core.readers import InputError, read_corpus, source_files
 from ..resources import DuckDBWarehouse
-from .settings import sentences_path
+from .settings import partition_mode, sentences_path
+
+# One partition per file under SENTENCES_PATH (its `source` name), added and removed by the file sensor.
+sentence_files = dg.DynamicPartitionsDefinition(name="sentence_files")
+SENTENCE_PARTITIONS = sentence_files if partition_mode() == "files" else None
 
 
-@dg.asset(group_name="ingest", kinds={"python", "duckdb"})
+@dg.asset(group_name="ingest", kinds={"python", "duckdb"}, partitions_def=SENTENCE_PARTITIONS)
 def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """Raw sentences from SENTENCES_PATH (file, folder or glob of .txt/.csv/.tsv/.jsonl/.parquet),
-    Unicode-NFC and whitespace normalized, empty rows dropped, hashed. Replaces table `sentences`;
-    unchanged rows keep their sentence_id."""
+    Unicode-NFC and whitespace normalized, empty rows dropped, hashed. Replaces table `sentences` (with
+    SENTENCE_PARTITIONS=files: the rows of one file); unchanged rows keep their sentence_id."""
     spec = sentences_path()
     started = time.perf_counter()
-    corpus = read_corpus(spec)
-    counts = warehouse.replace_sentences(corpus.frame)
+    if context.has_partition_key:
+        source = context.partition_key
+        path = source_files(spec).get(source)
+        if path is None:
+            raise InputError(f"Partition '{source}' names no file under SENTENCES_PATH '{spec}'. Put the file back, "
+                             "or delete the partition (the file sensor deletes it and its rows when a file goes).")
+        corpus = read_corpus(str(path), root=str(path)[: -len(source)] or None)
+    else:
+        source, corpus = None, read_corpus(spec)
+    counts = warehouse.replace_sentences(corpus.frame, source=source)
     frame = corpus.frame
     labelled = int(frame["label"].notna().sum())
     context.log.info(f"{counts['rows']} sentences from {len(corpus.files)} file(s); {counts['new']} new")

@@ -17,3 +17,14 @@ def sentences_path() -> str:
 def env_or_default(name: str, default: str) -> str | dg.EnvVar:
     """dagster.EnvVar when the variable is set (shown as such in the UI), else the default."""
     return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+PARTITION_MODES = ("", "files")
+
+
+def partition_mode() -> str:
+    """SENTENCE_PARTITIONS: "" (one table from every file, the default) or "files" (one Dagster partition per file)."""
+    mode = os.environ.get("SENTENCE_PARTITIONS", "").strip().lower()
+    if mode not in PARTITION_MODES:
+        raise ValueError(f"SENTENCE_PARTITIONS='{mode}' is not one of: unset (no partitions), files.")
+    return mode

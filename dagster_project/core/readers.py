@@ -156,15 +156,23 @@ def _label_as_text(value: object) -> str | None:
     return text or None
 
 
+def source_files(spec: str, root: str | None = None) -> dict[str, Path]:
+    """Every file of `spec` by its `source` name: the path relative to `root` (by default `spec` when it is a
+    folder), else the path as given."""
+    base = Path(root) if root else (Path(spec) if Path(spec).is_dir() else None)
+    return {str(path.relative_to(base)) if base and path.is_relative_to(base) else str(path): path
+            for path in resolve_files(spec)}
+
+
 def read_corpus(spec: str, root: str | None = None) -> Corpus:
     """Read every file of `spec`, normalize texts, drop empty rows, hash texts."""
-    files = resolve_files(spec)
-    base = Path(root) if root else (Path(spec) if Path(spec).is_dir() else None)
+    named = source_files(spec, root)
+    files = list(named.values())
     frames = []
-    for path in files:
+    for source, path in named.items():
         frame = read_file(path)
         _check_text_is_string(path, frame)
-        frame["source"] = str(path.relative_to(base)) if base and path.is_relative_to(base) else str(path)
+        frame["source"] = source
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     frame["text"] = frame["text"].map(lambda t: normalize_text(t) if isinstance(t, str) else "")

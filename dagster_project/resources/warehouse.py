@@ -110,19 +110,21 @@ class DuckDBWarehouse(DuckDBResource):
         with self.get_connection() as conn:
             return conn.execute(sql, params or []).df()
 
-    def pending_texts(self, model_key: str) -> tuple[pd.DataFrame, int]:
-        """Distinct (text_hash, text) of `sentences` not yet in the cache for model_key, and the cached count."""
+    def pending_texts(self, model_key: str, source: str | None = None) -> tuple[pd.DataFrame, int]:
+        """Distinct (text_hash, text) of `sentences` (or of one `source` file's rows) not yet in the cache for
+        model_key, and the count of those already cached."""
+        scope, params = ("s.source = ?", [source]) if source is not None else ("true", [])
         with self.get_connection() as conn:
             pending = conn.execute(
-                """SELECT text_hash, any_value(text) AS text FROM sentences
-                   WHERE text_hash NOT IN (SELECT text_hash FROM embedding_cache WHERE model_key = ?)
-                   GROUP BY text_hash ORDER BY min(sentence_id)""",
-                [model_key],
+                f"""SELECT text_hash, any_value(text) AS text FROM sentences s WHERE {scope}
+                    AND text_hash NOT IN (SELECT text_hash FROM embedding_cache WHERE model_key = ?)
+                    GROUP BY text_hash ORDER BY min(sentence_id)""",
+                [*params, model_key],
             ).df()
             cached = conn.execute(
-                """SELECT count(DISTINCT s.text_hash) FROM sentences s JOIN embedding_cache c
-                   ON c.text_hash = s.text_hash AND c.model_key = ?""",
-                [model_key],
+                f"""SELECT count(DISTINCT s.text_hash) FROM sentences s JOIN embedding_cache c
+                    ON c.text_hash = s.text_hash AND c.model_key = ? WHERE {scope}""",
+                [model_key, *params],
             ).fetchall()[0][0]
         return pending, int(cached)
 
@@ -158,10 +160,11 @@ class DuckDBWarehouse(DuckDBResource):
 
     # --- writes --------------------------------------------------------------------------------------------
 
-    def replace_sentences(self, frame: pd.DataFrame) -> dict[str, int]:
-        """Replace `sentences` with `frame` (text, text_hash, source, row, label). A row already stored with the
-        same source, row and text keeps its sentence_id and ingested_at; new rows get ids above every id stored
-        before, so a removed sentence's id never comes back for another text."""
+    def replace_sentences(self, frame: pd.DataFrame, source: str | None = None) -> dict[str, int]:
+        """Replace `sentences` (or only the rows of one `source` file) with `frame` (text, text_hash, source, row,
+        label). A row already stored with the same source, row and text keeps its sentence_id and ingested_at;
+        new rows get ids above every id stored before, so a removed sentence's id never comes back."""
+        scope, scope_params = ("source = ?", [source]) if source is not None else ("true", [])
         incoming = pa.Table.from_pandas(
             frame[["text", "text_hash", "source", "row", "label"]].rename(columns={"row": "source_row"}),
             preserve_index=False,
@@ -174,9 +177,9 @@ class DuckDBWarehouse(DuckDBResource):
                    FROM incoming i LEFT JOIN sentences s
                    ON s.source = i.source AND s.source_row = i.source_row AND s.text_hash = i.text_hash"""
             )
-            stored = conn.execute("SELECT count(*), coalesce(max(sentence_id), 0) FROM sentences").fetchall()
-            before, last_id = stored[0]
-            conn.execute("DELETE FROM sentences")
+            before = conn.execute(f"SELECT count(*) FROM sentences WHERE {scope}", scope_params).fetchall()[0][0]
+            last_id = conn.execute("SELECT coalesce(max(sentence_id), 0) FROM sentences").fetchall()[0][0]
+            conn.execute(f"DELETE FROM sentences WHERE {scope}", scope_params)
             conn.execute(
                 """INSERT INTO sentences
                    SELECT coalesce(old_id, ? + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY ordinal)),
@@ -188,6 +191,11 @@ class DuckDBWarehouse(DuckDBResource):
             conn.execute("DROP TABLE matched")
             conn.unregister("incoming")
         return {"rows": len(frame), "kept": int(kept), "new": len(frame) - int(kept), "removed": int(before - kept)}
+
+    def delete_source(self, source: str) -> int:
+        """Remove the sentences of one `source` file (their cached vectors stay: keyed by text, reusable)."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM sentences WHERE source = ?", [source]).fetchall()[0][0]
 
     def insert_embeddings(self, model_key: str, hashes: list[str], vectors: np.ndarray) -> None:
         """Add vectors to the cache in one transaction (rows already there are left alone)."""

@@ -1,0 +1,110 @@
+"""SENTENCE_PARTITIONS=files: one dynamic partition per file, added and removed by the file sensor, ingested
+and embedded per partition with the real model into a real DuckDB file; clusterings read every partition."""
+
+import importlib
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.core.readers import read_corpus
+from dagster_project.resources import DuckDBWarehouse
+
+MODULES = ["dagster_project.assets.settings", "dagster_project.assets.sentences", "dagster_project.assets.embeddings",
+           "dagster_project.assets.clusterings", "dagster_project.automation"]
+
+
+@pytest.fixture
+def partitioned(monkeypatch):
+    """The project's modules as loaded with SENTENCE_PARTITIONS=files; loaded again without it afterwards."""
+    def load():
+        return [importlib.reload(importlib.import_module(name)) for name in MODULES]
+
+    monkeypatch.setenv("SENTENCE_PARTITIONS", "files")
+    _, sentences, embeddings, clusterings, automation = load()
+    yield sentences, embeddings, clusterings, automation
+    monkeypatch.delenv("SENTENCE_PARTITIONS")
+    load()
+
+
+def split_sample(folder) -> pd.DataFrame:
+    frame = pd.read_csv(f"{SAMPLE_CORPUS}/sample_corpus.csv")
+    frame.iloc[:100].to_csv(folder / "first.csv", index=False)
+    (folder / "nested").mkdir()
+    frame.iloc[100:].to_csv(folder / "nested" / "second.csv", index=False)
+    return frame
+
+
+def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkeypatch, embedder):
+    sentences, embeddings, clusterings, automation = partitioned
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    sample = split_sample(corpus)
+    monkeypatch.setenv("SENTENCES_PATH", str(corpus))
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+    assets = [sentences.sentences, embeddings.sentence_embeddings, embeddings.every_sentence_embedded_once,
+              *clusterings.cluster_assets]
+    resources = {"warehouse": warehouse, "embedder": embedder}
+
+    def sense(cursor):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse})
+        result = automation.sentence_file_partitions(context)
+        for request in result.dynamic_partitions_requests:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            else:
+                for key in request.partition_keys:
+                    instance.delete_dynamic_partition(request.partitions_def_name, key)
+        for run in result.run_requests:
+            done = dg.materialize(assets, selection=["sentences", "sentence_embeddings"], resources=resources,
+                                  partition_key=run.partition_key, instance=instance)
+            assert done.success
+        return result
+
+    first = sense(None)
+    assert sorted(r.partition_key for r in first.run_requests) == ["first.csv", "nested/second.csv"]
+    assert sorted(instance.get_dynamic_partitions("sentence_files")) == ["first.csv", "nested/second.csv"]
+    with duckdb.connect(warehouse.database, read_only=True) as conn:
+        stored = conn.execute("SELECT source, source_row, text FROM sentences ORDER BY source, source_row").df()
+        vectors = conn.execute("SELECT count(*) FROM embedding_cache").fetchall()[0][0]
+    expected = read_corpus(str(corpus)).frame.sort_values(["source", "row"])
+    assert stored["text"].tolist() == expected["text"].tolist() and len(stored) == len(sample)
+    assert stored["source"].value_counts().to_dict() == {"first.csv": 100, "nested/second.csv": len(sample) - 100}
+    assert vectors == expected["text_hash"].nunique()
+
+    # Clustering reads every partition's sentences, as without partitions.
+    clustered = dg.materialize(assets, selection=["kmeans_clusters"], resources=resources, instance=instance)
+    assert clustered.success
+    assert warehouse.query("SELECT count(*) AS n FROM cluster_assignments")["n"][0] == len(sample)
+
+    # Nothing changed: no run. One file modified, one removed: one run, one partition and its rows gone.
+    assert isinstance(automation.sentence_file_partitions(
+        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"warehouse": warehouse})),
+        dg.SkipReason)
+    (corpus / "first.csv").unlink()
+    sample.iloc[100:110].to_csv(corpus / "nested" / "second.csv", index=False)
+    second = sense(first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["nested/second.csv"]
+    assert instance.get_dynamic_partitions("sentence_files") == ["nested/second.csv"]
+    counts = warehouse.query("SELECT source, count(*) AS n FROM sentences GROUP BY ALL")
+    assert counts.set_index("source")["n"].to_dict() == {"nested/second.csv": 10}
+
+
+def test_partition_of_a_missing_file_names_it_and_changes_nothing(partitioned, tmp_path, monkeypatch, embedder):
+    sentences, *_ = partitioned
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    split_sample(corpus)
+    monkeypatch.setenv("SENTENCES_PATH", str(corpus))
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("sentence_files", ["first.csv", "gone.csv"])
+    assert dg.materialize([sentences.sentences], resources={"warehouse": warehouse}, partition_key="first.csv",
+                          instance=instance).success
+    with pytest.raises(Exception, match="Partition 'gone.csv' names no file under SENTENCES_PATH"):
+        dg.materialize([sentences.sentences], resources={"warehouse": warehouse}, partition_key="gone.csv",
+                       instance=instance)
+    assert warehouse.query("SELECT count(*) AS n FROM sentences")["n"][0] == 100
