@@ -10,7 +10,7 @@ from .assets.embeddings import every_sentence_embedded_once, sentence_embeddings
 from .assets.evaluation import clustering_metrics, topic_report
 from .assets.evaluation_map import sentence_map
 from .assets.sentences import SENTENCE_PARTITIONS, sentences
-from .assets.settings import DEFAULT_DUCKDB_PATH, env_or_default
+from .assets.settings import DEFAULT_DUCKDB_PATH, embedding_engine, env_or_default
 from .automation import (
     daily_refresh,
     ingest_sentence_file,
@@ -21,8 +21,23 @@ from .automation import (
 from .resources import DuckDBWarehouse, SentenceEmbedder
 
 
+def ray_resources() -> dict:
+    """EMBEDDING_ENGINE=ray: the cluster the embedding actors run on."""
+    if embedding_engine() != "ray":
+        return {}
+    from .resources.ray_embedding import RayCluster
+
+    return {"ray_cluster": RayCluster(
+        address=env_or_default("RAY_ADDRESS", ""),
+        workers=int(os.environ.get("RAY_EMBEDDING_WORKERS", "2")),
+        gpus_per_worker=float(os.environ.get("RAY_GPUS_PER_WORKER", "0")),
+        staging_dir=env_or_default("EMBEDDING_STAGING_DIR", "data/staging"),
+    )}
+
+
 def build_resources() -> dict:
     return {
+        **ray_resources(),
         "warehouse": DuckDBWarehouse(database=env_or_default("DUCKDB_PATH", DEFAULT_DUCKDB_PATH)),
         "embedder": SentenceEmbedder(
             model=env_or_default("EMBEDDING_MODEL", ""),

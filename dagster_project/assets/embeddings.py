@@ -4,6 +4,7 @@ import dagster as dg
 
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .sentences import SENTENCE_PARTITIONS, sentences
+from .settings import embedding_engine
 
 
 class EmbeddingConfig(dg.Config):
@@ -11,15 +12,38 @@ class EmbeddingConfig(dg.Config):
     """Texts encoded and committed per transaction; a crash loses at most one chunk of work."""
 
 
-@dg.asset(deps=[sentences], group_name="embeddings", kinds={"pytorch", "duckdb"}, partitions_def=SENTENCE_PARTITIONS)
-def sentence_embeddings(
-    context: dg.AssetExecutionContext, config: EmbeddingConfig, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
-) -> dg.MaterializeResult:
-    """L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed by
-    (model_key, text_hash). Only texts not yet cached for this model are encoded, chunk by chunk,
-    each chunk committed on its own. With SENTENCE_PARTITIONS=files: the texts of one file."""
-    source = context.partition_key if context.has_partition_key else None
-    return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size, source))
+ASSET = dict(name="sentence_embeddings", deps=[sentences], group_name="embeddings", kinds={"pytorch", "duckdb"},
+             partitions_def=SENTENCE_PARTITIONS,
+             description="L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed "
+                         "by (model_key, text_hash). Only texts not yet cached for this model are encoded, chunk by "
+                         "chunk, each chunk committed on its own. With SENTENCE_PARTITIONS=files: the texts of one "
+                         "file. With EMBEDDING_ENGINE=ray: on the Ray cluster's actors, committed when all are done.")
+
+if embedding_engine() == "ray":
+    from ..resources.ray_embedding import RayCluster, embed_on_ray
+
+    @dg.asset(**ASSET)
+    def sentence_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig, warehouse: DuckDBWarehouse,
+                            embedder: SentenceEmbedder, ray_cluster: RayCluster) -> dg.MaterializeResult:
+        source = context.partition_key if context.has_partition_key else None
+        pending, cached = warehouse.pending_texts(embedder.model_key, source)
+        started = time.perf_counter()
+        files = embed_on_ray(pending, embedder, ray_cluster, source or "", config.chunk_size) if len(pending) else []
+        warehouse.commit_staged_embeddings(embedder.model_key, files)
+        seconds = time.perf_counter() - started
+        return dg.MaterializeResult(metadata={
+            "model_key": embedder.model_key, "model": embedder.model_name_or_path, "engine": "ray",
+            "ray_workers": ray_cluster.workers, "gpus_per_worker": ray_cluster.gpus_per_worker,
+            "staged_files": len(files), "cached_texts": cached, "new_texts": len(pending),
+            "dagster/row_count": cached + len(pending), "seconds": round(seconds, 3),
+            "sentences_per_second": round(len(pending) / seconds, 1) if len(pending) and seconds else 0.0,
+        })
+else:
+    @dg.asset(**ASSET)
+    def sentence_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig, warehouse: DuckDBWarehouse,
+                            embedder: SentenceEmbedder) -> dg.MaterializeResult:
+        source = context.partition_key if context.has_partition_key else None
+        return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size, source))
 
 
 def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder,

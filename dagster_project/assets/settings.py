@@ -28,3 +28,11 @@ def partition_mode() -> str:
     if mode not in PARTITION_MODES:
         raise ValueError(f"SENTENCE_PARTITIONS='{mode}' is not one of: unset (no partitions), files.")
     return mode
+
+
+def embedding_engine() -> str:
+    """EMBEDDING_ENGINE: "local" (this process, the default) or "ray" (actors on a Ray cluster, via dagster-ray)."""
+    engine = os.environ.get("EMBEDDING_ENGINE", "local").strip().lower() or "local"
+    if engine not in ("local", "ray"):
+        raise ValueError(f"EMBEDDING_ENGINE='{engine}' is not one of: local, ray.")
+    return engine

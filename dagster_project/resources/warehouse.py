@@ -216,6 +216,21 @@ class DuckDBWarehouse(DuckDBResource):
             )
             conn.unregister("batch")
 
+    def commit_staged_embeddings(self, model_key: str, files: list[Path]) -> int:
+        """Load Parquet files of (text_hash, embedding) written by other processes into the cache, in one
+        transaction (vectors already there are left alone), then delete the files; returns the rows added."""
+        if not files:
+            return 0
+        with self.transaction() as conn:
+            added = conn.execute(
+                """INSERT INTO embedding_cache (model_key, text_hash, embedding)
+                   SELECT ?, text_hash, embedding FROM read_parquet(?) ON CONFLICT DO NOTHING""",
+                [model_key, [str(f) for f in files]],
+            ).fetchall()[0][0]
+        for path in files:
+            path.unlink(missing_ok=True)
+        return int(added)
+
     def replace_algorithm_rows(self, algorithm: str, tables: dict[str, pd.DataFrame]) -> None:
         """Replace `algorithm`'s rows in each named per-algorithm table, all in one transaction."""
         for name in tables:
