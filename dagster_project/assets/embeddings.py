@@ -3,6 +3,7 @@ import time
 import dagster as dg
 
 from ..resources import DuckDBWarehouse, SentenceEmbedder
+from ..resources.warehouse import source_scope
 from .sentences import SENTENCE_PARTITIONS, sentences
 from .settings import embedding_engine
 
@@ -32,11 +33,9 @@ if embedding_engine() == "ray":
         warehouse.commit_staged_embeddings(embedder.model_key, files)
         seconds = time.perf_counter() - started
         return dg.MaterializeResult(metadata={
-            "model_key": embedder.model_key, "model": embedder.model_name_or_path, "engine": "ray",
+            **counts_metadata(embedder, cached, len(pending), seconds), "engine": "ray",
             "ray_workers": ray_cluster.workers, "gpus_per_worker": ray_cluster.gpus_per_worker,
-            "staged_files": len(files), "cached_texts": cached, "new_texts": len(pending),
-            "dagster/row_count": cached + len(pending), "seconds": round(seconds, 3),
-            "sentences_per_second": round(len(pending) / seconds, 1) if len(pending) and seconds else 0.0,
+            "staged_files": len(files),
         })
 else:
     @dg.asset(**ASSET)
@@ -44,6 +43,19 @@ else:
                             embedder: SentenceEmbedder) -> dg.MaterializeResult:
         source = context.partition_key if context.has_partition_key else None
         return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size, source))
+
+
+def counts_metadata(embedder: SentenceEmbedder, cached: int, new: int, seconds: float) -> dict:
+    """The metadata every embedding run reports: model, texts already cached and newly encoded, speed."""
+    return {
+        "model_key": embedder.model_key,
+        "model": embedder.model_name_or_path,
+        "cached_texts": cached,
+        "new_texts": new,
+        "dagster/row_count": cached + new,
+        "seconds": round(seconds, 3),
+        "sentences_per_second": round(new / seconds, 1) if new and seconds else 0.0,
+    }
 
 
 def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder,
@@ -69,19 +81,13 @@ def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
     seconds = time.perf_counter() - started
     new = len(pending)
     return {
-        "model_key": model_key,
-        "model": embedder.model_name_or_path,
+        **counts_metadata(embedder, cached, new, seconds),
         "device": embedder.resolved_device(),
         "backend": embedder.backend,
         "precision": embedder.precision,
         "batch_size": embedder.effective_batch_size,
         "overlapped_tokenization": bool(new) and embedder.pipelined() is not None,
-        "cached_texts": cached,
-        "new_texts": new,
-        "dagster/row_count": cached + new,
         "model_load_seconds": round(load_seconds, 3),
-        "seconds": round(seconds, 3),
-        "sentences_per_second": round(new / seconds, 1) if new and seconds else 0.0,
         "encode_sentences_per_second": round(new / encoding_seconds, 1) if new and encoding_seconds else 0.0,
     }
 
@@ -92,7 +98,7 @@ def every_sentence_embedded_once(
 ) -> dg.AssetCheckResult:
     """Each distinct sentence text (of the partition's file, when partitioned) has exactly one cached vector for
     the configured model."""
-    scope, params = ("source = ?", [context.partition_key]) if context.has_partition_key else ("true", [])
+    scope, params = source_scope(context.partition_key if context.has_partition_key else None)
     row = warehouse.query(
         f"""SELECT count(*) FILTER (WHERE n = 0) AS missing, count(*) FILTER (WHERE n > 1) AS duplicated FROM (
                 SELECT s.text_hash, count(c.text_hash) AS n FROM (SELECT DISTINCT text_hash FROM sentences

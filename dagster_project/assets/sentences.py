@@ -2,7 +2,7 @@ import time
 
 import dagster as dg
 
-from ..core.readers import InputError, read_corpus, source_files
+from ..core.readers import read_corpus
 from ..resources import DuckDBWarehouse
 from .settings import partition_mode, sentences_path
 
@@ -18,15 +18,8 @@ def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
     SENTENCE_PARTITIONS=files: the rows of one file); unchanged rows keep their sentence_id."""
     spec = sentences_path()
     started = time.perf_counter()
-    if context.has_partition_key:
-        source = context.partition_key
-        path = source_files(spec).get(source)
-        if path is None:
-            raise InputError(f"Partition '{source}' names no file under SENTENCES_PATH '{spec}'. Put the file back, "
-                             "or delete the partition (the file sensor deletes it and its rows when a file goes).")
-        corpus = read_corpus(str(path), root=str(path)[: -len(source)] or None)
-    else:
-        source, corpus = None, read_corpus(spec)
+    source = context.partition_key if context.has_partition_key else None
+    corpus = read_corpus(spec, source=source)
     counts = warehouse.replace_sentences(corpus.frame, source=source)
     frame = corpus.frame
     labelled = int(frame["label"].notna().sum())

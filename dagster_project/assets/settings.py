@@ -19,20 +19,19 @@ def env_or_default(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-PARTITION_MODES = ("", "files")
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """The environment variable `name`, lower-cased, checked against `choices` (the first is the default)."""
+    value = os.environ.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ValueError(f"{name}='{value}' is not one of: {', '.join(choices)}.")
+    return value
 
 
 def partition_mode() -> str:
-    """SENTENCE_PARTITIONS: "" (one table from every file, the default) or "files" (one Dagster partition per file)."""
-    mode = os.environ.get("SENTENCE_PARTITIONS", "").strip().lower()
-    if mode not in PARTITION_MODES:
-        raise ValueError(f"SENTENCE_PARTITIONS='{mode}' is not one of: unset (no partitions), files.")
-    return mode
+    """SENTENCE_PARTITIONS: "none" (one table from every file, the default) or "files" (a partition per file)."""
+    return env_choice("SENTENCE_PARTITIONS", ("none", "files"))
 
 
 def embedding_engine() -> str:
     """EMBEDDING_ENGINE: "local" (this process, the default) or "ray" (actors on a Ray cluster, via dagster-ray)."""
-    engine = os.environ.get("EMBEDDING_ENGINE", "local").strip().lower() or "local"
-    if engine not in ("local", "ray"):
-        raise ValueError(f"EMBEDDING_ENGINE='{engine}' is not one of: local, ray.")
-    return engine
+    return env_choice("EMBEDDING_ENGINE", ("local", "ray"))

@@ -164,9 +164,14 @@ def source_files(spec: str, root: str | None = None) -> dict[str, Path]:
             for path in resolve_files(spec)}
 
 
-def read_corpus(spec: str, root: str | None = None) -> Corpus:
-    """Read every file of `spec`, normalize texts, drop empty rows, hash texts."""
+def read_corpus(spec: str, root: str | None = None, source: str | None = None) -> Corpus:
+    """Read every file of `spec` (or only the one named `source`), normalize texts, drop empty rows, hash texts."""
     named = source_files(spec, root)
+    if source is not None:
+        if source not in named:
+            raise InputError(f"Partition '{source}' names no file under SENTENCES_PATH '{spec}'. Put the file back, "
+                             "or delete the partition (the file sensor deletes it and its rows when a file goes).")
+        named = {source: named[source]}
     files = list(named.values())
     frames = []
     for source, path in named.items():

@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS adapted_models (
 PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs", "topic_hierarchy")
 
 
+def source_scope(source: str | None, column: str = "source") -> tuple[str, list[Any]]:
+    """A SQL condition and its parameters: the rows of one `source` file, or every row when None."""
+    return (f"{column} = ?", [source]) if source is not None else ("true", [])
+
+
 class WarehouseBusyError(RuntimeError):
     """The DuckDB file stayed locked by another process for longer than the configured wait."""
 
@@ -113,7 +118,7 @@ class DuckDBWarehouse(DuckDBResource):
     def pending_texts(self, model_key: str, source: str | None = None) -> tuple[pd.DataFrame, int]:
         """Distinct (text_hash, text) of `sentences` (or of one `source` file's rows) not yet in the cache for
         model_key, and the count of those already cached."""
-        scope, params = ("s.source = ?", [source]) if source is not None else ("true", [])
+        scope, params = source_scope(source, "s.source")
         with self.get_connection() as conn:
             pending = conn.execute(
                 f"""SELECT text_hash, any_value(text) AS text FROM sentences s WHERE {scope}
@@ -164,7 +169,7 @@ class DuckDBWarehouse(DuckDBResource):
         """Replace `sentences` (or only the rows of one `source` file) with `frame` (text, text_hash, source, row,
         label). A row already stored with the same source, row and text keeps its sentence_id and ingested_at;
         new rows get ids above every id stored before, so a removed sentence's id never comes back."""
-        scope, scope_params = ("source = ?", [source]) if source is not None else ("true", [])
+        scope, scope_params = source_scope(source)
         incoming = pa.Table.from_pandas(
             frame[["text", "text_hash", "source", "row", "label"]].rename(columns={"row": "source_row"}),
             preserve_index=False,
