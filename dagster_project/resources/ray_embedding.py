@@ -27,6 +27,7 @@ class RayCluster(LocalRay):
     workers: int = Field(default=2, description="Embedding actors, each holding the model once.")
     gpus_per_worker: float = Field(default=0.0, description="GPUs per actor (1 on a GPU cluster).")
     staging_dir: str = Field(default="data/staging", description="Where workers write Parquet (shared storage).")
+    start_timeout: float = Field(default=600.0, description="Seconds to wait for the actors to load the model.")
 
     @property
     def ray_address(self) -> str | None:  # type: ignore[override]
@@ -39,6 +40,9 @@ class EmbeddingWorker:
     def __init__(self, settings: dict) -> None:
         self.embedder = SentenceEmbedder(**settings)
         self.embedder.load()
+
+    def ready(self) -> bool:
+        return True
 
     def embed_to_parquet(self, hashes: list[str], texts: list[str], path: str) -> int:
         vectors = np.ascontiguousarray(self.embedder.encode(texts), dtype=np.float32)
@@ -63,11 +67,25 @@ def embedding_actors(embedder: SentenceEmbedder, cluster: RayCluster) -> list:
     import ray
 
     actor = ray.remote(EmbeddingWorker)
-    return [
-        actor.options(name=f"embedder-{embedder.model_key}-{i}", namespace=NAMESPACE, lifetime="detached",
-                      get_if_exists=True, num_cpus=1, num_gpus=cluster.gpus_per_worker).remote(embedder_settings(embedder))
+    # No CPU held for the actor's lifetime (Ray's default for actors): detached actors that kept CPUs would
+    # starve every later task on the cluster, dagster-ray's own connection task among them. A GPU is held.
+    pool = f"embedder-{embedder.model_key}-gpu{cluster.gpus_per_worker:g}"  # one pool per model and shape
+    actors = [
+        actor.options(name=f"{pool}-{i}", namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+                      num_cpus=0, num_gpus=cluster.gpus_per_worker).remote(embedder_settings(embedder))
         for i in range(cluster.workers)
     ]
+    try:
+        ray.get([a.ready.remote() for a in actors], timeout=cluster.start_timeout)
+    except ray.exceptions.GetTimeoutError:
+        for waiting in actors:  # not left pending on the cluster
+            ray.kill(waiting)
+        raise RuntimeError(
+            f"{cluster.workers} embedding actor(s) with {cluster.gpus_per_worker} GPU each did not start within "
+            f"{cluster.start_timeout:.0f} s on the Ray cluster (resources: {ray.cluster_resources()}, free: "
+            f"{ray.available_resources()}). Lower RAY_EMBEDDING_WORKERS or RAY_GPUS_PER_WORKER, or add nodes."
+        ) from None
+    return actors
 
 
 def staged_files(cluster: RayCluster, model_key: str, scope: str) -> tuple[Path, str]:

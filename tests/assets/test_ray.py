@@ -1,5 +1,5 @@
-"""EMBEDDING_ENGINE=ray with SENTENCE_PARTITIONS=files: a real local Ray cluster on loopback, four file partitions
-materialized by four concurrent `dagster asset materialize` processes, the vectors written as Parquet by the Ray
+"""EMBEDDING_ENGINE=ray with SENTENCE_PARTITIONS=files: a real local Ray cluster on loopback, five file partitions
+(one, then four) by four concurrent `dagster asset materialize` processes, the vectors written as Parquet by the Ray
 actors and committed to the real DuckDB file: equal to the single-process vectors, nothing lost or duplicated."""
 
 import os
@@ -22,7 +22,7 @@ from dagster_project.core.text import normalize_text, text_hash
 pytest.importorskip("dagster_ray", reason="Ray is the `ray` extra")
 ROOT = Path(__file__).resolve().parents[2]
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent))
-FILES = ["a.csv", "b.csv", "c.csv", "d.csv"]
+FILES = ["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"]
 
 
 def free_port() -> int:
@@ -49,7 +49,7 @@ def test_four_concurrent_partitions_on_ray_store_the_single_process_vectors(ray_
     corpus.mkdir()
     sample = pd.read_csv(f"{SAMPLE_CORPUS}/sample_corpus.csv")
     for number, name in enumerate(FILES):
-        sample.iloc[number::4].to_csv(corpus / name, index=False)
+        sample.iloc[number :: len(FILES)].to_csv(corpus / name, index=False)
     home = tmp_path / "dagster_home"
     home.mkdir()
     db = tmp_path / "w.duckdb"
@@ -68,11 +68,16 @@ def test_four_concurrent_partitions_on_ray_store_the_single_process_vectors(ray_
            '{"ops": {"sentence_embeddings": {"config": {"chunk_size": 16}}}}']
 
     def run(partition: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*cli, "--partition", partition], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=600)
+        try:
+            return subprocess.run([*cli, "--partition", partition], cwd=ROOT, env=env, capture_output=True,
+                                  text=True, timeout=300)
+        except subprocess.TimeoutExpired as stuck:  # show where it stopped, not only that it did
+            output = "".join(o.decode() if isinstance(o, bytes) else o for o in (stuck.stdout, stuck.stderr) if o)
+            return subprocess.CompletedProcess(stuck.cmd, -1, f"{partition} timed out:\n{output}", "")
 
-    with ThreadPoolExecutor(len(FILES)) as pool:
-        runs = list(pool.map(run, FILES))
+    first = run(FILES[0])  # starts the detached actors; the four concurrent runs then join them while they live
+    with ThreadPoolExecutor(len(FILES) - 1) as pool:
+        runs = [first, *pool.map(run, FILES[1:])]
     for done in runs:
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
         assert "RUN_SUCCESS" in done.stdout + done.stderr
@@ -87,3 +92,17 @@ def test_four_concurrent_partitions_on_ray_store_the_single_process_vectors(ray_
     got = np.array([stored[text_hash(t)] for t in texts], dtype=np.float32)
     assert np.abs(got - expected).max() < 1e-4
     assert not list((tmp_path / "staging").rglob("*.parquet"))  # every staged file committed and removed
+
+
+def test_actors_that_cannot_be_placed_fail_with_the_cluster_resources(ray_address, embedder):
+    import ray
+
+    from dagster_project.resources.ray_embedding import RayCluster, embedding_actors
+
+    ray.init(address=ray_address, namespace="sentence_topics_test", log_to_driver=False)
+    try:
+        with pytest.raises(RuntimeError, match=r"did not start within 5 s.*'CPU': 2.0.*RAY_GPUS_PER_WORKER"):
+            embedding_actors(embedder, RayCluster(address=ray_address, gpus_per_worker=1, start_timeout=5))
+        assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if "gpu1" in a["name"]]
+    finally:
+        ray.shutdown()
