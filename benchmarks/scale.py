@@ -1,6 +1,16 @@
-"""Time and peak memory of every algorithm at 100,000 sentences, and of the scalable ones at 1,000,000.
+"""Time and peak memory of every algorithm at 100,000 sentences, and of the scalable ones at 1,000,000; and the
+whole partitioned pipeline on a local Ray cluster, projected to 100,000,000 sentences.
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--algorithms ...]
+    python benchmarks/scale.py --ray [--sentences 1000000] [--partitions 20] [--workers 2] [--gpu-rate 5000]
+
+--ray: the sentences (the datasets' sentences and numbered variants) written as `--partitions` files; a Ray
+head started on 127.0.0.1 (or RAY_ADDRESS); every file partition materialized (`sentences`, then
+`sentence_embeddings` on the Ray actors, Parquet staged and committed), then `minibatch_kmeans_clusters` over all
+partitions. Prints seconds and sentences/s per stage, each worker's peak RSS, and the projected hours for
+100,000,000 sentences on N workers from the measured rates (the embedding divides by N; ingestion, commit and
+clustering go through the one DuckDB writer and do not). `--gpu-rate`: sentences/s of one GPU worker measured
+elsewhere (benchmarks/gpu.py), for GPU rows in the projection.
 
 100k: the real all-MiniLM-L6-v2 embeddings of the labelled datasets (102,994 sentences, sampled to the size).
 1M: the real vectors of 1,000,000 sentences (the datasets' sentences and numbered variants of them) that
@@ -97,8 +107,133 @@ def summary(labels: np.ndarray) -> str:
     return f"{len(set(labels.tolist()) - {-1})} clusters, {(labels < 0).mean():.1%} noise"
 
 
+def ray_head(temp: Path, cpus: int) -> tuple[str, list[str]]:
+    """A Ray head on 127.0.0.1; its address and the command that stops it."""
+    import shutil
+    import socket
+    import subprocess
+
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cpus}",
+                    "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                   check=True, capture_output=True, timeout=180)
+    return f"127.0.0.1:{port}", [ray, "stop", "--force"]
+
+
+def run_partitions(args, work: Path) -> dict:
+    """Materializes every file partition, then one clustering over all; per-stage seconds and worker memory."""
+    import dagster as dg
+
+    from dagster_project import definitions  # imported after the environment chose partitions and Ray
+
+    instance = dg.DagsterInstance.get()
+    names = sorted(p.name for p in (work / "corpus").glob("*.csv"))
+    instance.add_dynamic_partitions("sentence_files", names)
+    resources = definitions.build_resources()
+    assets = definitions.all_assets
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    totals = {"ingest": 0.0, "ray": 0.0, "worker_encode": 0.0, "commit": 0.0, "partition_wall": 0.0}
+    worker_peaks: dict[str, float] = {}
+    for number, name in enumerate(names):
+        started = time.perf_counter()
+        done = dg.materialize(assets, selection=["sentences", "sentence_embeddings"], resources=resources,
+                              partition_key=name, instance=instance, run_config={
+                                  **quiet, "ops": {"sentence_embeddings": {"config": {"chunk_size": args.chunk}}}})
+        totals["partition_wall"] += time.perf_counter() - started
+        ingest = done.asset_materializations_for_node("sentences")[0].metadata
+        embed = done.asset_materializations_for_node("sentence_embeddings")[0].metadata
+        totals["ingest"] += ingest["seconds"].value
+        totals["ray"] += embed["ray_seconds"].value
+        totals["commit"] += embed["commit_seconds"].value
+        totals["worker_encode"] += embed["worker_encode_seconds"].value
+        for worker, mb in enumerate(embed["worker_peak_rss_mb"].value):
+            worker_peaks[f"worker {worker}"] = max(worker_peaks.get(f"worker {worker}", 0.0), mb)
+        print(f"  partition {number + 1}/{len(names)} {name}: {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
+    clustered = dg.materialize(assets, selection=["minibatch_kmeans_clusters"], resources=resources,
+                               instance=instance, run_config=quiet)
+    totals["cluster"] = time.perf_counter() - started
+    totals["clusters"] = clustered.asset_materializations_for_node("minibatch_kmeans_clusters")[0].metadata
+    return {"totals": totals, "worker_peaks": worker_peaks}
+
+
+def main_ray(args) -> None:
+    import subprocess
+    import tempfile
+
+    import pandas as pd
+
+    from benchmarks.embeddings import million_texts
+
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as work_name:
+        work = Path(work_name)
+        texts = million_texts(args.sentences)
+        (work / "corpus").mkdir()
+        for part in range(args.partitions):
+            pd.DataFrame({"text": texts[part :: args.partitions]}).to_csv(
+                work / "corpus" / f"part-{part:02d}.csv", index=False)
+        (work / "home").mkdir()
+        address, stop = (os.environ["RAY_ADDRESS"], None) if os.environ.get("RAY_ADDRESS") else \
+            ray_head(work / "ray", os.cpu_count() or 2)
+        os.environ.update({
+            "DAGSTER_HOME": str(work / "home"), "DUCKDB_PATH": str(work / "w.duckdb"),
+            "SENTENCES_PATH": str(work / "corpus"), "SENTENCE_PARTITIONS": "files", "EMBEDDING_ENGINE": "ray",
+            "RAY_ADDRESS": address, "RAY_EMBEDDING_WORKERS": str(args.workers),
+            "EMBEDDING_STAGING_DIR": str(work / "staging"), "EMBEDDING_BACKEND": args.backend,
+        })
+        try:
+            measured_run = run_partitions(args, work)
+        finally:
+            if stop:
+                subprocess.run(stop, capture_output=True, timeout=120)
+    print_ray_tables(args, measured_run)
+
+
+def print_ray_tables(args, measured_run: dict) -> None:
+    import resource
+
+    n, t = args.sentences, measured_run["totals"]
+    driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\n{n:,} sentences in {args.partitions} file partitions, {args.workers} Ray workers "
+          f"({args.backend}, CPU), chunk {args.chunk}; clustering: {t['clusters']['n_clusters'].value} clusters")
+    print("| stage | seconds | sentences/s |\n|---|---|---|")
+    worker_rate = n / t["worker_encode"]  # one worker's rate: texts over its own encode seconds
+    for stage, seconds in [("ingest (`sentences`, per partition, one writer)", t["ingest"]),
+                           ("embed on Ray (wall, all workers)", t["ray"]),
+                           ("  of which one worker encoding (summed over workers)", t["worker_encode"]),
+                           ("commit staged Parquet (one writer)", t["commit"]),
+                           ("partition runs, wall (Dagster included)", t["partition_wall"]),
+                           ("minibatch_kmeans over all partitions", t["cluster"])]:
+        print(f"| {stage} | {seconds:.1f} | {n / seconds:,.0f} |")
+    peaks = ", ".join(f"{name} {mb:,.0f} MB" for name, mb in measured_run["worker_peaks"].items())
+    print(f"\npeak RSS: {peaks}; Dagster driver process {driver_mb:,.0f} MB")
+    serial = (t["ingest"] + t["commit"] + t["cluster"]) / n  # seconds per sentence through the one writer
+    print("\nprojection for 100,000,000 sentences (embedding / N workers + the one writer's serial stages):")
+    print("| workers | worker rate (sentences/s) | embedding hours | serial hours | total hours | worker-hours |")
+    print("|---|---|---|---|---|---|")
+    rows = [("CPU worker (measured)", worker_rate)] + ([("GPU worker (--gpu-rate)", args.gpu_rate)]
+                                                       if args.gpu_rate else [])
+    for label, rate in rows:
+        for workers in (1, 8, 64):
+            embed_hours = 1e8 / (rate * workers) / 3600
+            serial_hours = 1e8 * serial / 3600
+            print(f"| {workers} x {label} | {rate:,.0f} | {embed_hours:,.1f} | {serial_hours:,.1f} | "
+                  f"{embed_hours + serial_hours:,.1f} | {embed_hours * workers:,.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ray", action="store_true", help="the partitioned pipeline on a local Ray cluster")
+    parser.add_argument("--sentences", type=int, default=1_000_000, help="--ray: corpus size")
+    parser.add_argument("--partitions", type=int, default=20, help="--ray: file partitions")
+    parser.add_argument("--workers", type=int, default=2, help="--ray: embedding actors")
+    parser.add_argument("--backend", default="torch", help="--ray: EMBEDDING_BACKEND of the actors")
+    parser.add_argument("--chunk", type=int, default=4096, help="--ray: texts per actor call")
+    parser.add_argument("--gpu-rate", type=float, default=None, help="--ray: one GPU worker's sentences/s")
+    parser.add_argument("--work-dir", default=None, help="--ray: where the temporary corpus and warehouse go")
     parser.add_argument("--sizes", nargs="*", type=int, default=sorted(PER_SIZE))
     parser.add_argument("--algorithms", nargs="*", default=None)
     parser.add_argument("--million-db", type=Path, default=ROOT / "data" / "bench_million.duckdb")
@@ -108,6 +243,11 @@ def main() -> None:
                         help="with --community-threshold: keep community detection's scored blocks here, so that "
                              "a stopped run resumes (seconds are the sum of the blocks' recorded times)")
     args = parser.parse_args()
+    if args.ray:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        main_ray(args)
+        return
     real = embed_in_child(scale_corpus()["text"].tolist(), SentenceEmbedder(device="cpu"))
     million = million_vectors(args.million_db) if max(args.sizes) > len(real) else None
     print("| sentences | vectors | algorithm | seconds | peak MB | result |")

@@ -29,13 +29,17 @@ if embedding_engine() == "ray":
         source = context.partition_key if context.has_partition_key else None
         pending, cached = warehouse.pending_texts(embedder.model_key, source)
         started = time.perf_counter()
-        files = embed_on_ray(pending, embedder, ray_cluster, source or "", config.chunk_size) if len(pending) else []
+        files, workers = embed_on_ray(pending, embedder, ray_cluster, source or "", config.chunk_size)
+        encoded = time.perf_counter()
         warehouse.commit_staged_embeddings(embedder.model_key, files)
         seconds = time.perf_counter() - started
         return dg.MaterializeResult(metadata={
             **counts_metadata(embedder, cached, len(pending), seconds), "engine": "ray",
             "ray_workers": ray_cluster.workers, "gpus_per_worker": ray_cluster.gpus_per_worker,
-            "staged_files": len(files),
+            "staged_files": len(files), "ray_seconds": round(encoded - started, 3),
+            "commit_seconds": round(seconds - (encoded - started), 3),
+            "worker_encode_seconds": round(float(workers["encode_seconds"].sum()), 3),
+            "worker_peak_rss_mb": [round(float(mb), 1) for mb in workers["peak_rss_mb"]],
         })
 else:
     @dg.asset(**ASSET)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +46,11 @@ class EmbeddingWorker:
     def ready(self) -> bool:
         return True
 
-    def embed_to_parquet(self, hashes: list[str], texts: list[str], path: str) -> int:
+    def embed_to_parquet(self, hashes: list[str], texts: list[str], path: str) -> dict:
+        """Writes the chunk's vectors to `path`; returns this worker's pid, texts, encode seconds and peak RSS."""
+        started = time.perf_counter()
         vectors = np.ascontiguousarray(self.embedder.encode(texts), dtype=np.float32)
+        seconds = time.perf_counter() - started
         dim = vectors.shape[1]
         table = pa.table({
             "text_hash": pa.array(hashes, pa.string()),
@@ -55,7 +60,8 @@ class EmbeddingWorker:
         partial = f"{path}.{os.getpid()}.partial"
         pq.write_table(table, partial)
         os.replace(partial, path)  # a file is whole or absent
-        return len(hashes)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"pid": os.getpid(), "texts": len(hashes), "encode_seconds": seconds, "peak_rss_mb": peak_mb}
 
 
 def embedder_settings(embedder: SentenceEmbedder) -> dict:
@@ -96,18 +102,21 @@ def staged_files(cluster: RayCluster, model_key: str, scope: str) -> tuple[Path,
 
 
 def embed_on_ray(pending: pd.DataFrame, embedder: SentenceEmbedder, cluster: RayCluster, scope: str,
-                 chunk_size: int) -> list[Path]:
+                 chunk_size: int) -> tuple[list[Path], pd.DataFrame]:
     """Encode `pending` (text_hash, text) on the cluster's actors, chunk by chunk in parallel; returns every
-    staged Parquet file of `scope` (this run's and any left by a run that stopped before committing)."""
+    staged Parquet file of `scope` (this run's and any left by a run that stopped before committing) and, per
+    worker process, its texts, encode seconds and peak RSS (MB)."""
     import ray
 
     folder, prefix = staged_files(cluster, embedder.model_key, scope)
-    actors = embedding_actors(embedder, cluster)
+    actors = embedding_actors(embedder, cluster) if len(pending) else []  # leftover files only: no actors
     calls = []
     for number, start in enumerate(range(0, len(pending), chunk_size)):
         chunk = pending.iloc[start : start + chunk_size]
         path = folder / f"{prefix}-{number:06d}.parquet"
         calls.append(actors[number % len(actors)].embed_to_parquet.remote(
             chunk["text_hash"].tolist(), chunk["text"].tolist(), str(path)))
-    ray.get(calls)
-    return sorted(folder.glob(f"{prefix}-*.parquet"))
+    chunks = pd.DataFrame(ray.get(calls), columns=["pid", "texts", "encode_seconds", "peak_rss_mb"])
+    workers = chunks.groupby("pid").agg(texts=("texts", "sum"), encode_seconds=("encode_seconds", "sum"),
+                                        peak_rss_mb=("peak_rss_mb", "max")).reset_index()
+    return sorted(folder.glob(f"{prefix}-*.parquet")), workers

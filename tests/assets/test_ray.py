@@ -82,6 +82,18 @@ def test_four_concurrent_partitions_on_ray_store_the_single_process_vectors(ray_
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
         assert "RUN_SUCCESS" in done.stdout + done.stderr
 
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            records = instance.fetch_materializations(dg.AssetKey("sentence_embeddings"), limit=10).records
+    finally:
+        del os.environ["DAGSTER_HOME"]
+    assert sorted(r.partition_key for r in records) == FILES
+    for record in records:  # each run says how its workers did: two worker processes, each holding the model
+        metadata = record.asset_materialization.metadata
+        assert len(metadata["worker_peak_rss_mb"].value) == 2, metadata
+        assert min(metadata["worker_peak_rss_mb"].value) > 100 and metadata["worker_encode_seconds"].value > 0
+
     texts = sorted({normalize_text(t) for t in sample["text"]})
     with duckdb.connect(str(db), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM sentences").fetchall()[0][0] == len(sample)
