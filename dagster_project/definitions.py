@@ -38,7 +38,8 @@ def ray_resources() -> dict:
 def build_resources() -> dict:
     return {
         **ray_resources(),
-        "warehouse": DuckDBWarehouse(database=env_or_default("DUCKDB_PATH", DEFAULT_DUCKDB_PATH)),
+        "warehouse": DuckDBWarehouse(database=env_or_default("DUCKDB_PATH", DEFAULT_DUCKDB_PATH),
+                                     cluster_window=env_or_default("CLUSTER_WINDOW", "")),
         "embedder": SentenceEmbedder(
             model=env_or_default("EMBEDDING_MODEL", ""),
             device=env_or_default("EMBEDDING_DEVICE", "auto"),

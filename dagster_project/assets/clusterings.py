@@ -108,15 +108,17 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
 
     @dg.asset_check(asset=clusters, name="every_sentence_assigned_once", blocking=True)
     def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
-        """Each sentence has exactly one cluster_id for this algorithm, and no assignment names an unknown sentence."""
+        """Each sentence of the cluster window has exactly one cluster_id for this algorithm, and no assignment
+        names a sentence outside it."""
+        window, params = warehouse.window_scope()
         row = warehouse.query(
-            """SELECT
-                 (SELECT count(*) FROM sentences s WHERE (SELECT count(*) FROM cluster_assignments a
+            f"""SELECT
+                 (SELECT count(*) FROM sentences s WHERE {window} AND (SELECT count(*) FROM cluster_assignments a
                     WHERE a.algorithm = ? AND a.sentence_id = s.sentence_id) <> 1) AS not_once,
-                 (SELECT count(*) FROM cluster_assignments a ANTI JOIN sentences s USING (sentence_id)
-                    WHERE a.algorithm = ?) AS unknown,
+                 (SELECT count(*) FROM cluster_assignments a ANTI JOIN (SELECT * FROM sentences s WHERE {window})
+                    USING (sentence_id) WHERE a.algorithm = ?) AS unknown,
                  (SELECT count(*) FROM cluster_assignments WHERE algorithm = ? AND cluster_id < -1) AS bad_label""",
-            [name, name, name],
+            [*params, name, *params, name, name],
         ).iloc[0]
         counts = {k: int(v) for k, v in row.items()}
         return dg.AssetCheckResult(passed=not any(counts.values()), metadata=counts)

@@ -69,6 +69,13 @@ class DuckDBWarehouse(DuckDBResource):
     a lock held by an outside process (a DuckDB shell, say) is retried with backoff."""
 
     lock_timeout_seconds: float = Field(default=900.0, description="How long to wait for the database file.")
+    cluster_window: str = Field(default="", description=(
+        "A GLOB over sentences.source (e.g. '2026-11-*' or 'news/*'): clusterings, topics, metrics and the map "
+        "read only the sentences of the matching files. Empty: every sentence."))
+
+    def window_scope(self, column: str = "s.source") -> tuple[str, list[Any]]:
+        """The SQL condition of `cluster_window` and its parameters (every row when unset)."""
+        return (f"{column} GLOB ?", [self.cluster_window]) if self.cluster_window else ("true", [])
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -134,22 +141,32 @@ class DuckDBWarehouse(DuckDBResource):
         return pending, int(cached)
 
     def load_embeddings(self, model_key: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every sentence (sentence_id, text, label) in id order, and its embedding matrix for model_key."""
+        """Every sentence (sentence_id, text, label) of the cluster window in id order, and its embedding matrix
+        for model_key."""
+        window, params = self.window_scope()
         with self.get_connection() as conn:
             missing = conn.execute(
-                """SELECT count(*) FROM sentences s ANTI JOIN embedding_cache c
-                   ON c.text_hash = s.text_hash AND c.model_key = ?""",
-                [model_key],
+                f"""SELECT count(*) FROM sentences s ANTI JOIN embedding_cache c
+                   ON c.text_hash = s.text_hash AND c.model_key = ? WHERE {window}""",
+                [model_key, *params],
             ).fetchall()[0][0]
             if missing:
                 raise LookupError(
                     f"{missing} sentence(s) have no embedding for model '{model_key}'. "
                     "Materialize sentence_embeddings first (with the same EMBEDDING_MODEL and EMBEDDING_DEVICE)."
                 )
+            if self.cluster_window and not conn.execute(f"SELECT count(*) FROM sentences s WHERE {window}",
+                                                        params).fetchall()[0][0]:
+                sources = [r[0] for r in conn.execute(
+                    "SELECT DISTINCT source FROM sentences ORDER BY source LIMIT 5").fetchall()]
+                raise LookupError(
+                    f"CLUSTER_WINDOW '{self.cluster_window}' matches no file of the stored sentences (sources such "
+                    f"as {sources}). Give a GLOB over sentences.source, or leave it empty for every sentence."
+                )
             table = conn.sql(
-                """SELECT s.sentence_id, s.text, s.label, c.embedding FROM sentences s JOIN embedding_cache c
-                   ON c.text_hash = s.text_hash AND c.model_key = ? ORDER BY s.sentence_id""",
-                params=[model_key],
+                f"""SELECT s.sentence_id, s.text, s.label, c.embedding FROM sentences s JOIN embedding_cache c
+                   ON c.text_hash = s.text_hash AND c.model_key = ? WHERE {window} ORDER BY s.sentence_id""",
+                params=[model_key, *params],
             ).to_arrow_table()
         vectors = table.column("embedding").combine_chunks()
         matrix = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
