@@ -6,9 +6,9 @@ import os
 
 import dagster as dg
 
-from .assets.sentences import SENTENCE_PARTITIONS, sentence_files
-from .assets.settings import sentences_path
-from .core.readers import InputError, resolve_files, source_files
+from .assets.sentences import SENTENCE_PARTITIONS
+from .assets.settings import partition_mode, sentences_path
+from .core.readers import InputError, partition_key, resolve_files, source_files
 from .resources import DuckDBWarehouse
 
 INGEST = dg.AssetSelection.assets("sentences", "sentence_embeddings")
@@ -16,7 +16,8 @@ INGEST = dg.AssetSelection.assets("sentences", "sentence_embeddings")
 ingest_sentence_file = dg.define_asset_job(
     "ingest_sentence_file",
     selection=INGEST,
-    description="Read one file of SENTENCES_PATH and embed its new sentences (SENTENCE_PARTITIONS=files).",
+    description="Read one file (or folder) of SENTENCES_PATH and embed its new sentences "
+                "(SENTENCE_PARTITIONS=files or folders).",
 )
 
 refresh_everything = dg.define_asset_job(
@@ -82,8 +83,9 @@ def sentence_files_changed(context: dg.SensorEvaluationContext) -> dg.SensorResu
 def sentence_file_partitions(
     context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse
 ) -> dg.SensorResult | dg.SkipReason:
-    """SENTENCE_PARTITIONS=files: one partition per file under SENTENCES_PATH. A new file adds its partition and
-    a run that ingests it; a modified file, a run; a removed file loses its partition and its sentences."""
+    """SENTENCE_PARTITIONS=files (or folders): one partition per file (or top-level folder) under SENTENCES_PATH.
+    A new file adds its partition and a run that ingests it; a modified file, a run of its partition; a removed
+    file loses its sentences, and its partition when nothing else is left in it."""
     spec = sentences_path()
     try:
         now, changed, gone = changed_files(spec, context.cursor)
@@ -91,14 +93,25 @@ def sentence_file_partitions(
         return dg.SkipReason(f"cannot read SENTENCES_PATH: {err}")
     if not changed and not gone:
         return dg.SkipReason(f"no change under {os.path.basename(spec) or spec}")
-    known = set(context.instance.get_dynamic_partitions(sentence_files.name))
+    by_folder = partition_mode() == "folders"
+    members: dict[str, list[str]] = {}
+    for source in sorted(now):
+        members.setdefault(partition_key(source, by_folder), []).append(source)
+    touched = sorted({partition_key(s, by_folder) for s in changed})
+    emptied = sorted({partition_key(s, by_folder) for s in gone} - set(members))
+    known = set(context.instance.get_dynamic_partitions(SENTENCE_PARTITIONS.name))
     for source in gone:
         warehouse.delete_source(source)
+
+    def run_key(partition: str) -> str:  # changes whenever any file of the partition does
+        state = "|".join(f"{source}={now[source]}" for source in members[partition])
+        return f"{partition}|{hashlib.sha256(state.encode()).hexdigest()[:16]}"
+
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"{source}|{now[source]}", partition_key=source) for source in changed],
+        run_requests=[dg.RunRequest(run_key=run_key(p), partition_key=p) for p in touched],
         dynamic_partitions_requests=[
-            sentence_files.build_add_request([s for s in changed if s not in known]),
-            sentence_files.build_delete_request([s for s in gone if s in known]),
+            SENTENCE_PARTITIONS.build_add_request([p for p in touched if p not in known]),
+            SENTENCE_PARTITIONS.build_delete_request([p for p in emptied if p in known]),
         ],
         cursor=json.dumps(now, sort_keys=True),
     )

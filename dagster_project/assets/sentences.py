@@ -6,20 +6,21 @@ from ..core.readers import read_corpus
 from ..resources import DuckDBWarehouse
 from .settings import partition_mode, sentences_path
 
-# One partition per file under SENTENCES_PATH (its `source` name), added and removed by the file sensor.
-sentence_files = dg.DynamicPartitionsDefinition(name="sentence_files")
-SENTENCE_PARTITIONS = sentence_files if partition_mode() == "files" else None
+# One partition per file under SENTENCES_PATH (its `source` name), or per top-level folder (one landing folder
+# per arrival date, say), added and removed by the file sensor.
+SENTENCE_PARTITIONS = (dg.DynamicPartitionsDefinition(name=f"sentence_{partition_mode()}")
+                       if partition_mode() != "none" else None)
 
 
 @dg.asset(group_name="ingest", kinds={"python", "duckdb"}, partitions_def=SENTENCE_PARTITIONS)
 def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """Raw sentences from SENTENCES_PATH (file, folder or glob of .txt/.csv/.tsv/.jsonl/.parquet),
     Unicode-NFC and whitespace normalized, empty rows dropped, hashed. Replaces table `sentences` (with
-    SENTENCE_PARTITIONS=files: the rows of one file); unchanged rows keep their sentence_id."""
+    SENTENCE_PARTITIONS=files or folders: the rows of one file or folder); unchanged rows keep their sentence_id."""
     spec = sentences_path()
     started = time.perf_counter()
     source = context.partition_key if context.has_partition_key else None
-    corpus = read_corpus(spec, source=source)
+    corpus = read_corpus(spec, partition=source)
     counts = warehouse.replace_sentences(corpus.frame, source=source)
     frame = corpus.frame
     labelled = int(frame["label"].notna().sum())

@@ -28,8 +28,9 @@ def env_choice(name: str, choices: tuple[str, ...]) -> str:
 
 
 def partition_mode() -> str:
-    """SENTENCE_PARTITIONS: "none" (one table from every file, the default) or "files" (a partition per file)."""
-    return env_choice("SENTENCE_PARTITIONS", ("none", "files"))
+    """SENTENCE_PARTITIONS: "none" (one table from every file, the default), "files" (a partition per file) or
+    "folders" (a partition per top-level folder, e.g. one landing folder per arrival date)."""
+    return env_choice("SENTENCE_PARTITIONS", ("none", "files", "folders"))
 
 
 def embedding_engine() -> str:

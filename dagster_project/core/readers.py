@@ -164,14 +164,26 @@ def source_files(spec: str, root: str | None = None) -> dict[str, Path]:
             for path in resolve_files(spec)}
 
 
-def read_corpus(spec: str, root: str | None = None, source: str | None = None) -> Corpus:
-    """Read every file of `spec` (or only the one named `source`), normalize texts, drop empty rows, hash texts."""
+def partition_key(source: str, by_folder: bool) -> str:
+    """The partition of a `source` file: the file itself, or its top-level folder (the file when at the top)."""
+    return source.split("/", 1)[0] if by_folder else source
+
+
+def in_partition(source: str, partition: str) -> bool:
+    """Whether `source` belongs to `partition` (a file's own name, or a folder above it)."""
+    return source == partition or source.startswith(f"{partition}/")
+
+
+def read_corpus(spec: str, root: str | None = None, partition: str | None = None) -> Corpus:
+    """Read every file of `spec` (or only those of one `partition`: a file, or a folder), normalize texts, drop
+    empty rows, hash texts."""
     named = source_files(spec, root)
-    if source is not None:
-        if source not in named:
-            raise InputError(f"Partition '{source}' names no file under SENTENCES_PATH '{spec}'. Put the file back, "
-                             "or delete the partition (the file sensor deletes it and its rows when a file goes).")
-        named = {source: named[source]}
+    if partition is not None:
+        named = {source: path for source, path in named.items() if in_partition(source, partition)}
+        if not named:
+            raise InputError(f"Partition '{partition}' names no file under SENTENCES_PATH '{spec}'. Put the file "
+                             "back, or delete the partition (the file sensor deletes it and its rows when its files "
+                             "go).")
     files = list(named.values())
     frames = []
     for source, path in named.items():

@@ -52,9 +52,12 @@ CREATE TABLE IF NOT EXISTS adapted_models (
 PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs", "topic_hierarchy")
 
 
-def source_scope(source: str | None, column: str = "source") -> tuple[str, list[Any]]:
-    """A SQL condition and its parameters: the rows of one `source` file, or every row when None."""
-    return (f"{column} = ?", [source]) if source is not None else ("true", [])
+def source_scope(partition: str | None, column: str = "source") -> tuple[str, list[Any]]:
+    """A SQL condition and its parameters: the rows of one partition (a `source` file, or every file under a
+    folder), or every row when None."""
+    if partition is None:
+        return "true", []
+    return f"({column} = ? OR starts_with({column}, ? || '/'))", [partition, partition]
 
 
 class WarehouseBusyError(RuntimeError):

@@ -17,12 +17,13 @@ MODULES = ["dagster_project.assets.settings", "dagster_project.assets.sentences"
 
 
 @pytest.fixture
-def partitioned(monkeypatch):
-    """The project's modules as loaded with SENTENCE_PARTITIONS=files; loaded again without it afterwards."""
+def partitioned(monkeypatch, request):
+    """The project's modules as loaded with SENTENCE_PARTITIONS=files (or the parameter); loaded again without it
+    afterwards."""
     def load():
         return [importlib.reload(importlib.import_module(name)) for name in MODULES]
 
-    monkeypatch.setenv("SENTENCE_PARTITIONS", "files")
+    monkeypatch.setenv("SENTENCE_PARTITIONS", getattr(request, "param", "files"))
     _, sentences, embeddings, clusterings, automation = load()
     yield sentences, embeddings, clusterings, automation
     monkeypatch.delenv("SENTENCE_PARTITIONS")
@@ -35,6 +36,23 @@ def split_sample(folder) -> pd.DataFrame:
     (folder / "nested").mkdir()
     frame.iloc[100:].to_csv(folder / "nested" / "second.csv", index=False)
     return frame
+
+
+def sense_and_run(automation, instance, warehouse, assets, resources, cursor):
+    """One sensor tick applied as the daemon would: partitions added and deleted, each requested run done."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse})
+    result = automation.sentence_file_partitions(context)
+    for request in result.dynamic_partitions_requests:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    for run in result.run_requests:
+        done = dg.materialize(assets, selection=["sentences", "sentence_embeddings"], resources=resources,
+                              partition_key=run.partition_key, instance=instance)
+        assert done.success
+    return result
 
 
 def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkeypatch, embedder):
@@ -50,19 +68,7 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
     resources = {"warehouse": warehouse, "embedder": embedder}
 
     def sense(cursor):
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse})
-        result = automation.sentence_file_partitions(context)
-        for request in result.dynamic_partitions_requests:
-            if isinstance(request, dg.AddDynamicPartitionsRequest):
-                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-            else:
-                for key in request.partition_keys:
-                    instance.delete_dynamic_partition(request.partitions_def_name, key)
-        for run in result.run_requests:
-            done = dg.materialize(assets, selection=["sentences", "sentence_embeddings"], resources=resources,
-                                  partition_key=run.partition_key, instance=instance)
-            assert done.success
-        return result
+        return sense_and_run(automation, instance, warehouse, assets, resources, cursor)
 
     first = sense(None)
     assert sorted(r.partition_key for r in first.run_requests) == ["first.csv", "nested/second.csv"]
@@ -87,7 +93,8 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
     done = dg.materialize([*assets, kmeans_check], selection=["kmeans_clusters"],
                           resources={**resources, "warehouse": windowed}, instance=instance)
     assert done.success and [e.passed for e in done.get_asset_check_evaluations()] == [True]
-    per_file = "SELECT s.source, count(*) AS n FROM cluster_assignments JOIN sentences s USING (sentence_id) GROUP BY ALL"
+    per_file = """SELECT s.source, count(*) AS n FROM cluster_assignments JOIN sentences s USING (sentence_id)
+                  GROUP BY ALL"""
     assert warehouse.query(per_file).set_index("source")["n"].to_dict() == {"nested/second.csv": len(sample) - 100}
     nowhere = DuckDBWarehouse(database=warehouse.database, cluster_window="2025-*")
     with pytest.raises(Exception, match=r"CLUSTER_WINDOW '2025-\*' matches no file .*'first.csv'"):
@@ -123,3 +130,50 @@ def test_partition_of_a_missing_file_names_it_and_changes_nothing(partitioned, t
         dg.materialize([sentences.sentences], resources={"warehouse": warehouse}, partition_key="gone.csv",
                        instance=instance)
     assert warehouse.query("SELECT count(*) AS n FROM sentences")["n"][0] == 100
+
+
+@pytest.mark.parametrize("partitioned", ["folders"], indirect=True)
+def test_folder_partitions_one_per_arrival_date(partitioned, tmp_path, monkeypatch, embedder):
+    sentences, embeddings, _, automation = partitioned
+    landing = tmp_path / "landing"
+    sample = pd.read_csv(f"{SAMPLE_CORPUS}/sample_corpus.csv")
+    for day, name, rows in [("2026-11-23", "morning.csv", slice(0, 60)), ("2026-11-23", "evening.csv", slice(60, 100)),
+                            ("2026-11-24", "a.csv", slice(100, None))]:
+        (landing / day).mkdir(parents=True, exist_ok=True)
+        sample.iloc[rows].to_csv(landing / day / name, index=False)
+    monkeypatch.setenv("SENTENCES_PATH", str(landing))
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+    assets = [sentences.sentences, embeddings.sentence_embeddings]
+    resources = {"warehouse": warehouse, "embedder": embedder}
+    per_file = "SELECT source, count(*) AS n FROM sentences GROUP BY ALL ORDER BY source"
+
+    first = sense_and_run(automation, instance, warehouse, assets, resources, None)
+    assert [r.partition_key for r in first.run_requests] == ["2026-11-23", "2026-11-24"]
+    assert sorted(instance.get_dynamic_partitions("sentence_folders")) == ["2026-11-23", "2026-11-24"]
+    assert warehouse.query(per_file).set_index("source")["n"].to_dict() == {
+        "2026-11-23/evening.csv": 40, "2026-11-23/morning.csv": 60, "2026-11-24/a.csv": len(sample) - 100}
+    day_one = warehouse.query("SELECT sentence_id FROM sentences WHERE source LIKE '2026-11-23/%' ORDER BY 1")
+
+    # A late file lands in the newest folder: that date's partition alone runs, the other date is untouched.
+    pd.DataFrame({"text": [f"A late arrival number {i} about tides." for i in range(5)]}).to_csv(
+        landing / "2026-11-24" / "late.csv", index=False)
+    second = sense_and_run(automation, instance, warehouse, assets, resources, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["2026-11-24"]
+    assert warehouse.query(per_file)["n"].tolist() == [40, 60, len(sample) - 100, 5]
+    assert warehouse.query("SELECT sentence_id FROM sentences WHERE source LIKE '2026-11-23/%' ORDER BY 1").equals(
+        day_one)
+    missing = warehouse.query("""SELECT count(*) AS n FROM sentences s ANTI JOIN embedding_cache c
+                                 ON c.text_hash = s.text_hash""")["n"][0]
+    assert missing == 0
+
+    # One file of a date removed: its rows go, the date stays; the whole date removed: partition and rows go.
+    (landing / "2026-11-23" / "evening.csv").unlink()
+    third = sense_and_run(automation, instance, warehouse, assets, resources, second.cursor)
+    assert not third.run_requests and "2026-11-23" in instance.get_dynamic_partitions("sentence_folders")
+    for path in (landing / "2026-11-23").iterdir():
+        path.unlink()
+    (landing / "2026-11-23").rmdir()
+    fourth = sense_and_run(automation, instance, warehouse, assets, resources, third.cursor)
+    assert not fourth.run_requests and instance.get_dynamic_partitions("sentence_folders") == ["2026-11-24"]
+    assert warehouse.query(per_file)["source"].tolist() == ["2026-11-24/a.csv", "2026-11-24/late.csv"]
