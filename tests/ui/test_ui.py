@@ -51,6 +51,14 @@ def webserver(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
                     "--select", "not group:adaptation", "--config-json", PLAIN_TOPICS],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
+    url, server = serve(env)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def serve(env: dict) -> tuple[str, subprocess.Popen]:
+    """The Dagster webserver on a free localhost port, once it answers."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-m", "dagster_project.definitions",
                                "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env,
@@ -60,23 +68,24 @@ def webserver(tmp_path_factory):
     while time.time() < deadline:
         try:
             urllib.request.urlopen(f"{url}/server_info", timeout=2)
-            break
+            return url, server
         except OSError:
             time.sleep(1)
-    else:
-        server.kill()
-        pytest.fail("the Dagster webserver did not answer within 180 s")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    server.kill()
+    pytest.fail("the Dagster webserver did not answer within 180 s")
 
 
 @pytest.fixture(scope="module")
-def page(webserver):
+def browser():
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        yield browser.new_page(viewport={"width": 2200, "height": 1800})
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(webserver, browser):
+    return browser.new_page(viewport={"width": 2200, "height": 1800})
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -132,3 +141,61 @@ def test_topic_asset_shows_topic_table_and_map(webserver, page, tmp_path):
     image.wait_for(timeout=10_000)
     assert image.evaluate("img => img.naturalWidth") > 600
     page.screenshot(path=str(screenshot_dir(tmp_path) / "ui_topic_map.png"))
+
+
+def test_backfill_of_file_partitions_from_the_asset_page(browser, tmp_path):
+    """SENTENCE_PARTITIONS=files: Materialize on the asset page, partitions "All", "Launch backfill"; the daemon
+    runs the backfill and every file's sentences and vectors land in DuckDB."""
+    import dagster as dg
+    import duckdb
+    import pandas as pd
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    home, corpus = tmp_path / "home", tmp_path / "corpus"
+    home.mkdir()
+    corpus.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    sample = pd.read_csv(f"{SAMPLE_CORPUS}/sample_corpus.csv")
+    sample.iloc[:100].to_csv(corpus / "first.csv", index=False)
+    sample.iloc[100:].to_csv(corpus / "second.csv", index=False)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+           "SENTENCES_PATH": str(corpus), "EMBEDDING_DEVICE": "cpu", "SENTENCE_PARTITIONS": "files"}
+    instance = dg.DagsterInstance.from_config(str(home))
+    instance.add_dynamic_partitions("sentence_files", ["first.csv", "second.csv"])
+    url, server = serve(env)
+    daemon = subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-m", "dagster_project.definitions"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    page = browser.new_page(viewport={"width": 1800, "height": 1200})
+    try:
+        page.goto(f"{url}/assets/sentence_embeddings", wait_until="networkidle")
+        dismiss_dialogs(page)
+        page.get_by_role("button", name="Materialize", exact=False).first.click()
+        confirm = page.get_by_role("button", name="Confirm")  # "upstream not materialized yet": it is selected too
+        launch = page.get_by_role("button", name="Launch backfill")
+        confirm.or_(launch).first.wait_for(timeout=30_000)
+        if confirm.is_visible():
+            confirm.click()
+        page.get_by_role("button", name="All", exact=True).click()
+        launch.click()
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            backfills = instance.get_backfills()
+            if backfills and backfills[0].status != BulkActionStatus.REQUESTED:
+                break
+            time.sleep(2)
+        backfill = instance.get_backfills()[0]
+        assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+        assert sorted((r.tags["dagster/partition"], r.status.value) for r in runs) == [
+            ("first.csv", "SUCCESS"), ("second.csv", "SUCCESS")]
+        page.screenshot(path=str(screenshot_dir(tmp_path) / "ui_backfill.png"))
+    finally:
+        daemon.terminate()
+        server.terminate()
+        daemon.wait(timeout=60)
+        server.wait(timeout=30)
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as conn:
+        per_file = dict(conn.execute("SELECT source, count(*) FROM sentences GROUP BY ALL").fetchall())
+        unembedded = conn.execute("SELECT count(*) FROM sentences s ANTI JOIN embedding_cache c "
+                                  "ON c.text_hash = s.text_hash").fetchall()[0][0]
+    assert per_file == {"first.csv": 100, "second.csv": len(sample) - 100} and unembedded == 0
