@@ -3,13 +3,16 @@ whole partitioned pipeline on a local Ray cluster, projected to 100,000,000 sent
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--algorithms ...]
     python benchmarks/scale.py --ray [--sentences 1000000] [--partitions 20] [--workers 2] [--gpu-rate 5000]
+        [--keep data/bench_ray]
 
 --ray: the sentences (the datasets' sentences and numbered variants) written as `--partitions` files; a Ray
 head started on 127.0.0.1 (or RAY_ADDRESS); every file partition materialized (`sentences`, then
 `sentence_embeddings` on the Ray actors, Parquet staged and committed), then `minibatch_kmeans_clusters` over all
 partitions. Prints seconds and sentences/s per stage, each worker's peak RSS, and the projected hours for
 100,000,000 sentences on N workers from the measured rates (the embedding divides by N; ingestion, commit and
-clustering go through the one DuckDB writer and do not). `--gpu-rate`: sentences/s of one GPU worker measured
+clustering go through the one DuckDB writer and do not). `--keep DIR`: corpus, warehouse and Dagster home stay
+in DIR, and a stopped run resumes (the figures are summed from every partition's latest materialization).
+`--gpu-rate`: sentences/s of one GPU worker measured
 elsewhere (benchmarks/gpu.py), for GPU rows in the projection.
 
 100k: the real all-MiniLM-L6-v2 embeddings of the labelled datasets (102,994 sentences, sampled to the size).
@@ -124,7 +127,8 @@ def ray_head(temp: Path, cpus: int) -> tuple[str, list[str]]:
 
 
 def run_partitions(args, work: Path) -> dict:
-    """Materializes every file partition, then one clustering over all; per-stage seconds and worker memory."""
+    """Materializes every file partition not yet embedded, then one clustering over all; per-stage seconds and
+    worker memory read back from the Dagster instance (so a run resumed with --keep sums every sitting's runs)."""
     import dagster as dg
 
     from dagster_project import definitions  # imported after the environment chose partitions and Ray
@@ -135,29 +139,51 @@ def run_partitions(args, work: Path) -> dict:
     resources = definitions.build_resources()
     assets = definitions.all_assets
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    totals = {"ingest": 0.0, "ray": 0.0, "worker_encode": 0.0, "commit": 0.0, "partition_wall": 0.0}
-    worker_peaks: dict[str, float] = {}
+    done = latest_per_partition(instance, "sentence_embeddings")
     for number, name in enumerate(names):
+        if name in done:
+            continue
         started = time.perf_counter()
-        done = dg.materialize(assets, selection=["sentences", "sentence_embeddings"], resources=resources,
-                              partition_key=name, instance=instance, run_config={
-                                  **quiet, "ops": {"sentence_embeddings": {"config": {"chunk_size": args.chunk}}}})
-        totals["partition_wall"] += time.perf_counter() - started
-        ingest = done.asset_materializations_for_node("sentences")[0].metadata
-        embed = done.asset_materializations_for_node("sentence_embeddings")[0].metadata
-        totals["ingest"] += ingest["seconds"].value
-        totals["ray"] += embed["ray_seconds"].value
-        totals["commit"] += embed["commit_seconds"].value
-        totals["worker_encode"] += embed["worker_encode_seconds"].value
-        for worker, mb in enumerate(embed["worker_peak_rss_mb"].value):
-            worker_peaks[f"worker {worker}"] = max(worker_peaks.get(f"worker {worker}", 0.0), mb)
+        dg.materialize(assets, selection=["sentences", "sentence_embeddings"], resources=resources,
+                       partition_key=name, instance=instance, run_config={
+                           **quiet, "ops": {"sentence_embeddings": {"config": {"chunk_size": args.chunk}}}})
         print(f"  partition {number + 1}/{len(names)} {name}: {time.perf_counter() - started:.1f} s", flush=True)
     started = time.perf_counter()
     clustered = dg.materialize(assets, selection=["minibatch_kmeans_clusters"], resources=resources,
                                instance=instance, run_config=quiet)
-    totals["cluster"] = time.perf_counter() - started
-    totals["clusters"] = clustered.asset_materializations_for_node("minibatch_kmeans_clusters")[0].metadata
+    ingest = latest_per_partition(instance, "sentences")
+    embed = latest_per_partition(instance, "sentence_embeddings")
+    worker_peaks: dict[str, float] = {}
+    for metadata in embed.values():
+        for worker, mb in enumerate(metadata["worker_peak_rss_mb"]):
+            worker_peaks[f"worker {worker}"] = max(worker_peaks.get(f"worker {worker}", 0.0), mb)
+    totals = {
+        "sentences": sum(m["new_texts"] for m in embed.values()), "partitions": len(embed),
+        "ingest": sum(m["seconds"] for m in ingest.values()),
+        "ray": sum(m["ray_seconds"] for m in embed.values()),
+        "commit": sum(m["commit_seconds"] for m in embed.values()),
+        "worker_encode": sum(m["worker_encode_seconds"] for m in embed.values()),
+        "partition_wall": sum(m["run_seconds"] for m in embed.values()),
+        "cluster": time.perf_counter() - started,
+        "clusters": clustered.asset_materializations_for_node("minibatch_kmeans_clusters")[0].metadata,
+    }
     return {"totals": totals, "worker_peaks": worker_peaks}
+
+
+def latest_per_partition(instance, asset: str) -> dict[str, dict]:
+    """The metadata of each partition's latest materialization of `asset`, with its run's wall seconds."""
+    import dagster as dg
+
+    latest: dict[str, dict] = {}
+    for record in instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records:  # newest first
+        if record.partition_key in latest:
+            continue
+        stats = instance.get_run_stats(record.run_id)
+        latest[record.partition_key] = {
+            **{key: value.value for key, value in record.asset_materialization.metadata.items()},
+            "run_seconds": (stats.end_time or 0) - (stats.start_time or 0),
+        }
+    return latest
 
 
 def main_ray(args) -> None:
@@ -168,16 +194,17 @@ def main_ray(args) -> None:
 
     from benchmarks.embeddings import million_texts
 
-    with tempfile.TemporaryDirectory(dir=args.work_dir) as work_name:
-        work = Path(work_name)
-        texts = million_texts(args.sentences)
-        (work / "corpus").mkdir()
-        for part in range(args.partitions):
-            pd.DataFrame({"text": texts[part :: args.partitions]}).to_csv(
-                work / "corpus" / f"part-{part:02d}.csv", index=False)
-        (work / "home").mkdir()
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as temporary:
+        work = Path(args.keep or temporary)
+        if not (work / "corpus").is_dir():
+            texts = million_texts(args.sentences)
+            (work / "corpus").mkdir(parents=True)
+            for part in range(args.partitions):
+                pd.DataFrame({"text": texts[part :: args.partitions]}).to_csv(
+                    work / "corpus" / f"part-{part:02d}.csv", index=False)
+        (work / "home").mkdir(exist_ok=True)
         address, stop = (os.environ["RAY_ADDRESS"], None) if os.environ.get("RAY_ADDRESS") else \
-            ray_head(work / "ray", os.cpu_count() or 2)
+            ray_head(Path(temporary) / "ray", os.cpu_count() or 2)
         os.environ.update({
             "DAGSTER_HOME": str(work / "home"), "DUCKDB_PATH": str(work / "w.duckdb"),
             "SENTENCES_PATH": str(work / "corpus"), "SENTENCE_PARTITIONS": "files", "EMBEDDING_ENGINE": "ray",
@@ -195,9 +222,10 @@ def main_ray(args) -> None:
 def print_ray_tables(args, measured_run: dict) -> None:
     import resource
 
-    n, t = args.sentences, measured_run["totals"]
+    t = measured_run["totals"]
+    n = t["sentences"]
     driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n{n:,} sentences in {args.partitions} file partitions, {args.workers} Ray workers "
+    print(f"\n{n:,} sentences in {t['partitions']} file partitions, {args.workers} Ray workers "
           f"({args.backend}, CPU), chunk {args.chunk}; clustering: {t['clusters']['n_clusters'].value} clusters")
     print("| stage | seconds | sentences/s |\n|---|---|---|")
     worker_rate = n / t["worker_encode"]  # one worker's rate: texts over its own encode seconds
@@ -234,6 +262,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=4096, help="--ray: texts per actor call")
     parser.add_argument("--gpu-rate", type=float, default=None, help="--ray: one GPU worker's sentences/s")
     parser.add_argument("--work-dir", default=None, help="--ray: where the temporary corpus and warehouse go")
+    parser.add_argument("--keep", default=None, help="--ray: a folder kept between runs; a stopped run resumes "
+                                                       "(partitions already embedded are not run again)")
     parser.add_argument("--sizes", nargs="*", type=int, default=sorted(PER_SIZE))
     parser.add_argument("--algorithms", nargs="*", default=None)
     parser.add_argument("--million-db", type=Path, default=ROOT / "data" / "bench_million.duckdb")
