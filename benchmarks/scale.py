@@ -195,7 +195,7 @@ def main_ray(args) -> None:
     from benchmarks.embeddings import million_texts
 
     with tempfile.TemporaryDirectory(dir=args.work_dir) as temporary:
-        work = Path(args.keep or temporary)
+        work = Path(args.keep or temporary).resolve()  # DAGSTER_HOME must be absolute
         if not (work / "corpus").is_dir():
             texts = million_texts(args.sentences)
             (work / "corpus").mkdir(parents=True)
