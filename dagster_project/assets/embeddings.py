@@ -17,8 +17,9 @@ ASSET = dict(name="sentence_embeddings", deps=[sentences], group_name="embedding
              partitions_def=SENTENCE_PARTITIONS,
              description="L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed "
                          "by (model_key, text_hash). Only texts not yet cached for this model are encoded, chunk by "
-                         "chunk, each chunk committed on its own. With SENTENCE_PARTITIONS=files: the texts of one "
-                         "file. With EMBEDDING_ENGINE=ray: on the Ray cluster's actors, committed when all are done.")
+                         "chunk, each chunk committed on its own. With SENTENCE_PARTITIONS=files or folders: the "
+                         "texts of one file or folder. With EMBEDDING_ENGINE=ray: on the Ray cluster's actors, "
+                         "committed when all are done.")
 
 if embedding_engine() == "ray":
     from ..resources.ray_embedding import RayCluster, embed_on_ray
@@ -66,7 +67,7 @@ def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
                   chunk_size: int, source: str | None = None) -> dict:
     """Encode every sentence text without a vector for the embedder's model_key, chunk by chunk, each chunk
     committed on its own; returns the asset metadata (model, speed, cached and new texts). `source`: only the
-    texts of that file."""
+    texts of that partition (a file or folder)."""
     model_key = embedder.model_key
     pending, cached = warehouse.pending_texts(model_key, source)
     loading = time.perf_counter()
@@ -100,8 +101,8 @@ def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
 def every_sentence_embedded_once(
     context: dg.AssetCheckExecutionContext, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
 ) -> dg.AssetCheckResult:
-    """Each distinct sentence text (of the partition's file, when partitioned) has exactly one cached vector for
-    the configured model."""
+    """Each distinct sentence text (of the partition's file or folder, when partitioned) has exactly one cached
+    vector for the configured model."""
     scope, params = source_scope(context.partition_key if context.has_partition_key else None)
     row = warehouse.query(
         f"""SELECT count(*) FILTER (WHERE n = 0) AS missing, count(*) FILTER (WHERE n > 1) AS duplicated FROM (

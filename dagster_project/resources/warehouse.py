@@ -126,8 +126,8 @@ class DuckDBWarehouse(DuckDBResource):
             return conn.execute(sql, params or []).df()
 
     def pending_texts(self, model_key: str, source: str | None = None) -> tuple[pd.DataFrame, int]:
-        """Distinct (text_hash, text) of `sentences` (or of one `source` file's rows) not yet in the cache for
-        model_key, and the count of those already cached."""
+        """Distinct (text_hash, text) of `sentences` (or of one partition's rows: a file or folder) not yet in the
+        cache for model_key, and the count of those already cached."""
         scope, params = source_scope(source, "s.source")
         with self.get_connection() as conn:
             pending = conn.execute(
@@ -158,19 +158,18 @@ class DuckDBWarehouse(DuckDBResource):
                     f"{missing} sentence(s) have no embedding for model '{model_key}'. "
                     "Materialize sentence_embeddings first (with the same EMBEDDING_MODEL and EMBEDDING_DEVICE)."
                 )
-            if self.cluster_window and not conn.execute(f"SELECT count(*) FROM sentences s WHERE {window}",
-                                                        params).fetchall()[0][0]:
+            table = conn.sql(
+                f"""SELECT s.sentence_id, s.text, s.label, c.embedding FROM sentences s JOIN embedding_cache c
+                   ON c.text_hash = s.text_hash AND c.model_key = ? WHERE {window} ORDER BY s.sentence_id""",
+                params=[model_key, *params],
+            ).to_arrow_table()
+            if self.cluster_window and not len(table):
                 sources = [r[0] for r in conn.execute(
                     "SELECT DISTINCT source FROM sentences ORDER BY source LIMIT 5").fetchall()]
                 raise LookupError(
                     f"CLUSTER_WINDOW '{self.cluster_window}' matches no file of the stored sentences (sources such "
                     f"as {sources}). Give a GLOB over sentences.source, or leave it empty for every sentence."
                 )
-            table = conn.sql(
-                f"""SELECT s.sentence_id, s.text, s.label, c.embedding FROM sentences s JOIN embedding_cache c
-                   ON c.text_hash = s.text_hash AND c.model_key = ? WHERE {window} ORDER BY s.sentence_id""",
-                params=[model_key, *params],
-            ).to_arrow_table()
         vectors = table.column("embedding").combine_chunks()
         matrix = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         matrix = matrix.reshape(len(table), -1) if len(table) else np.zeros((0, 0), dtype=np.float32)
