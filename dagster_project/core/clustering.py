@@ -55,14 +55,21 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
+SEARCH_STARTS = 3
+ONE_START_ABOVE_K = 50
+
+
 def choose_k(
-    embeddings: np.ndarray, make_estimator: Callable[[int], Any], k_min: int, k_max: int, sample_size: int, seed: int,
-    tolerance: float = 0.02, device: str = "cpu",
+    embeddings: np.ndarray, make_estimator: Callable[[int, int], Any], k_min: int, k_max: int, sample_size: int,
+    seed: int, tolerance: float = 0.02, device: str = "cpu",
 ) -> tuple[int, dict[str, Any]]:
-    """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then a finer one between
+    """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then five points between
     the best grid point's neighbours). Silhouette curves of sentence embeddings often rise to a plateau on which
     the values differ by noise, so the smallest k within `tolerance` (relative) of the best wins: the start of
-    the plateau. At most one cluster per 10 sampled sentences. Inertia per k is kept for an elbow plot."""
+    the plateau. `make_estimator(k, n_init)`: k-means starts 3 times up to k = 50, where one poor start moves
+    the silhouette enough to change the choice, and once above, where the silhouette averages over many
+    clusters (the large k are most of the search's cost). At most one cluster per 10 sampled sentences.
+    Inertia per k is kept for an elbow plot."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
     k_max = min(k_max, max(2, len(sample) // 10), len(sample) - 1, len(np.unique(sample, axis=0)))
     if k_max < 2:
@@ -73,7 +80,7 @@ def choose_k(
     def evaluate(k: int) -> None:
         if k in inertias:
             return
-        model = make_estimator(k).fit(sample)
+        model = make_estimator(k, SEARCH_STARTS if k <= ONE_START_ABOVE_K else 1).fit(sample)
         inertias[k] = float(model.inertia_)
         if len(np.unique(model.labels_)) >= 2:
             scores[k] = cosine_silhouette(sample, model.labels_, device)
@@ -86,19 +93,20 @@ def choose_k(
     best_on_grid = max(scores, key=lambda k: (scores[k], -k))
     position = grid.index(best_on_grid)
     low, high = grid[max(0, position - 1)], grid[min(len(grid) - 1, position + 1)]
-    for k in sorted(set(np.linspace(low, high, num=min(9, high - low + 1)).round().astype(int).tolist())):
+    for k in sorted(set(np.linspace(low, high, num=min(5, high - low + 1)).round().astype(int).tolist())):
         evaluate(k)
     top = max(scores.values())
     best = min(k for k, v in scores.items() if v >= top - tolerance * abs(top))
     return best, {
-        "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}]; "
+        "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}] "
+                       f"({SEARCH_STARTS} k-means starts up to k={ONE_START_ABOVE_K}, one above); "
                        f"the smallest k within {tolerance:.0%} of the best silhouette",
         "silhouette_by_k": dict(sorted(scores.items())),
         "inertia_by_k": dict(sorted(inertias.items())),
     }
 
 
-def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, make: Callable[[int], Any],
+def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, make: Callable[[int, int], Any],
                    device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
     details: dict[str, Any] = {}
@@ -111,7 +119,7 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
     details["n_clusters"] = n_clusters
     if n_clusters <= 1:
         return ClusteringResult(np.zeros(n, dtype=np.int64), details)
-    return ClusteringResult(relabel_by_size(make(n_clusters).fit(embeddings).labels_), details)
+    return ClusteringResult(relabel_by_size(make(n_clusters, SEARCH_STARTS).fit(embeddings).labels_), details)
 
 
 @dataclass(frozen=True)
@@ -128,9 +136,10 @@ class KMeansParams:
 def kmeans(embeddings: np.ndarray, params: KMeansParams, device: str = "cpu") -> ClusteringResult:
     """scikit-learn's KMeans on the CPU; Lloyd with k-means++ in torch (same objective) on a GPU."""
     if device == "cpu":
-        make = lambda k: KMeans(n_clusters=k, n_init=3, random_state=params.seed)  # noqa: E731
+        make = lambda k, starts: KMeans(n_clusters=k, n_init=starts, random_state=params.seed)  # noqa: E731
     else:
-        make = lambda k: TorchKMeans(n_clusters=k, n_init=3, random_state=params.seed, device=device)  # noqa: E731
+        make = lambda k, starts: TorchKMeans(  # noqa: E731
+            n_clusters=k, n_init=starts, random_state=params.seed, device=device)
     return _kmeans_family(embeddings, params.n_clusters, params, make, device)
 
 
@@ -140,8 +149,8 @@ class MiniBatchKMeansParams(KMeansParams):
 
 
 def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, device: str = "cpu") -> ClusteringResult:
-    make = lambda k: MiniBatchKMeans(  # noqa: E731
-        n_clusters=k, batch_size=params.batch_size, n_init=3, random_state=params.seed
+    make = lambda k, starts: MiniBatchKMeans(  # noqa: E731
+        n_clusters=k, batch_size=params.batch_size, n_init=starts, random_state=params.seed
     )
     return _kmeans_family(embeddings, params.n_clusters, params, make, device)
 
