@@ -8,6 +8,7 @@ everything else (and everything on "cpu") runs on the CPU.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -111,8 +112,10 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
     n = len(embeddings)
     details: dict[str, Any] = {}
     if n_clusters is None:
+        started = time.perf_counter()
         n_clusters, details = choose_k(embeddings, make, params.k_min, params.k_max, params.sample_size, params.seed,
                                        params.silhouette_tolerance, device)
+        details["k_selection_seconds"] = round(time.perf_counter() - started, 3)
     elif n_clusters > n:
         details["k_capped"] = f"n_clusters={n_clusters} > {n} sentences; used {n}"
         n_clusters = n
