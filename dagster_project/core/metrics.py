@@ -9,7 +9,7 @@ from sklearn import metrics
 
 from .community import as_tensor
 
-BLOCK_ROWS = 65_536
+BLOCK_ROWS = 65_536  # rows per block of the blockwise passes (metrics here, k-means in torch)
 
 
 def _groups(labels: np.ndarray, x: Any) -> tuple[Any, Any, Any]:

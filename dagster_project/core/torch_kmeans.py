@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from .community import as_tensor
-
-BLOCK_ROWS = 65_536
+from .metrics import BLOCK_ROWS
 
 
 def _squared_distances(x: Any, x_norms: Any, centers: Any) -> Any:

@@ -65,6 +65,7 @@ def test_kmeans_choice_records_silhouette_and_inertia_per_k():
     assert details["n_clusters"] == 3
     assert set(details["silhouette_by_k"]) == {2, 3, 4, 5, 6}
     assert details["inertia_by_k"][2] > details["inertia_by_k"][3]
+    assert details["k_selection_seconds"] > 0
 
 
 def test_community_detection_automatic_threshold_covers_most_and_never_mixes_groups():
