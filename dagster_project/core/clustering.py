@@ -17,7 +17,7 @@ from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
-from .community import community_labels, kth_neighbor_similarity, neighbour_lists
+from .community import community_labels, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
 from .torch_kmeans import TorchKMeans
 
@@ -231,6 +231,47 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
     return ClusteringResult(labels, details)
 
 
+@dataclass(frozen=True)
+class LouvainParams:
+    n_neighbors: int = doc("Neighbours per sentence in the k-nearest-neighbour graph (cosine similarity weights).", 10)
+    resolution: float = doc("Modularity resolution: higher makes more, smaller communities.", 1.0)
+    seed: int = doc("Random seed of the Louvain optimisation (node order).", 0)
+
+
+def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu") -> csr_matrix:
+    """Symmetric sparse graph linking every row to its `neighbours` most similar other rows, weighted by cosine
+    similarity (negative similarities dropped); an edge found from either end is kept."""
+    n = len(embeddings)
+    similarities, indices = top_neighbours(embeddings, neighbours + 1, device=device)
+    rows = np.repeat(np.arange(n), indices.shape[1])
+    keep = (indices.ravel() != rows) & (similarities.ravel() > 0)
+    graph = csr_matrix((similarities.ravel()[keep].astype(np.float64), (rows[keep], indices.ravel()[keep])),
+                       shape=(n, n))
+    return graph.maximum(graph.T).tocsr()
+
+
+def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu") -> ClusteringResult:
+    """Louvain communities (modularity) of the k-nearest-neighbour graph: the number of clusters follows from
+    the graph, every sentence is assigned. (scikit-network's Leiden gives different communities from run to run
+    under the same seed; its Louvain does not.)"""
+    from sknetwork.clustering import Louvain, get_modularity
+
+    n = len(embeddings)
+    if params.n_neighbors < 1 or params.resolution <= 0:
+        raise ClusteringError(
+            f"louvain: n_neighbors ({params.n_neighbors}) must be at least 1 and resolution ({params.resolution}) "
+            "above 0.")
+    if n < 3:
+        return ClusteringResult(np.zeros(n, dtype=np.int64), {"note": "fewer than 3 sentences; one cluster"})
+    neighbours = min(params.n_neighbors, n - 1)
+    graph = knn_graph(embeddings, neighbours, device)
+    labels = Louvain(resolution=params.resolution, random_state=params.seed, return_probs=False,
+                    return_aggregate=False).fit_predict(graph)
+    details = {"n_neighbors": neighbours, "resolution": params.resolution, "graph_edges": int(graph.nnz // 2),
+               "modularity": round(float(get_modularity(graph, labels, resolution=params.resolution)), 4)}
+    return ClusteringResult(relabel_by_size(labels), details)
+
+
 REDUCTIONS = ("none", "pca", "umap")
 
 
@@ -347,6 +388,8 @@ ALGORITHMS: dict[str, Algorithm] = {
                   "Agglomerative clustering with a cosine distance threshold (k unknown); quadratic memory."),
         Algorithm("community_detection", community_detection, CommunityParams,
                   "Fast community detection: cosine threshold and minimum community size; -1 = in no community."),
+        Algorithm("louvain", louvain, LouvainParams,
+                  "Louvain communities of the k-nearest-neighbour graph; k follows from the graph, no noise."),
         Algorithm("hdbscan", hdbscan, HDBSCANParams,
                   "HDBSCAN on a PCA (or UMAP) reduction; k unknown, -1 = noise."),
         Algorithm("dbscan", dbscan, DBSCANParams,

@@ -103,19 +103,31 @@ def community_labels(
     return communities_from_neighbours(*neighbour_lists(embeddings, threshold, block_bytes, device), min_size)
 
 
+def top_neighbours(
+    queries: np.ndarray, k: int, corpus: np.ndarray | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, indices), each queries x k, of every query row's k most similar rows of `corpus`
+    (default: the queries themselves; a query that is in the corpus counts itself as the first), most similar
+    first. Scored in blocks: memory is one block of scores, never queries x corpus."""
+    q = as_tensor(queries, device)
+    corpus_t = q if corpus is None else as_tensor(corpus, device)
+    n = len(corpus_t)
+    k = max(1, min(k, n))
+    values = np.empty((len(q), k), dtype=np.float32)
+    indices = np.empty((len(q), k), dtype=np.int64)
+    step = block_rows(n, block_bytes)
+    for start in range(0, len(q), step):
+        top = (q[start : start + step] @ corpus_t.T).topk(k, dim=1)
+        values[start : start + step] = top.values.cpu().numpy()
+        indices[start : start + step] = top.indices.cpu().numpy()
+    return values, indices
+
+
 def kth_neighbor_similarity(
     queries: np.ndarray, k: int, corpus: np.ndarray | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
     device: str = "cpu",
 ) -> np.ndarray:
     """Cosine similarity of each query row to its k-th most similar row of `corpus` (default: the queries
     themselves; a query that is in the corpus counts itself as the first)."""
-    q = as_tensor(queries, device)
-    corpus_t = q if corpus is None else as_tensor(corpus, device)
-    n = len(corpus_t)
-    k = max(1, min(k, n))
-    out = np.empty(len(q), dtype=np.float32)
-    step = block_rows(n, block_bytes)
-    for start in range(0, len(q), step):
-        scores = q[start : start + step] @ corpus_t.T
-        out[start : start + step] = scores.topk(k, dim=1).values[:, k - 1].cpu().numpy()
-    return out
+    return top_neighbours(queries, k, corpus, block_bytes, device)[0][:, -1]

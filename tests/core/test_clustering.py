@@ -10,7 +10,9 @@ from dagster_project.core.clustering import (
     DBSCANParams,
     HDBSCANParams,
     KMeansParams,
+    LouvainParams,
     MiniBatchKMeansParams,
+    knn_graph,
     nearest_centroid,
     relabel_by_size,
     run_clustering,
@@ -42,6 +44,8 @@ def test_relabel_by_size_orders_largest_first_and_keeps_noise():
         ("minibatch_kmeans", MiniBatchKMeansParams()),
         ("agglomerative", AgglomerativeParams(distance_threshold=0.5)),
         ("community_detection", CommunityParams(threshold=0.8, min_community_size=5)),
+        ("louvain", LouvainParams()),
+        ("louvain", LouvainParams(n_neighbors=5)),
         ("hdbscan", HDBSCANParams(min_cluster_size=5, reduce_dimensions=0)),
         ("hdbscan", HDBSCANParams(min_cluster_size=5, reduce_dimensions=4)),
         ("dbscan", DBSCANParams(eps=0.2, min_samples=5)),
@@ -152,9 +156,41 @@ def test_k_larger_than_corpus_is_capped():
 
 def test_identical_sentences_form_one_cluster():
     x = np.tile(np.eye(4, dtype=np.float32)[0], (20, 1))
-    for name in ("kmeans", "community_detection"):
+    for name in ("kmeans", "community_detection", "louvain"):
         labels = run_clustering(name, x).labels
         assert set(labels.tolist()) == {0}, name
+
+
+def test_knn_graph_links_each_sentence_to_scikit_learns_nearest_neighbours(sample_embeddings):
+    from sklearn.neighbors import NearestNeighbors
+
+    graph = knn_graph(sample_embeddings, 10)
+    distances, indices = NearestNeighbors(n_neighbors=11, metric="cosine", algorithm="brute").fit(
+        sample_embeddings).kneighbors(sample_embeddings)
+    for row in range(len(sample_embeddings)):
+        expected = [int(i) for i in indices[row] if i != row][:10]
+        linked = graph[row].indices.tolist()
+        assert set(expected) <= set(linked)  # its own neighbours, plus those that chose it
+        assert np.allclose(graph[row, expected].toarray().ravel(), 1.0 - distances[row][indices[row] != row][:10],
+                           atol=1e-5)
+    assert (graph != graph.T).nnz == 0 and graph.diagonal().sum() == 0
+
+
+def test_louvain_finds_the_sample_corpus_subjects_without_being_told_how_many(sample_embeddings, sample_corpus):
+    from sklearn.metrics import normalized_mutual_info_score
+
+    result = run_clustering("louvain", sample_embeddings)
+    labels = sample_corpus["label"]
+    assert labels.nunique() / 2 <= result.n_clusters <= labels.nunique() * 2
+    assert normalized_mutual_info_score(labels, result.labels) > 0.85
+    assert (result.labels >= 0).all() and 0 < result.details["modularity"] < 1
+
+
+@pytest.mark.parametrize("params", [LouvainParams(n_neighbors=0), LouvainParams(resolution=0.0)])
+def test_louvain_rejects_parameters_it_cannot_use(params):
+    x, _ = three_groups()
+    with pytest.raises(ClusteringError, match="n_neighbors .* at least 1 and resolution"):
+        run_clustering("louvain", x, params)
 
 
 def test_dbscan_marks_lone_points_as_noise():

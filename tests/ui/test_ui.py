@@ -22,8 +22,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                 "--disable-background-networking", "--disable-component-update"]
 ASSETS = ["sentences", "sentence_embeddings", "sentence_map", "clustering_metrics", "topic_report"] + [
-    f"{name}_{kind}" for name in ("kmeans", "minibatch_kmeans", "agglomerative", "community_detection", "hdbscan",
-                                  "dbscan") for kind in ("clusters", "topics")]
+    f"{name}_{kind}" for name in ("kmeans", "minibatch_kmeans", "agglomerative", "community_detection", "louvain",
+                                  "hdbscan", "dbscan") for kind in ("clusters", "topics")]
 # Keywords in plain c-TF-IDF order: the topic steps then load no model of their own (the pages are what is tested).
 PLAIN_TOPICS = json.dumps({"ops": {f"{name}_topics": {"config": {"diversity": 0.0}} for name in ALGORITHMS}})
 
