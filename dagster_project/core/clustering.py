@@ -2,8 +2,8 @@
 
 Every algorithm takes the embedding matrix, a frozen parameter dataclass and a torch device, and returns one
 label per row, -1 for noise / unassigned, clusters numbered largest first, deterministic under the seed.
-On a GPU device, k-means, community detection, DBSCAN's neighbourhoods and the silhouette run there in torch;
-everything else (and everything on "cpu") runs on the CPU.
+On a GPU device, k-means, community detection, DBSCAN's neighbourhoods, Louvain's neighbour graph and the
+silhouette run there in torch; everything else (and everything on "cpu") runs on the CPU.
 """
 
 from __future__ import annotations
