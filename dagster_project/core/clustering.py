@@ -159,29 +159,94 @@ def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, devi
 
 
 @dataclass(frozen=True)
+class LouvainParams:
+    n_neighbors: int = doc("Neighbours per sentence in the k-nearest-neighbour graph (cosine similarity weights).", 10)
+    resolution: float = doc("Modularity resolution: higher makes more, smaller communities.", 1.0)
+    seed: int = doc("Random seed of the Louvain optimisation (node order).", 0)
+
+
+def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu") -> csr_matrix:
+    """Symmetric sparse graph linking every row to its `neighbours` most similar other rows, weighted by cosine
+    similarity (negative similarities dropped); an edge found from either end is kept."""
+    n = len(embeddings)
+    similarities, indices = top_neighbours(embeddings, neighbours + 1, device=device)
+    rows = np.repeat(np.arange(n), indices.shape[1])
+    keep = (indices.ravel() != rows) & (similarities.ravel() > 0)
+    graph = csr_matrix((similarities.ravel()[keep].astype(np.float64), (rows[keep], indices.ravel()[keep])),
+                       shape=(n, n))
+    return graph.maximum(graph.T).tocsr()
+
+
+def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu") -> ClusteringResult:
+    """Louvain communities (modularity) of the k-nearest-neighbour graph: the number of clusters follows from
+    the graph, every sentence is assigned. (scikit-network's Leiden gives different communities from run to run
+    under the same seed; its Louvain does not.)"""
+    from sknetwork.clustering import Louvain, get_modularity
+
+    n = len(embeddings)
+    if params.n_neighbors < 1 or params.resolution <= 0:
+        raise ClusteringError(
+            f"louvain: n_neighbors ({params.n_neighbors}) must be at least 1 and resolution ({params.resolution}) "
+            "above 0.")
+    if n < 3:
+        return ClusteringResult(np.zeros(n, dtype=np.int64), {"note": "fewer than 3 sentences; one cluster"})
+    neighbours = min(params.n_neighbors, n - 1)
+    graph = knn_graph(embeddings, neighbours, device)
+    if graph.nnz == 0:
+        return ClusteringResult(np.arange(n, dtype=np.int64),
+                                {"note": "no two sentences have a positive cosine similarity; each is its own cluster"})
+    labels = Louvain(resolution=params.resolution, random_state=params.seed, return_probs=False,
+                    return_aggregate=False).fit_predict(graph)
+    details = {"n_neighbors": neighbours, "resolution": params.resolution, "graph_edges": int(graph.nnz // 2),
+               "modularity": round(float(get_modularity(graph, labels, resolution=params.resolution)), 4)}
+    return ClusteringResult(relabel_by_size(labels), details)
+
+
+LINKAGES = ("ward", "average", "complete", "single")
+
+
+@dataclass(frozen=True)
 class AgglomerativeParams:
-    distance_threshold: float = doc("Cosine distance above which clusters are not merged (average linkage).", 0.75)
-    linkage: str = doc("Linkage: average, complete or single (ward needs euclidean and is not offered).", "average")
+    distance_threshold: float | None = doc(
+        "Linkage distance above which clusters are not merged (cosine for average, complete and single; euclidean "
+        "between the unit vectors for ward); empty: the height at which the tree holds as many clusters as the "
+        "Louvain communities of the n_neighbors graph (see details).")
+    linkage: str = doc("Linkage: ward, average, complete or single.", "ward")
+    n_neighbors: int = doc("Neighbours per sentence of the graph whose communities set the automatic cut.", 10)
     max_memory_gb: float = doc("Refuse corpora whose pairwise distance matrix would exceed this many GB.", 4.0)
 
 
 def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
-    if params.linkage not in {"average", "complete", "single"}:
-        raise ClusteringError(f"agglomerative: linkage '{params.linkage}' is not one of average, complete, single.")
+    if params.linkage not in LINKAGES:
+        raise ClusteringError(f"agglomerative: linkage '{params.linkage}' is not one of {', '.join(LINKAGES)}.")
     needed_gb = n * (n - 1) / 2 * 8 / 2**30 * 2  # condensed float64 distances plus the merge workspace
     if needed_gb > params.max_memory_gb:
         raise ClusteringError(
             f"agglomerative clustering of {n:,} sentences needs about {needed_gb:.1f} GB (quadratic in the corpus), "
-            f"over max_memory_gb={params.max_memory_gb}. Use minibatch_kmeans or community_detection for corpora "
-            "this size, or raise max_memory_gb if the machine has the memory."
+            f"over max_memory_gb={params.max_memory_gb}. Use minibatch_kmeans, louvain or community_detection for "
+            "corpora this size, or raise max_memory_gb if the machine has the memory."
         )
     if n < 2:
         return ClusteringResult(np.zeros(n, dtype=np.int64), {"note": "fewer than 2 sentences; one cluster"})
-    model = AgglomerativeClustering(
-        n_clusters=None, distance_threshold=params.distance_threshold, metric="cosine", linkage=params.linkage
-    ).fit(embeddings)
-    return ClusteringResult(relabel_by_size(model.labels_), {"estimated_gb": round(needed_gb, 3)})
+    metric = "euclidean" if params.linkage == "ward" else "cosine"
+    details: dict[str, Any] = {"estimated_gb": round(needed_gb, 3), "linkage": params.linkage, "metric": metric}
+    if params.distance_threshold is not None:
+        model = AgglomerativeClustering(n_clusters=None, distance_threshold=params.distance_threshold, metric=metric,
+                                        linkage=params.linkage).fit(embeddings)
+        details["distance_threshold"] = params.distance_threshold
+        return ClusteringResult(relabel_by_size(model.labels_), details)
+    target = max(1, louvain(embeddings, LouvainParams(n_neighbors=params.n_neighbors), device).n_clusters)
+    model = AgglomerativeClustering(n_clusters=target, metric=metric, linkage=params.linkage,
+                                    compute_distances=True).fit(embeddings)
+    heights = model.distances_  # merge heights, lowest first: a cut between the (n - target)-th and the next
+    if target > 1:              # keeps target clusters
+        below = heights[n - target - 1] if target < n else 0.0
+        details["distance_threshold"] = float((below + heights[n - target]) / 2)
+    details["threshold_selection"] = (
+        f"the tree cut where it holds {target} clusters, the number of Louvain communities of the "
+        f"{min(params.n_neighbors, n - 1)}-nearest-neighbour graph")
+    return ClusteringResult(relabel_by_size(model.labels_), details)
 
 
 def coverage_similarity(
@@ -229,47 +294,6 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
         coverage = min(0.995, coverage + 2 * (params.target_coverage - assigned))
     details.update(threshold=round(float(threshold), 4), threshold_selection=how, threshold_attempts=attempts)
     return ClusteringResult(labels, details)
-
-
-@dataclass(frozen=True)
-class LouvainParams:
-    n_neighbors: int = doc("Neighbours per sentence in the k-nearest-neighbour graph (cosine similarity weights).", 10)
-    resolution: float = doc("Modularity resolution: higher makes more, smaller communities.", 1.0)
-    seed: int = doc("Random seed of the Louvain optimisation (node order).", 0)
-
-
-def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu") -> csr_matrix:
-    """Symmetric sparse graph linking every row to its `neighbours` most similar other rows, weighted by cosine
-    similarity (negative similarities dropped); an edge found from either end is kept."""
-    n = len(embeddings)
-    similarities, indices = top_neighbours(embeddings, neighbours + 1, device=device)
-    rows = np.repeat(np.arange(n), indices.shape[1])
-    keep = (indices.ravel() != rows) & (similarities.ravel() > 0)
-    graph = csr_matrix((similarities.ravel()[keep].astype(np.float64), (rows[keep], indices.ravel()[keep])),
-                       shape=(n, n))
-    return graph.maximum(graph.T).tocsr()
-
-
-def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu") -> ClusteringResult:
-    """Louvain communities (modularity) of the k-nearest-neighbour graph: the number of clusters follows from
-    the graph, every sentence is assigned. (scikit-network's Leiden gives different communities from run to run
-    under the same seed; its Louvain does not.)"""
-    from sknetwork.clustering import Louvain, get_modularity
-
-    n = len(embeddings)
-    if params.n_neighbors < 1 or params.resolution <= 0:
-        raise ClusteringError(
-            f"louvain: n_neighbors ({params.n_neighbors}) must be at least 1 and resolution ({params.resolution}) "
-            "above 0.")
-    if n < 3:
-        return ClusteringResult(np.zeros(n, dtype=np.int64), {"note": "fewer than 3 sentences; one cluster"})
-    neighbours = min(params.n_neighbors, n - 1)
-    graph = knn_graph(embeddings, neighbours, device)
-    labels = Louvain(resolution=params.resolution, random_state=params.seed, return_probs=False,
-                    return_aggregate=False).fit_predict(graph)
-    details = {"n_neighbors": neighbours, "resolution": params.resolution, "graph_edges": int(graph.nnz // 2),
-               "modularity": round(float(get_modularity(graph, labels, resolution=params.resolution)), 4)}
-    return ClusteringResult(relabel_by_size(labels), details)
 
 
 REDUCTIONS = ("none", "pca", "umap")
@@ -385,7 +409,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("minibatch_kmeans", minibatch_kmeans, MiniBatchKMeansParams,
                   "Mini-batch k-means for large corpora; k fixed or chosen by silhouette."),
         Algorithm("agglomerative", agglomerative, AgglomerativeParams,
-                  "Agglomerative clustering with a cosine distance threshold (k unknown); quadratic memory."),
+                  "Agglomerative clustering (Ward) cut at a distance threshold, by default at the number of "
+                  "Louvain communities; quadratic memory."),
         Algorithm("community_detection", community_detection, CommunityParams,
                   "Fast community detection: cosine threshold and minimum community size; -1 = in no community."),
         Algorithm("louvain", louvain, LouvainParams,

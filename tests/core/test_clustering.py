@@ -43,6 +43,8 @@ def test_relabel_by_size_orders_largest_first_and_keeps_noise():
         ("minibatch_kmeans", MiniBatchKMeansParams(n_clusters=3, batch_size=16)),
         ("minibatch_kmeans", MiniBatchKMeansParams()),
         ("agglomerative", AgglomerativeParams(distance_threshold=0.5)),
+        ("agglomerative", AgglomerativeParams(distance_threshold=0.5, linkage="average")),
+        ("agglomerative", AgglomerativeParams()),  # cut at the number of Louvain communities
         ("community_detection", CommunityParams(threshold=0.8, min_community_size=5)),
         ("louvain", LouvainParams()),
         ("louvain", LouvainParams(n_neighbors=5)),
@@ -186,11 +188,28 @@ def test_louvain_finds_the_sample_corpus_subjects_without_being_told_how_many(sa
     assert (result.labels >= 0).all() and 0 < result.details["modularity"] < 1
 
 
+def test_louvain_and_the_automatic_cut_keep_sentences_with_nothing_similar_apart():
+    x = np.eye(6, dtype=np.float32)  # no two sentences alike: no edge in the graph
+    for name in ("louvain", "agglomerative"):
+        assert run_clustering(name, x).n_clusters == 6, name
+
+
 @pytest.mark.parametrize("params", [LouvainParams(n_neighbors=0), LouvainParams(resolution=0.0)])
 def test_louvain_rejects_parameters_it_cannot_use(params):
     x, _ = three_groups()
     with pytest.raises(ClusteringError, match="n_neighbors .* at least 1 and resolution"):
         run_clustering("louvain", x, params)
+
+
+@pytest.mark.parametrize("linkage", ["ward", "average"])
+def test_agglomerative_automatic_cut_holds_the_louvain_count_and_its_threshold_reproduces_it(sample_embeddings,
+                                                                                             linkage):
+    automatic = run_clustering("agglomerative", sample_embeddings, AgglomerativeParams(linkage=linkage))
+    assert automatic.n_clusters == run_clustering("louvain", sample_embeddings).n_clusters
+    assert "Louvain communities" in automatic.details["threshold_selection"]
+    given = run_clustering("agglomerative", sample_embeddings, AgglomerativeParams(
+        linkage=linkage, distance_threshold=automatic.details["distance_threshold"]))
+    assert given.labels.tolist() == automatic.labels.tolist()
 
 
 def test_dbscan_marks_lone_points_as_noise():
