@@ -162,7 +162,6 @@ def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, devi
 class LouvainParams:
     n_neighbors: int = doc("Neighbours per sentence in the k-nearest-neighbour graph (cosine similarity weights).", 10)
     resolution: float = doc("Modularity resolution: higher makes more, smaller communities.", 1.0)
-    seed: int = doc("Random seed of the Louvain optimisation (node order).", 0)
 
 
 def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu") -> csr_matrix:
@@ -179,8 +178,8 @@ def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu") -> c
 
 def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu") -> ClusteringResult:
     """Louvain communities (modularity) of the k-nearest-neighbour graph: the number of clusters follows from
-    the graph, every sentence is assigned. (scikit-network's Leiden gives different communities from run to run
-    under the same seed; its Louvain does not.)"""
+    the graph, every sentence is assigned. Deterministic: nodes are visited in corpus order. (scikit-network's
+    Leiden gives different communities from run to run under the same seed; its Louvain does not.)"""
     from sknetwork.clustering import Louvain, get_modularity
 
     n = len(embeddings)
@@ -195,8 +194,7 @@ def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu") 
     if graph.nnz == 0:
         return ClusteringResult(np.arange(n, dtype=np.int64),
                                 {"note": "no two sentences have a positive cosine similarity; each is its own cluster"})
-    labels = Louvain(resolution=params.resolution, random_state=params.seed, return_probs=False,
-                    return_aggregate=False).fit_predict(graph)
+    labels = Louvain(resolution=params.resolution, return_probs=False, return_aggregate=False).fit_predict(graph)
     details = {"n_neighbors": neighbours, "resolution": params.resolution, "graph_edges": int(graph.nnz // 2),
                "modularity": round(float(get_modularity(graph, labels, resolution=params.resolution)), 4)}
     return ClusteringResult(relabel_by_size(labels), details)
