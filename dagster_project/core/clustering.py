@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.cluster import DBSCAN, HDBSCAN, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
 from .community import community_labels, kth_neighbor_similarity, neighbour_lists, top_neighbours
@@ -207,14 +207,52 @@ LINKAGES = ("ward", "average", "complete", "single")
 class AgglomerativeParams:
     distance_threshold: float | None = doc(
         "Linkage distance above which clusters are not merged (cosine for average, complete and single; euclidean "
-        "between the unit vectors for ward); empty: the height at which the tree holds as many clusters as the "
-        "Louvain communities of the n_neighbors graph (see details).")
+        "between the unit vectors for ward); empty: chosen from the corpus, by silhouette among the tree's cuts "
+        "holding between a quarter of and as many clusters as the Louvain communities of the n_neighbors graph "
+        "(see details).")
     linkage: str = doc("Linkage: ward, average, complete or single.", "ward")
-    n_neighbors: int = doc("Neighbours per sentence of the graph whose communities set the automatic cut.", 10)
-    max_memory_gb: float = doc("Refuse corpora whose pairwise distance matrix would exceed this many GB.", 4.0)
+    n_neighbors: int = doc("Neighbours per sentence of the graph whose communities bound the automatic cut.", 10)
+    max_memory_gb: float = doc("Refuse corpora whose pairwise distance matrix would exceed this many GB.", 8.0)
+
+
+CUT_SEARCH_SPAN = 4  # the automatic cut looks at counts from (Louvain communities / 4) to the communities
+CUT_CANDIDATES = 16
+
+
+def tree_cut(heights: np.ndarray, clusters: int) -> float:
+    """The distance threshold midway between the merges that leave `clusters` clusters of the n = len(heights) + 1
+    leaves (heights ascending)."""
+    n = len(heights) + 1
+    below = heights[n - clusters - 1] if clusters < n else 0.0
+    above = heights[n - clusters] if clusters > 1 else heights[-1] + 1.0
+    return float((below + above) / 2)
+
+
+def choose_cut(embeddings: np.ndarray, tree: np.ndarray, most: int, device: str = "cpu") -> tuple[int, dict]:
+    """The cut of a linkage tree with the best cosine silhouette (the smallest cluster count within 2% of the
+    best) among counts from most / CUT_SEARCH_SPAN to `most`, on a geometric grid. Silhouette alone prefers the
+    tree's first split (two clusters) on corpora with one dominant subject; bounding the counts by the graph's
+    communities keeps the cut at the scale of topics, and the silhouette chooses the level within it."""
+    from scipy.cluster.hierarchy import fcluster
+
+    low = max(2, -(-most // CUT_SEARCH_SPAN))
+    candidates = sorted(set(np.geomspace(low, most, num=min(CUT_CANDIDATES, most - low + 1)).round().astype(int)))
+    scores = {}
+    for clusters in candidates:
+        labels = fcluster(tree, clusters, criterion="maxclust")
+        if 2 <= len(np.unique(labels)) < len(embeddings):
+            scores[int(clusters)] = round(cosine_silhouette(embeddings, labels, device), 5)
+    if not scores:
+        return most, {}
+    top = max(scores.values())
+    return min(k for k, v in scores.items() if v >= top - 0.02 * abs(top)), {"silhouette_by_clusters": scores}
 
 
 def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: str = "cpu") -> ClusteringResult:
+    """SciPy's hierarchical clustering (what scikit-learn's AgglomerativeClustering runs), cut at a distance."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
     n = len(embeddings)
     if params.linkage not in LINKAGES:
         raise ClusteringError(f"agglomerative: linkage '{params.linkage}' is not one of {', '.join(LINKAGES)}.")
@@ -227,24 +265,27 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
         )
     if n < 2:
         return ClusteringResult(np.zeros(n, dtype=np.int64), {"note": "fewer than 2 sentences; one cluster"})
+    x = np.asarray(embeddings, dtype=np.float64)
     metric = "euclidean" if params.linkage == "ward" else "cosine"
     details: dict[str, Any] = {"estimated_gb": round(needed_gb, 3), "linkage": params.linkage, "metric": metric}
-    if params.distance_threshold is not None:
-        model = AgglomerativeClustering(n_clusters=None, distance_threshold=params.distance_threshold, metric=metric,
-                                        linkage=params.linkage).fit(embeddings)
-        details["distance_threshold"] = params.distance_threshold
-        return ClusteringResult(relabel_by_size(model.labels_), details)
-    target = max(1, louvain(embeddings, LouvainParams(n_neighbors=params.n_neighbors), device).n_clusters)
-    model = AgglomerativeClustering(n_clusters=target, metric=metric, linkage=params.linkage,
-                                    compute_distances=True).fit(embeddings)
-    heights = model.distances_  # merge heights, lowest first: a cut between the (n - target)-th and the next
-    if target > 1:              # keeps target clusters
-        below = heights[n - target - 1] if target < n else 0.0
-        details["distance_threshold"] = float((below + heights[n - target]) / 2)
-    details["threshold_selection"] = (
-        f"the tree cut where it holds {target} clusters, the number of Louvain communities of the "
-        f"{min(params.n_neighbors, n - 1)}-nearest-neighbour graph")
-    return ClusteringResult(relabel_by_size(model.labels_), details)
+    tree = linkage(x, method="ward") if params.linkage == "ward" else linkage(
+        np.clip(pdist(x, metric="cosine"), 0.0, None), method=params.linkage)
+    threshold = params.distance_threshold
+    if threshold is None:
+        communities = louvain(embeddings, LouvainParams(n_neighbors=params.n_neighbors), device).n_clusters
+        clusters, search = (communities, {}) if communities < 3 or communities >= n else choose_cut(
+            x, tree, communities, device)
+        threshold = tree_cut(tree[:, 2], clusters)
+        details.update(search)
+        details["threshold_selection"] = (
+            f"the tree cut holding {clusters} clusters: the best cosine silhouette among cuts holding "
+            f"{max(2, -(-communities // CUT_SEARCH_SPAN))}-{communities} clusters, {communities} being the number "
+            f"of Louvain communities of the {min(params.n_neighbors, n - 1)}-nearest-neighbour graph"
+            if search else f"the tree cut holding the {communities} Louvain communities of the "
+                           f"{min(params.n_neighbors, n - 1)}-nearest-neighbour graph")
+    details["distance_threshold"] = threshold
+    labels = fcluster(tree, threshold, criterion="distance") - 1
+    return ClusteringResult(relabel_by_size(labels), details)
 
 
 def coverage_similarity(

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
-from sklearn.metrics import adjusted_rand_score
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from dagster_project.core.metrics import cosine_silhouette
 from dagster_project.core.clustering import (
     ALGORITHMS,
     AgglomerativeParams,
@@ -202,14 +204,28 @@ def test_louvain_rejects_parameters_it_cannot_use(params):
 
 
 @pytest.mark.parametrize("linkage", ["ward", "average"])
-def test_agglomerative_automatic_cut_holds_the_louvain_count_and_its_threshold_reproduces_it(sample_embeddings,
-                                                                                             linkage):
+def test_agglomerative_automatic_cut_is_the_best_silhouette_below_the_louvain_count_and_its_threshold_reproduces_it(
+        sample_embeddings, sample_corpus, linkage):
     automatic = run_clustering("agglomerative", sample_embeddings, AgglomerativeParams(linkage=linkage))
-    assert automatic.n_clusters == run_clustering("louvain", sample_embeddings).n_clusters
-    assert "Louvain communities" in automatic.details["threshold_selection"]
+    communities = run_clustering("louvain", sample_embeddings).n_clusters
+    scores = automatic.details["silhouette_by_clusters"]
+    assert min(scores) == -(-communities // 4) and max(scores) == communities
+    assert automatic.n_clusters in scores and scores[automatic.n_clusters] >= 0.98 * max(scores.values())
+    assert scores[automatic.n_clusters] == pytest.approx(cosine_silhouette(sample_embeddings, automatic.labels), abs=1e-4)
+    assert normalized_mutual_info_score(sample_corpus["label"], automatic.labels) > 0.8
     given = run_clustering("agglomerative", sample_embeddings, AgglomerativeParams(
         linkage=linkage, distance_threshold=automatic.details["distance_threshold"]))
     assert given.labels.tolist() == automatic.labels.tolist()
+
+
+def test_agglomerative_matches_scikit_learn_at_a_given_threshold(sample_embeddings):
+    for linkage, metric in (("ward", "euclidean"), ("average", "cosine")):
+        ours = run_clustering("agglomerative", sample_embeddings, AgglomerativeParams(
+            linkage=linkage, distance_threshold=0.9 if linkage == "ward" else 0.5))
+        theirs = AgglomerativeClustering(n_clusters=None, distance_threshold=0.9 if linkage == "ward" else 0.5,
+                                         linkage=linkage, metric=metric).fit(sample_embeddings).labels_
+        assert 2 < ours.n_clusters < len(sample_embeddings)
+        assert adjusted_rand_score(theirs, ours.labels) == 1.0, linkage
 
 
 def test_dbscan_marks_lone_points_as_noise():
