@@ -92,6 +92,10 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         if "silhouette_by_k" in details:
             png = k_selection_png(details["silhouette_by_k"], details["inertia_by_k"], details["n_clusters"])
             figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette and inertia per k"))
+        if "silhouette_by_clusters" in details:
+            png = k_selection_png(details["silhouette_by_clusters"], None, result.n_clusters,
+                                  "cosine silhouette of the tree's cut")
+            figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette per cut of the tree"))
         context.log.info(f"{name}: {result.n_clusters} clusters, {noise} noise, {seconds:.2f}s")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(frame),

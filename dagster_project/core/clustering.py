@@ -448,8 +448,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("minibatch_kmeans", minibatch_kmeans, MiniBatchKMeansParams,
                   "Mini-batch k-means for large corpora; k fixed or chosen by silhouette."),
         Algorithm("agglomerative", agglomerative, AgglomerativeParams,
-                  "Agglomerative clustering (Ward) cut at a distance threshold, by default at the number of "
-                  "Louvain communities; quadratic memory."),
+                  "Agglomerative clustering (Ward) cut at a distance threshold, by default the cut with the best "
+                  "silhouette below the number of Louvain communities; quadratic memory."),
         Algorithm("community_detection", community_detection, CommunityParams,
                   "Fast community detection: cosine threshold and minimum community size; -1 = in no community."),
         Algorithm("louvain", louvain, LouvainParams,

@@ -24,20 +24,23 @@ def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def k_selection_png(silhouette_by_k: dict, inertia_by_k: dict, chosen: int) -> bytes:
-    """Silhouette and inertia (elbow) per k, the chosen k marked."""
+def k_selection_png(silhouette_by_k: dict, inertia_by_k: dict | None, chosen: int,
+                    silhouette_label: str = "cosine silhouette (sample)") -> bytes:
+    """Silhouette and, when given, inertia (elbow) per number of clusters, the chosen one marked."""
     figure, left = plt.subplots(figsize=(7, 3.6))
-    ks = sorted(int(k) for k in inertia_by_k)
-    right = left.twinx()
-    right.plot(ks, [inertia_by_k[k] for k in ks], "o-", color="#999999", label="inertia (elbow)")
     scored = sorted(int(k) for k in silhouette_by_k)
     left.plot(scored, [silhouette_by_k[k] for k in scored], "o-", color="#1f77b4", label="silhouette")
     left.axvline(chosen, color="#d62728", linestyle="--", label=f"chosen k = {chosen}")
     left.set_xlabel("k (clusters)")
-    left.set_ylabel("cosine silhouette (sample)", color="#1f77b4")
-    right.set_ylabel("inertia", color="#777777")
+    left.set_ylabel(silhouette_label, color="#1f77b4")
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    handles = left.get_legend_handles_labels()[0]
+    if inertia_by_k:
+        right = left.twinx()
+        ks = sorted(int(k) for k in inertia_by_k)
+        right.plot(ks, [inertia_by_k[k] for k in ks], "o-", color="#999999", label="inertia (elbow)")
+        right.set_ylabel("inertia", color="#777777")
+        handles += right.get_legend_handles_labels()[0]
     left.legend(handles=handles, loc="upper right", fontsize=9)
     left.set_title("Choosing k")
     return figure_png(figure)

@@ -113,6 +113,9 @@ def test_metadata_reports_counts_timings_and_topics(first_run):
     clusters = metadata(result, "kmeans_clusters")
     assert clusters["n_clusters"] >= 2 and "n_clusters" in clusters["params"]
     assert clusters["k_selection"].startswith("![silhouette and inertia per k](data:image/png;base64,")
+    tree = metadata(result, "agglomerative_clusters")
+    assert tree["k_selection"].startswith("![silhouette per cut of the tree](data:image/png;base64,")
+    assert str(tree["n_clusters"]) in tree["details"]["silhouette_by_clusters"]
 
 
 def test_second_run_encodes_only_new_sentences_and_keeps_ids(first_run, corpus_dir, embedder):

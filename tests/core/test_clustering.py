@@ -46,7 +46,7 @@ def test_relabel_by_size_orders_largest_first_and_keeps_noise():
         ("minibatch_kmeans", MiniBatchKMeansParams()),
         ("agglomerative", AgglomerativeParams(distance_threshold=0.5)),
         ("agglomerative", AgglomerativeParams(distance_threshold=0.5, linkage="average")),
-        ("agglomerative", AgglomerativeParams()),  # cut at the number of Louvain communities
+        ("agglomerative", AgglomerativeParams()),  # cut chosen by silhouette below the Louvain count
         ("community_detection", CommunityParams(threshold=0.8, min_community_size=5)),
         ("louvain", LouvainParams()),
         ("louvain", LouvainParams(n_neighbors=5)),
