@@ -56,7 +56,8 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-SEARCH_STARTS = 3
+FIT_STARTS = 3  # k-means starts of the fit at the chosen k
+SEARCH_STARTS = 2  # of each fit while choosing k, up to ONE_START_ABOVE_K
 ONE_START_ABOVE_K = 50
 
 
@@ -67,7 +68,7 @@ def choose_k(
     """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then five points between
     the best grid point's neighbours). Silhouette curves of sentence embeddings often rise to a plateau on which
     the values differ by noise, so the smallest k within `tolerance` (relative) of the best wins: the start of
-    the plateau. `make_estimator(k, n_init)`: k-means starts 3 times up to k = 50, where one poor start moves
+    the plateau. `make_estimator(k, n_init)`: k-means starts twice up to k = 50, where one poor start moves
     the silhouette enough to change the choice, and once above, where the silhouette averages over many
     clusters (the large k are most of the search's cost). At most one cluster per 10 sampled sentences.
     Inertia per k is kept for an elbow plot."""
@@ -122,7 +123,7 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
     details["n_clusters"] = n_clusters
     if n_clusters <= 1:
         return ClusteringResult(np.zeros(n, dtype=np.int64), details)
-    return ClusteringResult(relabel_by_size(make(n_clusters, SEARCH_STARTS).fit(embeddings).labels_), details)
+    return ClusteringResult(relabel_by_size(make(n_clusters, FIT_STARTS).fit(embeddings).labels_), details)
 
 
 @dataclass(frozen=True)
