@@ -57,12 +57,13 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
 
 
 FIT_STARTS = 3  # k-means starts of the fit at the chosen k
+SEARCH_STARTS = 2  # of each k-means fit while choosing k, up to ONE_START_ABOVE_K
 ONE_START_ABOVE_K = 50  # while choosing k, fits above this k start once
 
 
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int, int], Any], k_min: int, k_max: int, sample_size: int,
-    seed: int, tolerance: float = 0.02, device: str = "cpu", starts: int = 2,
+    seed: int, tolerance: float = 0.02, device: str = "cpu", starts: int = SEARCH_STARTS,
 ) -> tuple[int, dict[str, Any]]:
     """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then five points between
     the best grid point's neighbours). Silhouette curves of sentence embeddings often rise to a plateau on which
@@ -108,7 +109,7 @@ def choose_k(
 
 
 def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, make: Callable[[int, int], Any],
-                   device: str = "cpu", search_starts: int = 2) -> ClusteringResult:
+                   device: str = "cpu", search_starts: int = SEARCH_STARTS) -> ClusteringResult:
     n = len(embeddings)
     details: dict[str, Any] = {}
     if n_clusters is None:
