@@ -8,11 +8,15 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 3000
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Your own data: `make run SENTENCES_PATH=/path/to/texts [DUCKDB_PATH=data/mine.duckdb]`. Each warehouse has its
+# own Dagster home beside it (runs, events, schedules), so the UI's history belongs to one corpus.
+export SENTENCES_PATH
+export DUCKDB_PATH ?= data/sentence_topics.duckdb
+export DAGSTER_HOME ?= $(abspath $(basename $(DUCKDB_PATH))).dagster
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-all ui show bench clean
+.PHONY: setup home demo run test test-all ui show sql docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -23,9 +27,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-demo: setup
-	$(BIN)/dagster asset materialize -m dagster_project.definitions --select 'not group:adaptation' > $(DAGSTER_HOME)/demo.log 2>&1 \
-		|| (tail -n 60 $(DAGSTER_HOME)/demo.log; exit 1)
+home:
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+
+# The demo is a run on the bundled sample corpus.
+demo: SENTENCES_PATH =
+demo: run
+
+# Everything the daily schedule runs, once, from the command line; on failure the failures' one-line messages
+# first, then where the whole log is.
+run: setup home
+	$(BIN)/dagster asset materialize -m dagster_project.definitions --select 'not group:adaptation' \
+		> $(DAGSTER_HOME)/run.log 2>&1 || { $(BIN)/python -m dagster_project.failures $(DAGSTER_HOME)/run.log; exit 1; }
 	$(BIN)/python -m dagster_project.show
 
 test: setup
@@ -34,11 +48,19 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest -q -m ''
 
-ui: setup
+ui: setup home
 	$(BIN)/dagster dev -h $(HOST) -p $(PORT)
 
 show: setup
 	$(BIN)/python -m dagster_project.show
+
+# A SQL shell on the warehouse (DuckDB's own command line, installed with the project).
+sql: setup
+	$(BIN)/duckdb $(DUCKDB_PATH)
+
+# The documentation site from docs/ (mkdocs.yml); --strict: a broken link or missing page fails.
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 # The quality benchmark compares against BERTopic, a benchmark-only dependency kept in its own environment
 # (its umap-learn would change the product's defaults in $(VENV)).
@@ -54,4 +76,4 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf data $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules $(DAGSTER_HOME)/demo.log
+	rm -rf data build/site

@@ -8,7 +8,7 @@ import dagster as dg
 
 from .assets.sentences import SENTENCE_PARTITIONS
 from .assets.settings import partition_mode, sentences_path
-from .core.readers import InputError, partition_key, resolve_files, source_files
+from .core.readers import InputError, file_fingerprint, partition_key, source_files
 from .resources import DuckDBWarehouse
 
 INGEST = dg.AssetSelection.assets("sentences", "sentence_embeddings")
@@ -38,24 +38,21 @@ daily_refresh = dg.ScheduleDefinition(
 )
 
 
-def file_fingerprint(path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}|{stat.st_mtime_ns}"
+def current_files(spec: str) -> dict[str, str]:
+    """The fingerprint of every input file under `spec`, by its source name."""
+    return {source: file_fingerprint(path) for source, path in source_files(spec).items()}
 
 
-def files_fingerprint(spec: str) -> str:
-    """Digest of the path, size and modification time of every input file under `spec`."""
-    digest = hashlib.sha256()
-    for path in resolve_files(spec):
-        digest.update(f"{path}|{file_fingerprint(path)}\n".encode())
-    return digest.hexdigest()[:16]
+def digest(files: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def changed_files(spec: str, cursor: str | None) -> tuple[dict[str, str], list[str], list[str]]:
-    """(fingerprint per source, sources new or modified since `cursor`, sources gone since `cursor`)."""
-    now = {source: file_fingerprint(path) for source, path in source_files(spec).items()}
-    before = json.loads(cursor) if cursor and cursor.startswith("{") else {}
-    return now, [s for s, f in now.items() if before.get(s) != f], [s for s in before if s not in now]
+def files_before(cursor: str | None, warehouse: DuckDBWarehouse) -> dict[str, str]:
+    """The files as of the last tick; on the first tick (no cursor), as the warehouse last ingested them, so that
+    starting the UI on an up-to-date warehouse launches nothing."""
+    if cursor and cursor.startswith("{"):
+        return json.loads(cursor)
+    return warehouse.ingested_files()
 
 
 @dg.sensor(
@@ -63,16 +60,21 @@ def changed_files(spec: str, cursor: str | None) -> tuple[dict[str, str], list[s
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def sentence_files_changed(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Launches a refresh when a file under SENTENCES_PATH is added, removed or modified."""
+def sentence_files_changed(
+    context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse
+) -> dg.SensorResult | dg.SkipReason:
+    """Launches a refresh when a file under SENTENCES_PATH is added, removed or modified since the warehouse last
+    read it."""
     spec = sentences_path()
     try:
-        fingerprint = files_fingerprint(spec)
+        now = current_files(spec)
     except (InputError, OSError) as err:
         return dg.SkipReason(f"cannot read SENTENCES_PATH: {err}")
-    if fingerprint == context.cursor:
-        return dg.SkipReason(f"no change under {os.path.basename(spec) or spec}")
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=fingerprint)], cursor=fingerprint)
+    cursor = json.dumps(now, sort_keys=True)
+    if now == files_before(context.cursor, warehouse):
+        return dg.SensorResult(skip_reason=f"no change under {os.path.basename(spec) or spec} since it was read",
+                               cursor=cursor)
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=digest(now))], cursor=cursor)
 
 
 @dg.sensor(
@@ -88,11 +90,14 @@ def sentence_file_partitions(
     file loses its sentences, and its partition when nothing else is left in it."""
     spec = sentences_path()
     try:
-        now, changed, gone = changed_files(spec, context.cursor)
+        now = current_files(spec)
     except (InputError, OSError) as err:
         return dg.SkipReason(f"cannot read SENTENCES_PATH: {err}")
+    before = files_before(context.cursor, warehouse)
+    changed, gone = [s for s, f in now.items() if before.get(s) != f], [s for s in before if s not in now]
     if not changed and not gone:
-        return dg.SkipReason(f"no change under {os.path.basename(spec) or spec}")
+        return dg.SensorResult(skip_reason=f"no change under {os.path.basename(spec) or spec} since it was read",
+                               cursor=json.dumps(now, sort_keys=True))
     by_folder = partition_mode() == "folders"
     members: dict[str, list[str]] = {}
     for source in sorted(now):

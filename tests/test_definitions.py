@@ -9,6 +9,7 @@ import duckdb
 from dagster_project.automation import sentence_files_changed
 from dagster_project.core.clustering import ALGORITHMS
 from dagster_project.definitions import defs
+from dagster_project.resources import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,18 +37,21 @@ def test_definitions_load_with_the_full_lineage():
 def test_sensor_requests_a_run_only_when_files_change(tmp_path, monkeypatch):
     monkeypatch.setenv("SENTENCES_PATH", str(tmp_path))
     (tmp_path / "a.txt").write_text("one sentence\n")
-    first = sentence_files_changed(dg.build_sensor_context())
-    assert len(first.run_requests) == 1
-    unchanged = sentence_files_changed(dg.build_sensor_context(cursor=first.cursor))
-    assert isinstance(unchanged, dg.SkipReason)
+    resources = {"warehouse": DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))}
+    first = sentence_files_changed(dg.build_sensor_context(resources=resources))
+    assert len(first.run_requests) == 1  # an empty warehouse has not read a.txt yet
+    unchanged = sentence_files_changed(dg.build_sensor_context(cursor=first.cursor, resources=resources))
+    assert not unchanged.run_requests and "no change" in unchanged.skip_reason.skip_message
     (tmp_path / "b.txt").write_text("another sentence\n")
-    changed = sentence_files_changed(dg.build_sensor_context(cursor=first.cursor))
+    changed = sentence_files_changed(dg.build_sensor_context(cursor=first.cursor, resources=resources))
     assert len(changed.run_requests) == 1 and changed.cursor != first.cursor
 
 
 def test_sensor_skips_with_reason_when_path_is_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("SENTENCES_PATH", str(tmp_path / "nowhere"))
-    assert "cannot read SENTENCES_PATH" in sentence_files_changed(dg.build_sensor_context()).skip_message
+    resources = {"warehouse": DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))}
+    tick = sentence_files_changed(dg.build_sensor_context(resources=resources))
+    assert "cannot read SENTENCES_PATH" in tick.skip_message
 
 
 def test_command_line_materializes_everything_in_parallel_processes(tmp_path):

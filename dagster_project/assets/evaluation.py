@@ -9,7 +9,7 @@ import pandas as pd
 from ..core.clustering import ALGORITHMS
 from ..core.metrics import clustering_metrics as compute_metrics
 from ..core.plots import hierarchy_png
-from ..core.report import render_report
+from ..core.report import HOVER_POINTS, MAP_POINTS, render_report, stratified_sample
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .clusterings import cluster_assets, topic_assets
 
@@ -54,9 +54,10 @@ class ReportConfig(dg.Config):
 
 @dg.asset(deps=[*topic_assets, clustering_metrics], group_name="evaluation", kinds={"html"})
 def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    """One self-contained HTML file (works offline): per algorithm a map of the sentences with the sentence and
-    its topic on hover, the topic table with keywords and representative sentences, the topic hierarchy; and the
-    latest metrics of every algorithm side by side."""
+    """One self-contained HTML file (works offline): per algorithm a map of the sentences (a sample of at most
+    20,000 with every topic in it, the largest topics labelled, a legend; sentence and topic on hover), the topic
+    table with keywords and representative sentences, the topic hierarchy; and the latest metrics of every
+    algorithm side by side. Its size does not grow with the corpus."""
     if Path(config.file_name).name != config.file_name or not config.file_name.endswith(".html"):
         raise ValueError(f"file_name '{config.file_name}' must be a plain *.html file name, without folders.")
     path = Path(warehouse.database).expanduser().resolve().parent / config.file_name
@@ -70,10 +71,14 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
             "SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, cluster_id", [name])
         if summary.empty:
             continue
-        points = warehouse.query(
-            """SELECT m.x, m.y, a.cluster_id, s.text FROM cluster_assignments a
-               JOIN sentence_map m USING (sentence_id) JOIN sentences s USING (sentence_id)
-               WHERE a.algorithm = ?""", [name])
+        points = stratified_sample(warehouse.query(
+            """SELECT a.sentence_id, m.x, m.y, a.cluster_id FROM cluster_assignments a
+               JOIN sentence_map m USING (sentence_id) WHERE a.algorithm = ? ORDER BY a.sentence_id""", [name]),
+            MAP_POINTS)
+        hover = points["sentence_id"].sample(min(len(points), HOVER_POINTS), random_state=0).tolist()
+        texts = warehouse.query("SELECT sentence_id, text FROM sentences WHERE list_contains(?, sentence_id)",
+                                [hover])
+        points = points.merge(texts, on="sentence_id", how="left")
         hierarchy = warehouse.query("SELECT * FROM topic_hierarchy WHERE algorithm = ? ORDER BY merge_id", [name])
         names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
         algorithms[name] = {"summary": summary, "points": points,

@@ -2,7 +2,7 @@ import time
 
 import dagster as dg
 
-from ..core.readers import read_corpus
+from ..core.readers import InputError, read_corpus
 from ..resources import DuckDBWarehouse
 from .settings import partition_mode, sentences_path
 
@@ -20,8 +20,12 @@ def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
     spec = sentences_path()
     started = time.perf_counter()
     source = context.partition_key if context.has_partition_key else None
-    corpus = read_corpus(spec, partition=source)
-    counts = warehouse.replace_sentences(corpus.frame, source=source)
+    try:
+        corpus = read_corpus(spec, partition=source)
+    except InputError as err:  # the message is the whole story (file, row, field, what to do): no traceback
+        raise dg.Failure(description=str(err), metadata={"SENTENCES_PATH": spec, "error": "InputError"},
+                         allow_retries=False) from None
+    counts = warehouse.replace_sentences(corpus.frame, source, corpus.fingerprints)
     frame = corpus.frame
     labelled = int(frame["label"].notna().sum())
     context.log.info(f"{counts['rows']} sentences from {len(corpus.files)} file(s); {counts['new']} new")

@@ -50,10 +50,12 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def topic_map_png(xy, labels, topic_labels: dict[int, str], title: str, max_points: int = 20_000,
-                  max_labels: int = 12) -> bytes:
-    """Sentences in 2-D coloured by cluster (noise grey), the largest topics labelled at their centres."""
+def topic_map_figure(xy, labels, topic_labels: dict[int, str], title: str, max_points: int = 20_000,
+                     max_labels: int = 12):
+    """Sentences in 2-D coloured by cluster (noise grey), the largest topics labelled near their centres, the
+    labels moved apart by adjustText so none hides another."""
     import numpy as np
+    from adjustText import adjust_text
 
     xy, labels = np.asarray(xy), np.asarray(labels)
     if len(xy) > max_points:
@@ -67,15 +69,25 @@ def topic_map_png(xy, labels, topic_labels: dict[int, str], title: str, max_poin
     for cluster in clusters:
         points = xy[labels == cluster]
         axes.scatter(points[:, 0], points[:, 1], s=8, color=palette(int(cluster) % 20), linewidths=0, alpha=0.8)
+    texts = []
     for cluster in clusters[np.argsort(-counts)][:max_labels]:
         cx, cy = np.median(xy[labels == cluster], axis=0)
-        axes.annotate(_shorten(f"{cluster}: {topic_labels.get(int(cluster), '')}", 34), (cx, cy), fontsize=9,
-                      ha="center", va="center",
-                      bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": palette(int(cluster) % 20), "alpha": 0.85})
+        texts.append(axes.text(cx, cy, _shorten(f"{cluster}: {topic_labels.get(int(cluster), '')}", 34), fontsize=9,
+                               ha="center", va="center",
+                               bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": palette(int(cluster) % 20),
+                                     "alpha": 0.85}))
     axes.set_title(title)
     axes.set_xticks([])
     axes.set_yticks([])
-    return figure_png(figure)
+    if texts:
+        adjust_text(texts, ax=axes, expand=(1.2, 1.8), arrowprops={"arrowstyle": "-", "color": "#555", "lw": 0.6})
+    return figure
+
+
+def topic_map_png(xy, labels, topic_labels: dict[int, str], title: str, max_points: int = 20_000,
+                  max_labels: int = 12) -> bytes:
+    """The topic map (`topic_map_figure`) as PNG."""
+    return figure_png(topic_map_figure(xy, labels, topic_labels, title, max_points, max_labels))
 
 
 def top_topics_png(summary, title: str, limit: int = 12) -> bytes:
@@ -92,8 +104,9 @@ def top_topics_png(summary, title: str, limit: int = 12) -> bytes:
     return figure_png(figure)
 
 
-def hierarchy_png(hierarchy, topic_labels: dict[int, str], title: str) -> bytes | None:
-    """Dendrogram of the topic merges (rows of `topic_hierarchy`)."""
+def hierarchy_png(hierarchy, topic_labels: dict[int, str], title: str, max_leaves: int = 60) -> bytes | None:
+    """Dendrogram of the topic merges (rows of `topic_hierarchy`); above `max_leaves` topics, its top
+    `max_leaves` branches (each with its topic count), so the picture stays readable and small."""
     import numpy as np
     from scipy.cluster.hierarchy import dendrogram
 
@@ -110,9 +123,11 @@ def hierarchy_png(hierarchy, topic_labels: dict[int, str], title: str) -> bytes 
         rows.append([position[int(r.left)], position[int(r.right)], r.distance, leaf_count[int(r.merge_id)]])
     matrix = np.array(rows, dtype=float)
     matrix[:, 2] = np.maximum.accumulate(matrix[:, 2])  # guard against float non-monotonicity
-    figure, axes = plt.subplots(figsize=(9, 0.3 * n + 1.5))
-    dendrogram(matrix, orientation="right", ax=axes,
+    truncated = n > max_leaves
+    figure, axes = plt.subplots(figsize=(9, 0.3 * min(n, max_leaves) + 1.5))
+    dendrogram(matrix, orientation="right", ax=axes, truncate_mode="lastp" if truncated else None, p=max_leaves,
                labels=[_shorten(f"{c}: {topic_labels[c]}", 40) for c in leaves], leaf_font_size=9)
     axes.set_xlabel("cosine distance between topic centroids (average linkage)")
-    axes.set_title(title)
+    axes.set_title(f"{title} (top {max_leaves} branches of {n} topics; (n): topics in a branch)" if truncated
+                   else title)
     return figure_png(figure)

@@ -147,6 +147,13 @@ class Corpus:
     frame: pd.DataFrame  # text, text_hash, source, label, row
     files: list[str]
     empty_rows_dropped: int
+    fingerprints: dict[str, str]  # source -> file_fingerprint, taken before the file was read
+
+
+def file_fingerprint(path: Path) -> str:
+    """Size and modification time: what tells a changed file from one already read."""
+    stat = path.stat()
+    return f"{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _label_as_text(value: object) -> str | None:
@@ -185,6 +192,7 @@ def read_corpus(spec: str, root: str | None = None, partition: str | None = None
                              "back, or delete the partition (the file sensor deletes it and its rows when its files "
                              "go).")
     files = list(named.values())
+    fingerprints = {source: file_fingerprint(path) for source, path in named.items()}
     frames = []
     for source, path in named.items():
         frame = read_file(path)
@@ -206,4 +214,5 @@ def read_corpus(spec: str, root: str | None = None, partition: str | None = None
         frame=frame[["text", "text_hash", "source", "label", "row"]],
         files=[str(p) for p in files],
         empty_rows_dropped=int(empty.sum()),
+        fingerprints=fingerprints,
     )

@@ -16,6 +16,9 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px}table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}th{background:#f4f4f4}
 svg circle:hover{stroke:#000;stroke-width:1.5}.muted{color:#777}details{margin:8px 0}
+.map{display:flex;gap:16px;align-items:flex-start}.legend{list-style:none;padding:0;font-size:12px;margin:0}
+.swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:5px}
+svg path{stroke-width:5px;stroke-linecap:round;stroke-opacity:.6;fill:none}svg .label{font-size:11px;text-anchor:middle;paint-order:stroke;stroke:#fff;stroke-width:3px;fill:#222}
 """
 
 
@@ -23,34 +26,98 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def svg_map(points: pd.DataFrame, topic_labels: dict[int, str], size: int = 640, max_points: int = 5000) -> str:
-    """Scatter of `points` (x, y, cluster_id, text) as inline SVG; hovering a point shows sentence and topic."""
-    if len(points) > max_points:
-        points = points.sample(max_points, random_state=0)
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+MAP_POINTS = 20_000  # drawn per algorithm, whatever the corpus's size
+HOVER_POINTS = 600  # of those, a random sample that shows its sentences on hover
+HOVER_CHARS = 160
+LABELLED_TOPICS = 12  # the largest topics get their label on the map; the legend lists LEGEND_TOPICS
+LEGEND_TOPICS = 30
+
+
+def stratified_sample(frame: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:
+    """At most about `limit` rows, each cluster in proportion to its size and every cluster with one row at least."""
+    if len(frame) <= limit:
+        return frame
+    shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
+    clusters = shuffled["cluster_id"]
+    quota = clusters.map((clusters.value_counts() * (limit / len(frame))).round().clip(lower=1))
+    return shuffled[clusters.groupby(clusters).cumcount().to_numpy() < quota.to_numpy()].sort_index()
+
+
+def _colour(cluster: int) -> str:
+    return "#bbbbbb" if cluster < 0 else PALETTE[cluster % len(PALETTE)]
+
+
+def _place_labels(centres: list[tuple[float, float, str]], size: int) -> list[tuple[float, float, str]]:
+    """Move each label down (or up) from its centre until its box clears the labels placed before it."""
+    placed: list[tuple[float, float, float, str]] = []
+    for x, y, text in centres:
+        half = 3.3 * len(text) + 4
+        for step in [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6]:
+            ty = min(max(y + 16 * step, 12), size - 6)
+            if all(abs(ty - py) >= 16 or abs(x - px) >= half + ph for px, py, ph, _ in placed):
+                break
+        placed.append((x, ty, half, text))
+    return [(x, y, text) for x, y, _, text in placed]
+
+
+def svg_map(points: pd.DataFrame, topics: pd.DataFrame, size: int = 640) -> str:
+    """Inline SVG of `points` (x, y, cluster_id, text: None except on the hover sample), drawn as one path per
+    topic; points with a text show it and their topic on hover; the largest `topics` (cluster_id, label, size)
+    labelled at their centres. Its size is bounded by the points given, not by the corpus."""
     if points.empty:
         return "<p class='muted'>no sentences</p>"
     x, y = points["x"].to_numpy(float), points["y"].to_numpy(float)
     span = max(np.ptp(x), np.ptp(y), 1e-9)
-    px = 10 + (x - x.min()) / span * (size - 20)
-    py = size - 10 - (y - y.min()) / span * (size - 20)
-    circles = []
-    for cx, cy, cluster, text in zip(px, py, points["cluster_id"], points["text"]):
-        colour = "#bbbbbb" if cluster < 0 else PALETTE[int(cluster) % len(PALETTE)]
-        topic = "noise" if cluster < 0 else f"{cluster}: {topic_labels.get(int(cluster), '')}"
-        circles.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{colour}" fill-opacity="0.75">'
-                       f"<title>{_e(text)}\n[{_e(topic)}]</title></circle>")
+    frame = points.assign(px=10 + (x - x.min()) / span * (size - 20), py=size - 10 - (y - y.min()) / span * (size - 20))
+    labels = {int(r.cluster_id): r.label for r in topics.itertuples()}
+    parts = []
+    for cluster, group in frame.groupby("cluster_id"):
+        moves = "".join(f"M{px:.0f} {py:.0f}h0" for px, py in zip(group["px"], group["py"]))
+        parts.append(f'<path stroke="{_colour(int(cluster))}" d="{moves}"/>')
+    for r in frame[frame["text"].notna()].itertuples():
+        cluster = int(r.cluster_id)
+        topic = "noise" if cluster < 0 else f"{cluster}: {labels.get(cluster, '')}"
+        parts.append(f'<circle cx="{r.px:.0f}" cy="{r.py:.0f}" r="3" fill="{_colour(cluster)}">'
+                     f"<title>{_e(_clip(r.text, HOVER_CHARS))}\n[{_e(topic)}]</title></circle>")
+    largest = topics[topics["cluster_id"] >= 0].nlargest(LABELLED_TOPICS, "size")
+    centres = [(float(group["px"].median()), float(group["py"].median()), f"{cluster}: {labels[cluster][:30]}")
+               for cluster in largest["cluster_id"].astype(int)
+               if not (group := frame[frame["cluster_id"] == cluster]).empty]
+    for lx, ly, text in _place_labels(centres, size):
+        parts.append(f'<text x="{lx:.0f}" y="{ly:.0f}" class="label">{_e(text)}</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
-            f'style="border:1px solid #ddd">{"".join(circles)}</svg>')
+            f'style="border:1px solid #ddd">{"".join(parts)}</svg>')
+
+
+def legend(topics: pd.DataFrame) -> str:
+    """The largest topics with their colour, label and size; the rest counted."""
+    shown = topics.nlargest(LEGEND_TOPICS, "size")
+    items = "".join(f'<li><span class="swatch" style="background:{_colour(int(r.cluster_id))}"></span>'
+                    f"{'noise' if r.cluster_id < 0 else r.cluster_id}: {_e(r.label)} ({r.size})</li>"
+                    for r in shown.itertuples())
+    rest = len(topics) - len(shown)
+    more = f"<li class='muted'>{rest} smaller topics: see the table</li>" if rest > 0 else ""
+    return f"<ul class='legend'>{items}{more}</ul>"
+
+
+TABLE_TOPICS = 200  # the largest topics in the report's table; all of them are in topic_summaries
 
 
 def topics_table(summary: pd.DataFrame) -> str:
+    shown = summary.nlargest(TABLE_TOPICS, "size")
+    rest = len(summary) - len(shown)
+    more = f"<p class='muted'>{rest} smaller topics: table topic_summaries</p>" if rest > 0 else ""
     rows = ["<tr><th>cluster</th><th>size</th><th>share</th><th>label</th><th>keywords</th>"
             "<th>representative sentences</th></tr>"]
-    for r in summary.itertuples():
-        sentences = "".join(f"<li>{_e(s)}</li>" for s in r.representative_sentences)
+    for r in shown.itertuples():
+        sentences = "".join(f"<li>{_e(_clip(s, 300))}</li>" for s in r.representative_sentences)
         rows.append(f"<tr><td>{r.cluster_id}</td><td>{r.size}</td><td>{r.share:.1%}</td><td>{_e(r.label)}</td>"
                     f"<td>{_e(', '.join(r.keywords))}</td><td><ul>{sentences}</ul></td></tr>")
-    return f"<table>{''.join(rows)}</table>"
+    return f"<table>{''.join(rows)}</table>{more}"
 
 
 def frame_table(frame: pd.DataFrame) -> str:
@@ -61,7 +128,8 @@ def frame_table(frame: pd.DataFrame) -> str:
 
 
 def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict]) -> str:
-    """`algorithms`: name -> {"summary": topic rows, "points": x, y, cluster_id, text, "hierarchy_png": bytes|None}."""
+    """`algorithms`: name -> {"summary": topic rows, "points": x, y, cluster_id, text (None but on the hover
+    sample; `map_points` chooses both), "hierarchy_png": bytes|None}."""
     import base64
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
@@ -69,10 +137,12 @@ def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict]
              "<h2>Metrics, side by side</h2>", frame_table(metrics)]
     for name, data in algorithms.items():
         summary = data["summary"]
-        labels = {int(r.cluster_id): r.label for r in summary.itertuples()}
+        drawn = len(data["points"])
         parts += [f"<h2 id='{_e(name)}'>{_e(name)}</h2>",
-                  "<p class='muted'>Hover a point for its sentence and topic.</p>",
-                  svg_map(data["points"], labels), "<details open><summary>Topics</summary>",
+                  f"<p class='muted'>{drawn:,} sentences drawn (every topic among them); hover a dot for its "
+                  "sentence and topic.</p>",
+                  f"<div class='map'>{svg_map(data['points'], summary)}{legend(summary)}</div>",
+                  "<details open><summary>Topics</summary>",
                   topics_table(summary), "</details>"]
         if data.get("hierarchy_png"):
             encoded = base64.b64encode(data["hierarchy_png"]).decode()

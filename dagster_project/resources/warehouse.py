@@ -21,6 +21,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS sentences (
     sentence_id BIGINT NOT NULL, text VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, source VARCHAR NOT NULL,
     source_row INTEGER, label VARCHAR, ingested_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS ingested_files (
+    source VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, ingested_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS embedding_cache (
     model_key VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, embedding FLOAT[] NOT NULL,
     created_at TIMESTAMP NOT NULL DEFAULT current_timestamp, PRIMARY KEY (model_key, text_hash));
@@ -184,10 +186,17 @@ class DuckDBWarehouse(DuckDBResource):
 
     # --- writes --------------------------------------------------------------------------------------------
 
-    def replace_sentences(self, frame: pd.DataFrame, source: str | None = None) -> dict[str, int]:
+    def ingested_files(self) -> dict[str, str]:
+        """The fingerprint of every input file as it was when its sentences were stored (source -> fingerprint)."""
+        with self.get_connection() as conn:
+            return dict(conn.execute("SELECT source, fingerprint FROM ingested_files").fetchall())
+
+    def replace_sentences(self, frame: pd.DataFrame, source: str | None = None,
+                          fingerprints: dict[str, str] | None = None) -> dict[str, int]:
         """Replace `sentences` (or only the rows of one `source` file) with `frame` (text, text_hash, source, row,
-        label). A row already stored with the same source, row and text keeps its sentence_id and ingested_at;
-        new rows get ids above every id stored before, so a removed sentence's id never comes back."""
+        label), and `ingested_files` with `fingerprints` (source -> fingerprint of the files read). A row already
+        stored with the same source, row and text keeps its sentence_id and ingested_at; new rows get ids above
+        every id stored before, so a removed sentence's id never comes back."""
         scope, scope_params = source_scope(source)
         incoming = pa.Table.from_pandas(
             frame[["text", "text_hash", "source", "row", "label"]].rename(columns={"row": "source_row"}),
@@ -211,6 +220,10 @@ class DuckDBWarehouse(DuckDBResource):
                    FROM matched ORDER BY ordinal""",
                 [last_id],
             )
+            conn.execute(f"DELETE FROM ingested_files WHERE {scope}", scope_params)
+            if fingerprints:
+                conn.executemany("INSERT INTO ingested_files VALUES (?, ?, current_timestamp)",
+                                 sorted(fingerprints.items()))
             kept = conn.execute("SELECT count(old_id) FROM matched").fetchall()[0][0]
             conn.execute("DROP TABLE matched")
             conn.unregister("incoming")
@@ -219,6 +232,7 @@ class DuckDBWarehouse(DuckDBResource):
     def delete_source(self, source: str) -> int:
         """Remove the sentences of one `source` file (their cached vectors stay: keyed by text, reusable)."""
         with self.transaction() as conn:
+            conn.execute("DELETE FROM ingested_files WHERE source = ?", [source])
             return conn.execute("DELETE FROM sentences WHERE source = ?", [source]).fetchall()[0][0]
 
     def insert_embeddings(self, model_key: str, hashes: list[str], vectors: np.ndarray) -> None:

@@ -55,6 +55,8 @@ def test_one_bad_file_among_good_fails_the_run_and_changes_nothing(stored, mater
         bad.unlink()
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    message = str(failure.event_specific_data.error)
-    assert name in message and "InputError" in message
+    error = failure.event_specific_data.error
+    assert error.cls_name == "Failure"  # its description is the message, shown first, without a traceback to read
+    assert error.message.startswith(f"dagster._core.definitions.events.Failure: {folder / name}")
+    assert failure.event_specific_data.user_failure_data.metadata["error"].value == "InputError"
     assert snapshot(db) == before
