@@ -60,7 +60,7 @@ sql: setup
 
 # The documentation site from docs/ (mkdocs.yml); --strict: a broken link or missing page fails.
 docs: setup
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 # The quality benchmark compares against BERTopic, a benchmark-only dependency kept in its own environment
 # (its umap-learn would change the product's defaults in $(VENV)).

@@ -10,7 +10,7 @@ from .assets.embeddings import every_sentence_embedded_once, sentence_embeddings
 from .assets.evaluation import clustering_metrics, topic_report
 from .assets.evaluation_map import sentence_map
 from .assets.sentences import SENTENCE_PARTITIONS, sentences
-from .assets.settings import DEFAULT_DUCKDB_PATH, embedding_engine, env_or_default
+from .assets.settings import DEFAULT_DUCKDB_PATH, embedding_engine, env_or_default, served
 from .automation import (
     daily_refresh,
     ingest_sentence_file,
@@ -69,4 +69,5 @@ defs = dg.Definitions(
     ),
     schedules=[daily_refresh],
     sensors=[sentence_file_partitions if SENTENCE_PARTITIONS else sentence_files_changed],
+    metadata=served(),
 )

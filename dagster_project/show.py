@@ -1,17 +1,16 @@
 """Print the top topics per algorithm and the metrics from the warehouse: python -m dagster_project.show"""
 
 import argparse
-import os
 
 import duckdb
 from filelock import FileLock
 
-from .assets.settings import DEFAULT_DUCKDB_PATH
+from .assets.settings import duckdb_path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database", default=os.environ.get("DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    parser.add_argument("--database", default=duckdb_path())
     parser.add_argument("--topics", type=int, default=5, help="topics shown per algorithm")
     args = parser.parse_args()
     # The pipeline's own lock: wait for a running write instead of failing on DuckDB's file lock.

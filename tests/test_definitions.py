@@ -1,17 +1,9 @@
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import dagster as dg
-import duckdb
 
 from dagster_project.automation import sentence_files_changed
 from dagster_project.core.clustering import ALGORITHMS
 from dagster_project.definitions import defs
 from dagster_project.resources import DuckDBWarehouse
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_definitions_load_with_the_full_lineage():
@@ -52,21 +44,3 @@ def test_sensor_skips_with_reason_when_path_is_missing(tmp_path, monkeypatch):
     resources = {"warehouse": DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))}
     tick = sentence_files_changed(dg.build_sensor_context(resources=resources))
     assert "cannot read SENTENCES_PATH" in tick.skip_message
-
-
-def test_command_line_materializes_everything_in_parallel_processes(tmp_path):
-    """`dagster asset materialize --select "not group:adaptation"` (the demo) with the multiprocess executor:
-    parallel steps share one DuckDB file without a lock error."""
-    db = tmp_path / "cli.duckdb"
-    env = {**os.environ, "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(tmp_path), "EMBEDDING_DEVICE": "cpu"}
-    env.pop("SENTENCES_PATH", None)
-    cli = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions"]
-    run = subprocess.run([*cli, "--select", "not group:adaptation"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=900)
-    log = run.stdout + run.stderr
-    assert run.returncode == 0, log[-5000:]
-    assert "RUN_SUCCESS" in log and "STEP_FAILURE" not in log and "Could not set lock" not in log
-    with duckdb.connect(str(db), read_only=True) as conn:
-        counts = dict(conn.execute("SELECT algorithm, count(*) FROM cluster_assignments GROUP BY ALL").fetchall())
-        assert counts == {name: 160 for name in ALGORITHMS}
-        assert conn.execute("SELECT count(DISTINCT algorithm) FROM topic_summaries").fetchall()[0][0] == len(ALGORITHMS)

@@ -4,7 +4,7 @@ import dagster as dg
 
 from ..core.readers import InputError, read_corpus
 from ..resources import DuckDBWarehouse
-from .settings import partition_mode, sentences_path
+from .settings import partition_mode, sentences_path, served
 
 # One partition per file under SENTENCES_PATH (its `source` name), or per top-level folder (one landing folder
 # per arrival date, say), added and removed by the file sensor.
@@ -12,7 +12,7 @@ SENTENCE_PARTITIONS = (dg.DynamicPartitionsDefinition(name=f"sentence_{partition
                        if partition_mode() != "none" else None)
 
 
-@dg.asset(group_name="ingest", kinds={"python", "duckdb"}, partitions_def=SENTENCE_PARTITIONS)
+@dg.asset(group_name="ingest", kinds={"python", "duckdb"}, partitions_def=SENTENCE_PARTITIONS, metadata=served())
 def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """Raw sentences from SENTENCES_PATH (file, folder or glob of .txt/.csv/.tsv/.jsonl/.parquet),
     Unicode-NFC and whitespace normalized, empty rows dropped, hashed. Replaces table `sentences` (with

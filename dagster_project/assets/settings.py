@@ -14,6 +14,17 @@ def sentences_path() -> str:
     return os.environ.get("SENTENCES_PATH") or SAMPLE_CORPUS
 
 
+def duckdb_path() -> str:
+    """DUCKDB_PATH, or the demo's warehouse."""
+    return os.environ.get("DUCKDB_PATH") or DEFAULT_DUCKDB_PATH
+
+
+def served() -> dict[str, str]:
+    """Which corpus and warehouse these definitions serve (shown in the UI)."""
+    return {"corpus (SENTENCES_PATH)": str(Path(sentences_path()).expanduser().resolve()),
+            "warehouse (DUCKDB_PATH)": str(Path(duckdb_path()).expanduser().resolve())}
+
+
 def env_or_default(name: str, default: str) -> str | dg.EnvVar:
     """dagster.EnvVar when the variable is set (shown as such in the UI), else the default."""
     return dg.EnvVar(name) if os.environ.get(name) else default

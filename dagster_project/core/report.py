@@ -18,7 +18,8 @@ td,th{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}t
 svg circle:hover{stroke:#000;stroke-width:1.5}.muted{color:#777}details{margin:8px 0}
 .map{display:flex;gap:16px;align-items:flex-start}.legend{list-style:none;padding:0;font-size:12px;margin:0}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:5px}
-svg path{stroke-width:5px;stroke-linecap:round;stroke-opacity:.6;fill:none}svg .label{font-size:11px;text-anchor:middle;paint-order:stroke;stroke:#fff;stroke-width:3px;fill:#222}
+svg path{stroke-width:5px;stroke-linecap:round;stroke-opacity:.6;fill:none}
+svg .label{font-size:11px;text-anchor:middle;paint-order:stroke;stroke:#fff;stroke-width:3px;fill:#222}
 """
 
 

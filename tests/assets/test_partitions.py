@@ -102,10 +102,12 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
                        resources={**resources, "warehouse": nowhere}, instance=instance)
     assert warehouse.query(per_file).set_index("source")["n"].to_dict() == {"nested/second.csv": len(sample) - 100}
 
-    # Nothing changed: no run. One file modified, one removed: one run, one partition and its rows gone.
-    assert isinstance(automation.sentence_file_partitions(
-        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"warehouse": warehouse})),
-        dg.SkipReason)
+    # Nothing changed: no run, and none either from a sensor started afresh (no cursor: it starts from the files
+    # the warehouse read). One file modified, one removed: one run, one partition and its rows gone.
+    for cursor in (first.cursor, None):
+        tick = automation.sentence_file_partitions(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}))
+        assert not tick.run_requests and "no change" in tick.skip_reason.skip_message
     (corpus / "first.csv").unlink()
     sample.iloc[100:110].to_csv(corpus / "nested" / "second.csv", index=False)
     second = sense(first.cursor)

@@ -1,6 +1,5 @@
 """The UI as a person would use it: the Dagster webserver on localhost, driven by headless Chromium."""
 
-import json
 import os
 import shutil
 import socket
@@ -24,8 +23,6 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-r
 ASSETS = ["sentences", "sentence_embeddings", "sentence_map", "clustering_metrics", "topic_report"] + [
     f"{name}_{kind}" for name in ("kmeans", "minibatch_kmeans", "agglomerative", "community_detection", "louvain",
                                   "hdbscan", "dbscan") for kind in ("clusters", "topics")]
-# Keywords in plain c-TF-IDF order: the topic steps then load no model of their own (the pages are what is tested).
-PLAIN_TOPICS = json.dumps({"ops": {f"{name}_topics": {"config": {"diversity": 0.0}} for name in ALGORITHMS}})
 
 
 def free_port() -> int:
@@ -43,18 +40,27 @@ def shown(name: str, texts: list[str]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory):
-    home = tmp_path_factory.mktemp("dagster_home")
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "DUCKDB_PATH": str(home / "w.duckdb"),
-           "SENTENCES_PATH": SAMPLE_CORPUS, "EMBEDDING_DEVICE": "cpu"}
-    subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
-                    "--select", "not group:adaptation", "--config-json", PLAIN_TOPICS],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
+def served(tmp_path_factory):
+    """`make run` on the sample corpus into a fresh warehouse, as the README has it; then the webserver on that
+    warehouse and its own Dagster home."""
+    folder = tmp_path_factory.mktemp("warehouse")
+    db = folder / "w.duckdb"
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "DUCKDB_PATH", "SENTENCES_PATH")}
+    env["EMBEDDING_DEVICE"] = "cpu"
+    made = subprocess.run(["make", "run", f"VENV={sys.prefix}", f"DUCKDB_PATH={db}", f"SENTENCES_PATH={SAMPLE_CORPUS}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert made.returncode == 0, (made.stdout + made.stderr)[-5000:]
+    assert f"Warehouse {db}:" in made.stdout
+    env.update(DAGSTER_HOME=str(folder / "w.dagster"), DUCKDB_PATH=str(db), SENTENCES_PATH=SAMPLE_CORPUS)
     url, server = serve(env)
-    yield url
+    yield url, folder
     server.terminate()
     server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def webserver(served):
+    return served[0]
 
 
 def serve(env: dict) -> tuple[str, subprocess.Popen]:
@@ -88,8 +94,9 @@ def page(webserver, browser):
     return browser.new_page(viewport={"width": 2200, "height": 1800})
 
 
-def screenshot_dir(tmp_path: Path) -> Path:
-    return Path(os.environ.get("UI_SCREENSHOT_DIR", tmp_path))
+def screenshot_dir() -> Path:
+    """The README's pictures are these screenshots, retaken by every run of the suite (UI_SCREENSHOT_DIR: elsewhere)."""
+    return Path(os.environ.get("UI_SCREENSHOT_DIR", ROOT / "docs" / "images"))
 
 
 def dismiss_dialogs(page) -> None:
@@ -108,7 +115,7 @@ def visible_lines(page) -> set[str]:
             for line in text.splitlines() if line.strip()}
 
 
-def test_asset_graph_shows_the_whole_lineage(webserver, page, tmp_path):
+def test_asset_graph_shows_the_whole_lineage(webserver, page):
     page.goto(f"{webserver}/asset-groups", wait_until="networkidle")
     dismiss_dialogs(page)
     page.get_by_text("topics", exact=True).first.wait_for(timeout=60_000)  # the collapsed group nodes
@@ -122,10 +129,10 @@ def test_asset_graph_shows_the_whole_lineage(webserver, page, tmp_path):
         seen |= visible_lines(page)
     missing = [name for name in ASSETS if not shown(name, sorted(seen))]
     assert not missing, missing
-    page.screenshot(path=str(screenshot_dir(tmp_path) / "ui_asset_graph.png"))
+    page.screenshot(path=str(screenshot_dir() / "ui_asset_graph.png"))
 
 
-def test_topic_asset_shows_topic_table_and_map(webserver, page, tmp_path):
+def test_topic_asset_shows_topic_table_and_map(webserver, page):
     page.goto(f"{webserver}/assets/kmeans_topics", wait_until="networkidle")
     dismiss_dialogs(page)
     page.get_by_text("topic_hierarchy").first.wait_for(timeout=60_000)
@@ -140,7 +147,27 @@ def test_topic_asset_shows_topic_table_and_map(webserver, page, tmp_path):
     image = page.locator("img[src^='data:image/png']").first
     image.wait_for(timeout=10_000)
     assert image.evaluate("img => img.naturalWidth") > 600
-    page.screenshot(path=str(screenshot_dir(tmp_path) / "ui_topic_map.png"))
+    page.screenshot(path=str(screenshot_dir() / "ui_topic_map.png"))
+
+
+def test_sentences_asset_names_the_corpus_and_warehouse_it_serves(served, page):
+    url, folder = served
+    page.goto(f"{url}/assets/sentences", wait_until="networkidle")
+    dismiss_dialogs(page)
+    page.get_by_text("warehouse (DUCKDB_PATH)").first.wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    assert str(folder / "w.duckdb") in body and SAMPLE_CORPUS in body
+
+
+def test_report_shows_labelled_maps_with_a_legend(served, browser):
+    _, folder = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto((folder / "topic_report.html").as_uri())
+    assert page.locator("svg text.label").count() >= len(ALGORITHMS)  # topic labels on every map
+    assert page.locator("ul.legend").count() == len(ALGORITHMS)
+    assert page.locator("svg circle title").count() > 0  # sentences on hover
+    page.screenshot(path=str(screenshot_dir() / "report.png"))
+    page.close()
 
 
 def test_backfill_of_file_partitions_from_the_asset_page(browser, tmp_path):
@@ -188,7 +215,7 @@ def test_backfill_of_file_partitions_from_the_asset_page(browser, tmp_path):
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
         assert sorted((r.tags["dagster/partition"], r.status.value) for r in runs) == [
             ("first.csv", "SUCCESS"), ("second.csv", "SUCCESS")]
-        page.screenshot(path=str(screenshot_dir(tmp_path) / "ui_backfill.png"))
+        page.screenshot(path=str(tmp_path / "ui_backfill.png"))
     finally:
         daemon.terminate()
         server.terminate()
