@@ -53,10 +53,12 @@ def _colour(cluster: int) -> str:
 
 
 def _place_labels(centres: list[tuple[float, float, str]], size: int) -> list[tuple[float, float, str]]:
-    """Move each label down (or up) from its centre until its box clears the labels placed before it."""
+    """Move each label down (or up) from its centre until its box clears the labels placed before it, and
+    inside the map."""
     placed: list[tuple[float, float, float, str]] = []
     for x, y, text in centres:
         half = 3.3 * len(text) + 4
+        x = min(max(x, half), size - half)  # inside the map
         for step in [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6]:
             ty = min(max(y + 16 * step, 12), size - 6)
             if all(abs(ty - py) >= 16 or abs(x - px) >= half + ph for px, py, ph, _ in placed):

@@ -21,6 +21,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS sentences (
     sentence_id BIGINT NOT NULL, text VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, source VARCHAR NOT NULL,
     source_row INTEGER, label VARCHAR, ingested_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS id_watermarks (name VARCHAR PRIMARY KEY, last_id BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ingested_files (
     source VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, ingested_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS embedding_cache (
@@ -211,7 +212,7 @@ class DuckDBWarehouse(DuckDBResource):
                    ON s.source = i.source AND s.source_row = i.source_row AND s.text_hash = i.text_hash"""
             )
             before = conn.execute(f"SELECT count(*) FROM sentences WHERE {scope}", scope_params).fetchall()[0][0]
-            last_id = conn.execute("SELECT coalesce(max(sentence_id), 0) FROM sentences").fetchall()[0][0]
+            last_id = self._raise_id_watermark(conn)
             conn.execute(f"DELETE FROM sentences WHERE {scope}", scope_params)
             conn.execute(
                 """INSERT INTO sentences
@@ -224,6 +225,7 @@ class DuckDBWarehouse(DuckDBResource):
             if fingerprints:
                 conn.executemany("INSERT INTO ingested_files VALUES (?, ?, current_timestamp)",
                                  sorted(fingerprints.items()))
+            self._raise_id_watermark(conn)
             kept = conn.execute("SELECT count(old_id) FROM matched").fetchall()[0][0]
             conn.execute("DROP TABLE matched")
             conn.unregister("incoming")
@@ -232,6 +234,7 @@ class DuckDBWarehouse(DuckDBResource):
     def delete_source(self, source: str) -> int:
         """Remove the sentences of one `source` file (their cached vectors stay: keyed by text, reusable)."""
         with self.transaction() as conn:
+            self._raise_id_watermark(conn)
             conn.execute("DELETE FROM ingested_files WHERE source = ?", [source])
             return conn.execute("DELETE FROM sentences WHERE source = ?", [source]).fetchall()[0][0]
 
@@ -291,6 +294,16 @@ class DuckDBWarehouse(DuckDBResource):
         with self.transaction() as conn:
             conn.execute(f"DELETE FROM {table}")
             self._append(conn, table, frame)
+
+    @staticmethod
+    def _raise_id_watermark(conn: duckdb.DuckDBPyConnection) -> int:
+        """The highest sentence_id ever given, kept in `id_watermarks` so that deleting the newest rows never
+        lets their ids be given again; call it before deleting sentences and after adding them."""
+        return conn.execute(
+            """INSERT OR REPLACE INTO id_watermarks
+               SELECT 'sentence_id', greatest(coalesce(max(sentence_id), 0), coalesce(
+                   (SELECT last_id FROM id_watermarks WHERE name = 'sentence_id'), 0))
+               FROM sentences RETURNING last_id""").fetchall()[0][0]
 
     @staticmethod
     def _append(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

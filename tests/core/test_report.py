@@ -44,3 +44,16 @@ def test_report_of_a_million_sentences_stays_small_and_labels_its_maps():
     for cluster in largest:  # labelled on the map and in the legend
         assert re.search(rf'class="label">{cluster}: keyword{cluster}', page)
         assert f"{cluster}: keyword{cluster}, other, third (" in page
+
+
+def test_map_labels_stay_apart_and_inside_the_map():
+    from dagster_project.core.report import _place_labels
+
+    crowded = [(5.0 + 7 * i, 300.0 + 3 * i, f"{i}: a fairly long topic label") for i in range(8)]
+    placed = _place_labels(crowded, 640)
+    halves = [3.3 * len(text) + 4 for _, _, text in placed]
+    assert all(half <= x <= 640 - half and 0 < y <= 640 for (x, y, _), half in zip(placed, halves))
+    for a in range(len(placed)):
+        for b in range(a):
+            (xa, ya, _), (xb, yb, _) = placed[a], placed[b]
+            assert abs(ya - yb) >= 16 or abs(xa - xb) >= halves[a] + halves[b]

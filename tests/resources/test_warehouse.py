@@ -20,3 +20,13 @@ def test_kept_rows_keep_their_ids_and_removed_ids_are_never_reused(warehouse):
     counts = warehouse.replace_sentences(rows("one", "four"))  # "two" and "three" removed, "four" new at row 2
     assert counts == {"rows": 2, "kept": 1, "new": 1, "removed": 2}
     assert ids(warehouse) == {"one": 1, "four": 4}
+
+
+def test_a_removed_sentence_id_is_never_given_to_another_text(warehouse):
+    warehouse.replace_sentences(rows("one", "two", "three"))
+    warehouse.replace_sentences(rows("one", "two"))  # "three" (the highest id) removed
+    warehouse.replace_sentences(rows("one", "two", "five"))
+    assert ids(warehouse) == {"one": 1, "two": 2, "five": 4}
+    warehouse.delete_source("a.txt")  # the sensor's way of removing a file
+    warehouse.replace_sentences(rows("six"))
+    assert ids(warehouse) == {"six": 5}

@@ -147,6 +147,7 @@ def test_topic_asset_shows_topic_table_and_map(webserver, page):
     image = page.locator("img[src^='data:image/png']").first
     image.wait_for(timeout=10_000)
     assert image.evaluate("img => img.naturalWidth") > 600
+    page.wait_for_timeout(1500)  # the dialog fades in
     page.screenshot(path=str(screenshot_dir() / "ui_topic_map.png"))
 
 
