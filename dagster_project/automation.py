@@ -47,6 +47,12 @@ def digest(files: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def no_change(spec: str, now: dict[str, str]) -> dg.SensorResult:
+    """A tick that launches nothing and remembers the files as they are."""
+    return dg.SensorResult(skip_reason=f"no change under {os.path.basename(spec) or spec} since it was read",
+                           cursor=json.dumps(now, sort_keys=True))
+
+
 def files_before(cursor: str | None, warehouse: DuckDBWarehouse) -> dict[str, str]:
     """The files as of the last tick; on the first tick (no cursor), as the warehouse last ingested them, so that
     starting the UI on an up-to-date warehouse launches nothing."""
@@ -70,11 +76,9 @@ def sentence_files_changed(
         now = current_files(spec)
     except (InputError, OSError) as err:
         return dg.SkipReason(f"cannot read SENTENCES_PATH: {err}")
-    cursor = json.dumps(now, sort_keys=True)
     if now == files_before(context.cursor, warehouse):
-        return dg.SensorResult(skip_reason=f"no change under {os.path.basename(spec) or spec} since it was read",
-                               cursor=cursor)
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=digest(now))], cursor=cursor)
+        return no_change(spec, now)
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=digest(now))], cursor=json.dumps(now, sort_keys=True))
 
 
 @dg.sensor(
@@ -96,8 +100,7 @@ def sentence_file_partitions(
     before = files_before(context.cursor, warehouse)
     changed, gone = [s for s, f in now.items() if before.get(s) != f], [s for s in before if s not in now]
     if not changed and not gone:
-        return dg.SensorResult(skip_reason=f"no change under {os.path.basename(spec) or spec} since it was read",
-                               cursor=json.dumps(now, sort_keys=True))
+        return no_change(spec, now)
     by_folder = partition_mode() == "folders"
     members: dict[str, list[str]] = {}
     for source in sorted(now):
