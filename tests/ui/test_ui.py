@@ -129,7 +129,26 @@ def test_asset_graph_shows_the_whole_lineage(webserver, page):
         seen |= visible_lines(page)
     missing = [name for name in ASSETS if not shown(name, sorted(seen))]
     assert not missing, missing
-    page.screenshot(path=str(screenshot_dir() / "ui_asset_graph.png"))
+
+
+def test_picture_of_the_whole_asset_graph(webserver, browser):
+    """The README's lineage picture: every group expanded, zoomed out until the whole graph is in view."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1300})
+    page.goto(f"{webserver}/asset-groups", wait_until="networkidle")
+    dismiss_dialogs(page)
+    page.get_by_text("topics", exact=True).first.wait_for(timeout=60_000)
+    page.keyboard.press("Alt+e")
+    page.get_by_text("sentence_map", exact=True).first.wait_for(timeout=60_000)
+    for _ in range(5):
+        page.mouse.click(1572, 1151)  # the graph's zoom-out button, bottom right
+        page.wait_for_timeout(400)
+    page.mouse.move(1000, 600)
+    page.mouse.wheel(0, -60)
+    page.wait_for_timeout(2000)
+    assert page.get_by_text("adapted_model", exact=True).first.is_visible()  # the bottom of the graph is in view
+    page.screenshot(path=str(screenshot_dir() / "ui_asset_graph.png"),
+                    clip={"x": 560, "y": 140, "width": 960, "height": 1060})
+    page.close()
 
 
 def test_topic_asset_shows_topic_table_and_map(webserver, page):
