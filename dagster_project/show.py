@@ -6,6 +6,7 @@ import duckdb
 from filelock import FileLock
 
 from .assets.settings import duckdb_path
+from .resources.warehouse import FAILED_FITS
 
 
 def main() -> None:
@@ -27,6 +28,8 @@ def main() -> None:
                ORDER BY nmi DESC NULLS LAST, silhouette DESC"""
         ).df()
         print("\nLatest metrics per algorithm:\n" + metrics.to_string(index=False))
+        for algorithm, reason in conn.execute(FAILED_FITS).fetchall():
+            print(f"{algorithm} could not run in the latest refresh (metrics above are older): {reason}")
         topics = conn.execute(
             """SELECT algorithm, cluster_id, size, label, keywords FROM topic_summaries
                WHERE cluster_id >= 0

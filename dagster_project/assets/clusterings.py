@@ -66,16 +66,35 @@ def clustering_tables(frame: pd.DataFrame, result: ClusteringResult, model_key: 
     }
 
 
+def failed_tables(model_key: str, params: typing.Any, reason: str, n_sentences: int) -> dict[str, pd.DataFrame]:
+    """The per-algorithm rows after a fit that could not run: none but a `clustering_runs` row with the reason."""
+    return {
+        "cluster_assignments": pd.DataFrame({"sentence_id": pd.Series(dtype="int64"),
+                                             "cluster_id": pd.Series(dtype="int64")}),
+        "topic_summaries": pd.DataFrame({"cluster_id": pd.Series(dtype="int64"), "size": pd.Series(dtype="int64")}),
+        "topic_hierarchy": pd.DataFrame({"merge_id": pd.Series(dtype="int64")}),
+        "clustering_runs": pd.DataFrame([{
+            "model_key": model_key, "params": dataclasses.asdict(params), "details": {"failed": reason},
+            "n_sentences": n_sentences, "materialized_at": pd.Timestamp.now()}]),
+    }
+
+
 def build_clustering_assets(algorithm: Algorithm) -> list:
     name = algorithm.name
     ClusterConfig = config_class(algorithm.params, algorithm.name)
+
+    fit_check = dg.AssetCheckSpec("fit_succeeded", asset=f"{name}_clusters",
+                                  description="The algorithm ran on the current sentences; if not, why.")
 
     @dg.asset(
         name=f"{name}_clusters",
         deps=[sentence_embeddings],
         group_name="clusterings",
         kinds={"scikitlearn", "duckdb"},
-        description=f"{algorithm.description} One row per sentence in `cluster_assignments` (algorithm = '{name}').",
+        check_specs=[fit_check],
+        description=f"{algorithm.description} One row per sentence in `cluster_assignments` (algorithm = '{name}'). "
+                    "If the algorithm cannot run, its rows are cleared, its check `fit_succeeded` fails with the "
+                    "reason and the rest of the refresh goes on.",
     )
     def clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: DuckDBWarehouse,
                  embedder: SentenceEmbedder) -> dg.MaterializeResult:
@@ -83,7 +102,17 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         model_key = embedder.model_key
         frame, embeddings = warehouse.load_embeddings(model_key)
         started = time.perf_counter()
-        result = algorithm.fit(embeddings, params, embedder.compute_device)
+        try:
+            result = algorithm.fit(embeddings, params, embedder.compute_device)
+        except Exception as err:  # one algorithm that cannot run must not stop the others' refresh
+            reason = f"{type(err).__name__}: {err}"
+            context.log.error(f"{name} could not run; its rows are cleared, the other algorithms go on. {reason}")
+            warehouse.replace_algorithm_rows(name, failed_tables(model_key, params, reason, len(frame)))
+            return dg.MaterializeResult(
+                metadata={"status": "failed", "reason": reason, "params": dg.MetadataValue.json(
+                    dataclasses.asdict(params))},
+                check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=False,
+                                                   severity=dg.AssetCheckSeverity.ERROR, metadata={"reason": reason})])
         seconds = time.perf_counter() - started
         details = result.details
         warehouse.replace_algorithm_rows(name, clustering_tables(frame, result, model_key, params, seconds))
@@ -97,7 +126,9 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
                                   "cosine silhouette of the tree's cut")
             figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette per cut of the tree"))
         context.log.info(f"{name}: {result.n_clusters} clusters, {noise} noise, {seconds:.2f}s")
-        return dg.MaterializeResult(metadata={
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=True)],
+                                    metadata={
+            "status": "fitted" + (" on a sample, the rest assigned" if "fitted_on_sample" in details else ""),
             "dagster/row_count": len(frame),
             "n_clusters": result.n_clusters,
             "noise_sentences": noise,
@@ -110,7 +141,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
             **figures,
         })
 
-    @dg.asset_check(asset=clusters, name="every_sentence_assigned_once", blocking=True)
+    @dg.asset_check(asset=clusters, name="every_sentence_assigned_once")
     def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
         """Each sentence of the cluster window has exactly one cluster_id for this algorithm, and no assignment
         names a sentence outside it."""
@@ -137,6 +168,10 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
     )
     def topics(context: dg.AssetExecutionContext, config: TopicConfig, warehouse: DuckDBWarehouse,
                embedder: SentenceEmbedder) -> dg.MaterializeResult:
+        failed = warehouse.failed_fit(name)
+        if failed:  # the clustering could not run: nothing to summarize, and nothing stopped
+            context.log.warning(f"{name}_topics skipped: {name}_clusters could not run ({failed}).")
+            return dg.MaterializeResult(metadata={"status": "skipped", "reason": f"{name}_clusters failed: {failed}"})
         frame, embeddings = warehouse.load_embeddings(embedder.model_key)
         assigned = warehouse.assignments(name)
         if not np.array_equal(assigned["sentence_id"].to_numpy(), frame["sentence_id"].to_numpy()):

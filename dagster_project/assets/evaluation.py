@@ -39,10 +39,12 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
     if not table.empty:
         warehouse.append_rows("clustering_metrics", table)
     shown = table[["algorithm", *METRIC_COLUMNS]].round(3) if not table.empty else table
+    failed = warehouse.failed_fits()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(table),
         "labelled": truth is not None,
         "comparison": dg.MetadataValue.md(shown.to_markdown(index=False) if not table.empty else "no clustering yet"),
+        "failed": dg.MetadataValue.md("\n".join(f"- {k}: {v}" for k, v in failed.items()) or "none"),
     })
 
 
@@ -64,6 +66,8 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
         f"""SELECT algorithm, {", ".join(METRIC_COLUMNS)} FROM clustering_metrics
             QUALIFY row_number() OVER (PARTITION BY algorithm ORDER BY materialized_at DESC) = 1
             ORDER BY nmi DESC NULLS LAST, silhouette DESC NULLS LAST""")
+    failed = warehouse.failed_fits()
+    metrics = metrics[~metrics["algorithm"].isin(failed)]  # their latest metrics are of an older corpus
     algorithms = {}
     for name in ALGORITHMS:
         summary = warehouse.query(
@@ -82,9 +86,10 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
         names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
         algorithms[name] = {"summary": summary, "points": points,
                             "hierarchy_png": hierarchy_png(hierarchy, names, f"{name}: topic hierarchy")}
-    path.write_text(render_report("Sentence Topics report", metrics, algorithms), encoding="utf-8")
+    path.write_text(render_report("Sentence Topics report", metrics, algorithms, failed), encoding="utf-8")
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(path)),
         "algorithms": len(algorithms),
+        "failed": ", ".join(failed) or "none",
         "size_kb": round(path.stat().st_size / 1024, 1),
     })

@@ -17,6 +17,7 @@ from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN, HDBSCAN, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
+from .assign import assign_to_fit, centroids, nearest_centre
 from .community import community_labels, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
 from .torch_kmeans import TorchKMeans
@@ -215,7 +216,10 @@ class AgglomerativeParams:
         "(see details).")
     linkage: str = doc("Linkage: ward, average, complete or single.", "ward")
     n_neighbors: int = doc("Neighbours per sentence of the graph whose communities bound the automatic cut.", 10)
-    max_memory_gb: float = doc("Refuse corpora whose pairwise distance matrix would exceed this many GB.", 8.0)
+    max_memory_gb: float = doc(
+        "Memory for the pairwise distances; a larger corpus is clustered on a sample that fits, every other "
+        "sentence then assigned to its nearest cluster centre (see details).", 8.0)
+    seed: int = doc("Seed of that sample.", 0)
 
 
 CUT_SEARCH_SPAN = 4  # the automatic cut looks at counts from (Louvain communities / 4) to the communities
@@ -251,6 +255,11 @@ def choose_cut(embeddings: np.ndarray, tree: np.ndarray, most: int, device: str 
     return min(k for k, v in scores.items() if v >= top - 0.02 * abs(top)), {"silhouette_by_clusters": scores}
 
 
+def tree_memory_gb(n: int) -> float:
+    """GB of a hierarchical clustering of n rows: condensed float64 distances plus the merge workspace."""
+    return n * (n - 1) / 2 * 8 / 2**30 * 2
+
+
 def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: str = "cpu") -> ClusteringResult:
     """SciPy's hierarchical clustering (what scikit-learn's AgglomerativeClustering runs), cut at a distance."""
     from scipy.cluster.hierarchy import fcluster, linkage
@@ -259,13 +268,20 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
     n = len(embeddings)
     if params.linkage not in LINKAGES:
         raise ClusteringError(f"agglomerative: linkage '{params.linkage}' is not one of {', '.join(LINKAGES)}.")
-    needed_gb = n * (n - 1) / 2 * 8 / 2**30 * 2  # condensed float64 distances plus the merge workspace
+    needed_gb = tree_memory_gb(n)
     if needed_gb > params.max_memory_gb:
-        raise ClusteringError(
-            f"agglomerative clustering of {n:,} sentences needs about {needed_gb:.1f} GB (quadratic in the corpus), "
-            f"over max_memory_gb={params.max_memory_gb}. Use minibatch_kmeans, louvain or community_detection for "
-            "corpora this size, or raise max_memory_gb if the machine has the memory."
-        )
+        fits = int((1 + np.sqrt(1 + 4 * params.max_memory_gb * 2**30 / 8)) / 2)  # tree_memory_gb(fits) <= limit
+        if fits < 2:
+            raise ClusteringError(f"agglomerative: max_memory_gb={params.max_memory_gb} holds no tree of even 2 "
+                                  "sentences; raise it (8 GB holds about 32,000 sentences).")
+        sample = _sample(n, fits, params.seed)
+        fitted = agglomerative(embeddings[sample], params, device)
+        labels = assign_to_fit(embeddings, sample, fitted.labels)
+        return ClusteringResult(relabel_by_size(labels), {
+            **fitted.details, "fitted_on_sample": len(sample), "assigned_to_nearest_centre": n - len(sample),
+            "sample_note": f"{n:,} sentences would need about {needed_gb:.1f} GB of pairwise distances, over "
+                           f"max_memory_gb={params.max_memory_gb}: the tree was built on a seeded sample of "
+                           f"{len(sample):,} and every other sentence assigned to the most similar cluster centre"})
     if n < 2:
         return ClusteringResult(np.zeros(n, dtype=np.int64), {"note": "fewer than 2 sentences; one cluster"})
     x = np.asarray(embeddings, dtype=np.float64)
@@ -363,13 +379,12 @@ def reduce(embeddings: np.ndarray, method: str, dimensions: int, seed: int) -> n
 
 def nearest_centroid(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Give every -1 row the label of the cluster whose mean embedding is most similar."""
-    clusters = np.unique(labels[labels >= 0])
-    if len(clusters) == 0 or (labels >= 0).all():
-        return labels
-    centroids = np.stack([embeddings[labels == c].mean(axis=0) for c in clusters])
     noise = labels < 0
+    if noise.all() or not noise.any():
+        return labels
+    ids, centres = centroids(embeddings, labels)
     out = labels.copy()
-    out[noise] = clusters[np.argmax(embeddings[noise] @ centroids.T, axis=1)]
+    out[noise] = ids[nearest_centre(embeddings[noise], centres)]
     return out
 
 

@@ -130,7 +130,8 @@ def frame_table(frame: pd.DataFrame) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict]) -> str:
+def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict],
+                  failed: dict[str, str] | None = None) -> str:
     """`algorithms`: name -> {"summary": topic rows, "points": x, y, cluster_id, text (None but on the hover
     sample; `map_points` chooses both), "hierarchy_png": bytes|None}."""
     import base64
@@ -138,6 +139,9 @@ def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>",
              "<h2>Metrics, side by side</h2>", frame_table(metrics)]
+    if failed:
+        parts.append("<p>Could not run in the latest refresh (the others are up to date):</p><ul>" + "".join(
+            f"<li><b>{_e(name)}</b>: {_e(reason)}</li>" for name, reason in failed.items()) + "</ul>")
     for name, data in algorithms.items():
         summary = data["summary"]
         drawn = len(data["points"])

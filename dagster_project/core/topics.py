@@ -9,6 +9,8 @@ import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.preprocessing import normalize
 
+from .assign import centroids
+
 NOISE_LABEL = "noise: sentences in no cluster"
 
 
@@ -128,13 +130,6 @@ def summarize_topics(
         )
     frame = pd.DataFrame(rows, columns=["cluster_id", "size", "share", "label", "keywords", "representative_sentences"])
     return frame.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)
-
-
-def centroids(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster ids >= 0, their normalized mean embeddings)."""
-    ids = np.unique(labels[labels >= 0])
-    means = np.stack([embeddings[labels == c].mean(axis=0) for c in ids]) if len(ids) else np.zeros((0, embeddings.shape[1]))
-    return ids, means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
 
 
 def topic_hierarchy(embeddings: np.ndarray, labels: np.ndarray) -> pd.DataFrame:

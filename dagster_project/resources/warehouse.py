@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS adapted_models (
     materialized_at TIMESTAMP NOT NULL);
 """
 
+# (algorithm, reason) of every algorithm whose latest clustering could not run.
+FAILED_FITS = ("SELECT algorithm, details->>'failed' FROM clustering_runs WHERE details->>'failed' IS NOT NULL "
+               "ORDER BY algorithm")
+
 # Tables holding one set of rows per algorithm; replaced per algorithm.
 PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs", "topic_hierarchy")
 
@@ -178,6 +182,14 @@ class DuckDBWarehouse(DuckDBResource):
         matrix = matrix.reshape(len(table), -1) if len(table) else np.zeros((0, 0), dtype=np.float32)
         frame = table.drop_columns(["embedding"]).to_pandas()
         return frame, matrix
+
+    def failed_fits(self) -> dict[str, str]:
+        """Algorithm -> why its latest clustering could not run, for those whose latest run failed."""
+        with self.get_connection() as conn:
+            return dict(conn.execute(FAILED_FITS).fetchall())
+
+    def failed_fit(self, algorithm: str) -> str | None:
+        return self.failed_fits().get(algorithm)
 
     def assignments(self, algorithm: str) -> pd.DataFrame:
         return self.query(

@@ -87,12 +87,13 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
     assert warehouse.query("SELECT count(*) AS n FROM cluster_assignments")["n"][0] == len(sample)
 
     # A window of partitions (CLUSTER_WINDOW): only the matching files' sentences are clustered, and the
-    # blocking check holds for the window (it counts the other file's 100 sentences as unassigned without it).
+    # check holds for the window (it counts the other file's 100 sentences as unassigned without it).
     kmeans_check = clusterings.CLUSTERING_ASSETS["kmeans"][2]
     windowed = DuckDBWarehouse(database=warehouse.database, cluster_window="nested/*")
     done = dg.materialize([*assets, kmeans_check], selection=["kmeans_clusters"],
                           resources={**resources, "warehouse": windowed}, instance=instance)
-    assert done.success and [e.passed for e in done.get_asset_check_evaluations()] == [True]
+    assert done.success and {e.check_name: e.passed for e in done.get_asset_check_evaluations()} == {
+        "every_sentence_assigned_once": True, "fit_succeeded": True}
     per_file = """SELECT s.source, count(*) AS n FROM cluster_assignments JOIN sentences s USING (sentence_id)
                   GROUP BY ALL"""
     assert warehouse.query(per_file).set_index("source")["n"].to_dict() == {"nested/second.csv": len(sample) - 100}

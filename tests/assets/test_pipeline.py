@@ -64,7 +64,7 @@ def test_whole_graph_materializes_and_every_check_passes(first_run):
     _, result = first_run
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 2 + len(ALGORITHMS)
+    assert len(evaluations) == 2 + 2 * len(ALGORITHMS)  # every_sentence_assigned_once and fit_succeeded
     assert all(e.passed for e in evaluations), [(e.check_name, e.metadata) for e in evaluations if not e.passed]
 
 

@@ -18,7 +18,9 @@ from dagster_project.core.clustering import (
     nearest_centroid,
     relabel_by_size,
     run_clustering,
+    tree_memory_gb,
 )
+from dagster_project.core.assign import assign_to_fit, nearest_centre
 
 
 def three_groups(sizes=(12, 10, 8), dim=8, spread=0.05, seed=0):
@@ -117,12 +119,35 @@ def test_small_groups_below_min_size_are_noise():
     assert set(labels[:22].tolist()) == {0, 1}
 
 
-def test_agglomerative_refuses_before_allocating_and_names_alternatives():
+def test_agglomerative_beyond_its_memory_fits_a_sample_and_assigns_the_rest(sample_embeddings, sample_corpus):
+    """A limit that holds a tree of 60 of the 160 sentences: the tree is built on a seeded sample of 60, every
+    other sentence goes to its nearest cluster centre, and the subjects are found about as well as by the tree
+    of all 160 at the same threshold."""
+    limit = tree_memory_gb(60) * 1.001
+    params = AgglomerativeParams(distance_threshold=1.2, max_memory_gb=limit)
+    result = run_clustering("agglomerative", sample_embeddings, params)
+    assert result.details["fitted_on_sample"] == 60 and result.details["assigned_to_nearest_centre"] == 100
+    assert "max_memory_gb" in result.details["sample_note"]
+    assert (result.labels >= 0).all() and len(result.labels) == 160
+    whole = run_clustering("agglomerative", sample_embeddings, AgglomerativeParams(distance_threshold=1.2))
+    truth = sample_corpus["label"]
+    assert normalized_mutual_info_score(truth, result.labels) >= normalized_mutual_info_score(truth, whole.labels) - 0.1
+    assert np.array_equal(result.labels, run_clustering("agglomerative", sample_embeddings, params).labels)
+
+
+def test_agglomerative_with_no_room_for_a_tree_says_what_to_do():
     x, _ = three_groups()
-    with pytest.raises(ClusteringError) as err:
-        run_clustering("agglomerative", x, AgglomerativeParams(max_memory_gb=1e-9))
-    message = str(err.value)
-    assert "30 sentences" in message and "minibatch_kmeans" in message and "community_detection" in message
+    with pytest.raises(ClusteringError, match="raise it"):
+        run_clustering("agglomerative", x, AgglomerativeParams(max_memory_gb=1e-12))
+
+
+def test_assign_to_fit_keeps_the_fitted_labels_and_sends_the_rest_to_the_nearest_centre():
+    x, truth = three_groups()
+    fitted = np.array([0, 1, 12, 13, 22, 23])
+    labels = assign_to_fit(x, fitted, truth[fitted])
+    assert labels.tolist() == truth.tolist()
+    assert (assign_to_fit(x, fitted, np.full(6, -1)) == -1).all()  # a fit without clusters assigns nothing
+    assert nearest_centre(x, np.eye(8, dtype=np.float32)[:3], chunk=7).tolist() == truth.tolist()  # any chunking
 
 
 def test_hdbscan_noise_reassignment_leaves_no_noise():

@@ -1,0 +1,57 @@
+"""The job the daily schedule runs (`refresh_everything`), on the sample corpus, with one algorithm that cannot
+run and agglomerative clustering over its memory limit: the refresh as a whole goes on."""
+
+import dagster as dg
+import duckdb
+import pytest
+
+from dagster_project.automation import refresh_everything
+from dagster_project.core.clustering import ALGORITHMS, tree_memory_gb
+from dagster_project.definitions import all_assets, all_checks
+from dagster_project.resources import DuckDBWarehouse
+
+
+@pytest.fixture(scope="module")
+def refreshed(tmp_path_factory, embedder):
+    db = tmp_path_factory.mktemp("refresh") / "w.duckdb"
+    defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
+                          resources={"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder})
+    config = {"ops": {"hdbscan_clusters": {"config": {"reduction": "tsne"}},  # no such reduction: it cannot run
+                      "agglomerative_clusters": {"config": {"max_memory_gb": tree_memory_gb(100) * 1.001}}}}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SENTENCES_PATH", raising=False)  # the sample corpus
+        result = defs.resolve_job_def("refresh_everything").execute_in_process(run_config=config,
+                                                                               raise_on_error=False)
+    return db, result
+
+
+def test_one_algorithm_that_cannot_run_leaves_the_others_updated(refreshed):
+    db, result = refreshed
+    assert result.success
+    fits = {e.asset_key.path[0]: e for e in result.get_asset_check_evaluations() if e.check_name == "fit_succeeded"}
+    assert {key for key, e in fits.items() if not e.passed} == {"hdbscan_clusters"}
+    assert "reduction 'tsne'" in fits["hdbscan_clusters"].metadata["reason"].value
+    working = set(ALGORITHMS) - {"hdbscan"}
+    with duckdb.connect(str(db), read_only=True) as conn:
+        def per_algorithm(table: str) -> set[str]:
+            return {row[0] for row in conn.execute(f"SELECT DISTINCT algorithm FROM {table}").fetchall()}
+
+        assert per_algorithm("cluster_assignments") == per_algorithm("topic_summaries") == working
+        assert per_algorithm("clustering_metrics") == working
+        [reason] = conn.execute("SELECT details->>'failed' FROM clustering_runs WHERE algorithm = 'hdbscan'").fetchall()
+    assert "tsne" in reason[0]
+    report = (db.parent / "topic_report.html").read_text(encoding="utf-8")
+    assert report.count("<ul class='legend'>") == len(working) and "reduction &#x27;tsne&#x27;" in report
+    topics = result.asset_materializations_for_node("hdbscan_topics")[0].metadata
+    assert topics["status"].value == "skipped" and "tsne" in topics["reason"].value
+
+
+def test_agglomerative_over_its_memory_fits_a_sample_and_assigns_the_rest(refreshed):
+    db, result = refreshed
+    [materialization] = result.asset_materializations_for_node("agglomerative_clusters")
+    details = materialization.metadata["details"].value
+    assert details["fitted_on_sample"] == 100 and details["assigned_to_nearest_centre"] == 60
+    assert materialization.metadata["status"].value == "fitted on a sample, the rest assigned"
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT count(*), min(cluster_id) FROM cluster_assignments "
+                            "WHERE algorithm = 'agglomerative'").fetchall() == [(160, 0)]
