@@ -126,8 +126,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
                                   "cosine silhouette of the tree's cut")
             figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette per cut of the tree"))
         context.log.info(f"{name}: {result.n_clusters} clusters, {noise} noise, {seconds:.2f}s")
-        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=True)],
-                                    metadata={
+        metadata = {
             "status": "fitted" + (" on a sample, the rest assigned" if "fitted_on_sample" in details else ""),
             "dagster/row_count": len(frame),
             "n_clusters": result.n_clusters,
@@ -139,7 +138,9 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
             "model_key": model_key,
             "device": embedder.compute_device,
             **figures,
-        })
+        }
+        return dg.MaterializeResult(metadata=metadata,
+                                    check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=True)])
 
     @dg.asset_check(asset=clusters, name="every_sentence_assigned_once")
     def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:

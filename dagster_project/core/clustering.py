@@ -270,7 +270,9 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
         raise ClusteringError(f"agglomerative: linkage '{params.linkage}' is not one of {', '.join(LINKAGES)}.")
     needed_gb = tree_memory_gb(n)
     if needed_gb > params.max_memory_gb:
-        fits = int((1 + np.sqrt(1 + 4 * params.max_memory_gb * 2**30 / 8)) / 2)  # tree_memory_gb(fits) <= limit
+        fits = int((1 + np.sqrt(1 + 4 * params.max_memory_gb * 2**30 / 8)) / 2)
+        while fits > 1 and tree_memory_gb(fits) > params.max_memory_gb:  # rounding: the sample must fit
+            fits -= 1
         if fits < 2:
             raise ClusteringError(f"agglomerative: max_memory_gb={params.max_memory_gb} holds no tree of even 2 "
                                   "sentences; raise it (8 GB holds about 32,000 sentences).")
