@@ -89,8 +89,7 @@ def main() -> None:
         true_k = len(set(truth))
         x = embed_in_child(frame["text"].tolist(), embedder)
         print(f"{dataset}: {len(frame)} sentences, {true_k} labels", file=sys.stderr, flush=True)
-        jobs = [("reference", "reference", true_k),
-                ("kmeans, true k", "kmeans", ALGORITHMS["kmeans"].params(n_clusters=true_k))]
+        jobs = [("reference", "reference", true_k)]
         if with_bertopic:
             jobs.append(("BERTopic (defaults)", "bertopic", frame["text"].tolist()))
         jobs += [(name, name, None) for name in args.algorithms]
