@@ -17,7 +17,7 @@ from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN, HDBSCAN, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
-from .assign import assign_to_fit, centroids, nearest_centre
+from .assign import assign_to_fit
 from .community import community_labels, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
 from .torch_kmeans import TorchKMeans
@@ -381,13 +381,8 @@ def reduce(embeddings: np.ndarray, method: str, dimensions: int, seed: int) -> n
 
 def nearest_centroid(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Give every -1 row the label of the cluster whose mean embedding is most similar."""
-    noise = labels < 0
-    if noise.all() or not noise.any():
-        return labels
-    ids, centres = centroids(embeddings, labels)
-    out = labels.copy()
-    out[noise] = ids[nearest_centre(embeddings[noise], centres)]
-    return out
+    clustered = np.flatnonzero(labels >= 0)
+    return assign_to_fit(embeddings, clustered, labels[clustered])
 
 
 @dataclass(frozen=True)

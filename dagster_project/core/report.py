@@ -86,10 +86,10 @@ def svg_map(points: pd.DataFrame, topics: pd.DataFrame, size: int = 640) -> str:
         topic = "noise" if cluster < 0 else f"{cluster}: {labels.get(cluster, '')}"
         parts.append(f'<circle cx="{r.px:.0f}" cy="{r.py:.0f}" r="3" fill="{_colour(cluster)}">'
                      f"<title>{_e(_clip(r.text, HOVER_CHARS))}\n[{_e(topic)}]</title></circle>")
-    largest = topics[topics["cluster_id"] >= 0].nlargest(LABELLED_TOPICS, "size")
-    centres = [(float(group["px"].median()), float(group["py"].median()), f"{cluster}: {labels[cluster][:30]}")
-               for cluster in largest["cluster_id"].astype(int)
-               if not (group := frame[frame["cluster_id"] == cluster]).empty]
+    largest = topics[topics["cluster_id"] >= 0].nlargest(LABELLED_TOPICS, "size")["cluster_id"].astype(int)
+    medians = frame.groupby("cluster_id")[["px", "py"]].median()
+    centres = [(float(medians.at[c, "px"]), float(medians.at[c, "py"]), f"{c}: {labels[c][:30]}")
+               for c in largest if c in medians.index]
     for lx, ly, text in _place_labels(centres, size):
         parts.append(f'<text x="{lx:.0f}" y="{ly:.0f}" class="label">{_e(text)}</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
@@ -133,7 +133,7 @@ def frame_table(frame: pd.DataFrame) -> str:
 def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict],
                   failed: dict[str, str] | None = None) -> str:
     """`algorithms`: name -> {"summary": topic rows, "points": x, y, cluster_id, text (None but on the hover
-    sample; `map_points` chooses both), "hierarchy_png": bytes|None}."""
+    sample; `stratified_sample` bounds the points), "hierarchy_png": bytes|None}."""
     import base64
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
