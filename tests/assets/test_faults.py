@@ -54,6 +54,13 @@ def kill_when(env: dict, marker: str, delay: float, *extra: str, command: list[s
             break
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+    deadline = time.time() + 60  # the group's other processes (the steps) die too, and release the DuckDB file
+    while time.time() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
     assert any(marker in line for line in seen), "".join(seen)[-3000:]
     return "".join(seen)
 
