@@ -8,6 +8,7 @@ import dagster as dg
 
 from .assets.sentences import SENTENCE_PARTITIONS
 from .assets.settings import partition_mode, sentences_path
+from .core.clustering import ALGORITHMS
 from .core.readers import InputError, file_fingerprint, partition_key, source_files
 from .resources import DuckDBWarehouse
 
@@ -34,7 +35,18 @@ daily_refresh = dg.ScheduleDefinition(
     job=refresh_everything,
     cron_schedule="0 6 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Refresh everything every day at 06:00.",
+    description="Refresh everything every day at 06:00: new sentences are assigned to the known topics, and a "
+                "clustering is fitted again only when its refit conditions are met.",
+)
+
+weekly_refit = dg.ScheduleDefinition(
+    name="weekly_refit",
+    job=refresh_everything,
+    cron_schedule="0 5 * * 0",
+    run_config={"ops": {f"{name}_clusters": {"config": {"refit": True}} for name in ALGORITHMS}},
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every Sunday at 05:00, refresh with every clustering fitted again (refit = true); topic ids are "
+                "matched to the previous topics, so they carry over.",
 )
 
 

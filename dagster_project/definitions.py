@@ -17,6 +17,7 @@ from .automation import (
     refresh_everything,
     sentence_file_partitions,
     sentence_files_changed,
+    weekly_refit,
 )
 from .resources import DuckDBWarehouse, SentenceEmbedder
 
@@ -67,7 +68,7 @@ defs = dg.Definitions(
     executor=dg.multiprocess_executor.configured(
         {"start_method": {"forkserver": {"preload_modules": ["dagster_project.definitions"]}}}
     ),
-    schedules=[daily_refresh],
+    schedules=[daily_refresh, weekly_refit],
     sensors=[sentence_file_partitions if SENTENCE_PARTITIONS else sentence_files_changed],
     metadata=served(),
 )

@@ -31,18 +31,18 @@ def main() -> None:
         for algorithm, reason in conn.execute(FAILED_FITS).fetchall():
             print(f"{algorithm} could not run in the latest refresh (metrics above are older): {reason}")
         topics = conn.execute(
-            """SELECT algorithm, cluster_id, size, label, keywords FROM topic_summaries
-               WHERE cluster_id >= 0
-               QUALIFY row_number() OVER (PARTITION BY algorithm ORDER BY size DESC, cluster_id) <= ?
-               ORDER BY algorithm, size DESC, cluster_id""",
+            """SELECT algorithm, topic_id, size, label, keywords FROM topic_summaries
+               WHERE topic_id >= 0
+               QUALIFY row_number() OVER (PARTITION BY algorithm ORDER BY size DESC, topic_id) <= ?
+               ORDER BY algorithm, size DESC, topic_id""",
             [args.topics],
         ).fetchall()
     current = None
-    for algorithm, cluster_id, size, label, keywords in topics:
+    for algorithm, topic_id, size, label, keywords in topics:
         if algorithm != current:
             current = algorithm
             print(f"\nTop topics, {algorithm}:")
-        print(f"  #{cluster_id:<3} {size:>6}  {label:<40} {', '.join(keywords[3:8])}")
+        print(f"  #{topic_id:<3} {size:>6}  {label:<40} {', '.join(keywords[3:8])}")
 
 
 if __name__ == "__main__":

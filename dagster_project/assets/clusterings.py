@@ -11,22 +11,42 @@ import pandas as pd
 import pydantic
 
 from ..core.clustering import ALGORITHMS, Algorithm, ClusteringResult
-from ..core.plots import hierarchy_png, k_selection_png, markdown_image, top_topics_png, topic_map_png
+from ..core.plots import hierarchy_png, k_selection_png, markdown_image, top_topics_png, topic_map_png, trends_png
+from ..core.topic_memory import RefitPolicy, assign_to_topics, drift_reason, match_topics, refit_reason, topic_shapes
 from ..core.topics import summarize_topics, topic_hierarchy
+from ..core.trends import rising_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .embeddings import sentence_embeddings
 from .evaluation_map import sentence_map
 
 
-def config_class(params: type, name: str) -> type[dg.Config]:
-    """A typed dagster Config (editable in the launchpad) mirroring a parameter dataclass."""
+def config_class(params: type, name: str, base: type[dg.Config] = dg.Config) -> type[dg.Config]:
+    """A typed dagster Config (editable in the launchpad) mirroring a parameter dataclass, on top of `base`."""
     hints = typing.get_type_hints(params)
     fields = {
         f.name: (hints[f.name], pydantic.Field(default=f.default, description=f.metadata.get("description")))
         for f in dataclasses.fields(params)
     }
-    return pydantic.create_model("".join(part.title() for part in name.split("_")) + "Config", __base__=dg.Config,
+    return pydantic.create_model("".join(part.title() for part in name.split("_")) + "Config", __base__=base,
                                  **fields)
+
+
+class RefitConfig(dg.Config):
+    """When a run fits again rather than assigning the new sentences to the topics it knows."""
+
+    refit: bool = pydantic.Field(default=False, description=(
+        "Fit again now, whatever arrived (the weekly_refit schedule sets it); topic ids are then matched to the "
+        "previous topics."))
+    refit_when_changed: float = pydantic.Field(default=0.25, description=(
+        "Fit again once the sentences added and removed since the last fit reach this share of it."))
+    refit_when_unassigned: float = pydantic.Field(default=0.05, description=(
+        "Fit again once the new sentences that fit no topic (farther from the nearest centre than the topic's "
+        "own spread) reach this share of the last fit."))
+
+
+def plain(value: typing.Any) -> typing.Any:
+    """`value` as it reads back from a JSON column."""
+    return json.loads(json.dumps(value, default=str))
 
 
 class TopicConfig(dg.Config):
@@ -35,35 +55,61 @@ class TopicConfig(dg.Config):
     max_ngram: int = pydantic.Field(default=2, description="Longest keyword n-gram (1: single words).")
     diversity: float = pydantic.Field(
         default=0.2, description="MMR diversity of keywords, 0 (plain c-TF-IDF order) to 1 (most diverse).")
+    trend_period: typing.Literal["day", "week", "month"] = pydantic.Field(
+        default="day", description="Period of `topic_trends` (by sentences.timestamp).")
 
 
-def cluster_sizes_markdown(labels: np.ndarray, limit: int = 15) -> str:
-    ids, counts = np.unique(labels, return_counts=True)
+def cluster_sizes_markdown(topic_ids: np.ndarray, limit: int = 15) -> str:
+    ids, counts = np.unique(topic_ids, return_counts=True)
     order = np.argsort(-counts, kind="stable")[:limit]
     rows = [f"| {'noise' if ids[i] < 0 else int(ids[i])} | {int(counts[i])} |" for i in order]
-    return "\n".join(["| cluster | sentences |", "|---|---|", *rows])
+    return "\n".join(["| topic_id | sentences |", "|---|---|", *rows])
 
 
 def topics_markdown(topics: pd.DataFrame, limit: int = 10) -> str:
     head = topics.head(limit)
     rows = [
-        f"| {r.cluster_id} | {r.size} | {r.label} | {', '.join(r.keywords)} | {r.representative_sentences[0] if r.representative_sentences else ''} |"
+        f"| {r.topic_id} | {r.size} | {r.label} | {', '.join(r.keywords)} | {example} |"
         for r in head.itertuples()
+        for example in [r.representative_sentences[0] if len(r.representative_sentences) else ""]
     ]
-    return "\n".join(["| cluster | size | label | keywords | example |", "|---|---|---|---|---|", *rows])
+    return "\n".join(["| topic_id | size | label | keywords | example |", "|---|---|---|---|---|", *rows])
 
 
 def clustering_tables(frame: pd.DataFrame, result: ClusteringResult, model_key: str, params: typing.Any,
-                      seconds: float) -> dict[str, pd.DataFrame]:
-    """The `cluster_assignments` and `clustering_runs` rows of one clustering of the sentences in `frame`."""
+                      seconds: float, topic_ids: np.ndarray | None = None,
+                      details: dict | None = None) -> dict[str, pd.DataFrame]:
+    """The `cluster_assignments` and `clustering_runs` rows of one clustering of the sentences in `frame`
+    (topic ids: the cluster ids unless given)."""
     return {
-        "cluster_assignments": pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
+        "cluster_assignments": pd.DataFrame({
+            "sentence_id": frame["sentence_id"], "cluster_id": result.labels,
+            "topic_id": result.labels if topic_ids is None else topic_ids}),
         "clustering_runs": pd.DataFrame([{
-            "model_key": model_key, "params": dataclasses.asdict(params), "details": result.details,
+            "model_key": model_key, "params": dataclasses.asdict(params), "details": details or result.details,
             "n_sentences": len(frame), "n_clusters": result.n_clusters, "seconds": seconds,
             "materialized_at": pd.Timestamp.now(),
         }]),
     }
+
+
+def registry_after_fit(registry: pd.DataFrame, matching: typing.Any, shapes: typing.Any, model_key: str,
+                       now: pd.Timestamp) -> pd.DataFrame:
+    """The `topics` rows of an algorithm after a fit: continued topics updated, new ones added, unmatched active
+    ones retired; topics retired before stay as they were."""
+    registry = registry.copy()
+    retired = registry["topic_id"].isin(matching.retired)
+    registry.loc[retired, ["status", "cluster_id"]] = ["retired", None]
+    fitted = pd.DataFrame({
+        "topic_id": [matching.topic_of_cluster[int(c)] for c in shapes.cluster_ids],
+        "cluster_id": shapes.cluster_ids.astype(int), "status": "active", "last_seen": now,
+        "size": shapes.sizes.astype(int), "centroid": [row.tolist() for row in shapes.centres],
+        "radius": shapes.radii, "model_key": model_key,
+    })
+    known = registry.set_index("topic_id")
+    fitted["first_seen"] = pd.to_datetime(fitted["topic_id"].map(known["first_seen"].to_dict()).fillna(now))
+    fitted["label"] = fitted["topic_id"].map(known["label"].to_dict())
+    return pd.concat([registry[~registry["topic_id"].isin(fitted["topic_id"])], fitted], ignore_index=True)
 
 
 def failed_tables(model_key: str, params: typing.Any, reason: str, n_sentences: int) -> dict[str, pd.DataFrame]:
@@ -79,9 +125,160 @@ def failed_tables(model_key: str, params: typing.Any, reason: str, n_sentences: 
     }
 
 
+def active_topics(registry: pd.DataFrame, dim: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The active rows of a `topics` registry and their centres as a (topics x dim) matrix."""
+    active = registry[registry["status"] == "active"].reset_index(drop=True)
+    if not len(active):
+        return active, np.zeros((0, dim), dtype=np.float32)
+    return active, np.array(active["centroid"].tolist(), dtype=np.float32)
+
+
+def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, params: typing.Any, reason: str,
+                  warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.MaterializeResult:
+    """Fit on every sentence of the window, then name the clusters by the previous topics' ids."""
+    name, model_key = algorithm.name, embedder.model_key
+    frame, embeddings = warehouse.load_embeddings(model_key)
+    registry = warehouse.topic_registry(name)
+    active, centres = active_topics(registry, embeddings.shape[1])
+    warm = ({"init": centres[np.argsort(-active["size"].to_numpy(), kind="stable")]}
+            if algorithm.warm_start and len(active) and centres.shape[1] == embeddings.shape[1] else {})
+    started = time.perf_counter()
+    try:
+        result = algorithm.fit(embeddings, params, embedder.compute_device, **warm)
+    except Exception as err:  # one algorithm that cannot run must not stop the others' refresh
+        failure = f"{type(err).__name__}: {err}"
+        context.log.error(f"{name} could not run; its rows are cleared, the other algorithms go on. {failure}")
+        warehouse.replace_algorithm_rows(name, failed_tables(model_key, params, failure, len(frame)))
+        return dg.MaterializeResult(
+            metadata={"status": "failed", "reason": failure, "params": dg.MetadataValue.json(
+                dataclasses.asdict(params))},
+            check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=False,
+                                               severity=dg.AssetCheckSeverity.ERROR, metadata={"reason": failure})])
+    seconds = time.perf_counter() - started
+    now = pd.Timestamp.now()
+    shapes = topic_shapes(embeddings, result.labels)
+    matching = match_topics(
+        pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
+        warehouse.topic_assignments(name), shapes, active["topic_id"].to_numpy(), centres, active["size"].to_numpy(),
+        warehouse.next_topic_id(name))
+    topic_ids = np.array([matching.topic_of_cluster.get(int(c), -1) for c in result.labels], dtype=np.int64)
+    changes = pd.Series([e["event"] for e in matching.events], dtype=object).value_counts().to_dict()
+    memory = {"fitted_at": str(now), "fitted_sentences": len(frame), "added": 0, "removed": 0, "unassigned": 0}
+    details = {**result.details, "mode": "fitted", "refit_reason": reason, "memory": memory,
+               "topics": {"continued": len(shapes.cluster_ids) - changes.get("born", 0) - changes.get("split_from", 0),
+                          **changes}}
+    tables = clustering_tables(frame, result, model_key, params, seconds, topic_ids, details)
+    tables["topics"] = registry_after_fit(registry, matching, shapes, model_key, now)
+    events = pd.DataFrame(matching.events, columns=["topic_id", "event", "other_topic_id", "size"])
+    warehouse.replace_algorithm_rows(name, tables, events.assign(materialized_at=now))
+    noise = int((result.labels < 0).sum())
+    figures = {}
+    if "silhouette_by_k" in details:
+        png = k_selection_png(details["silhouette_by_k"], details["inertia_by_k"], details["n_clusters"])
+        figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette and inertia per k"))
+    if "silhouette_by_clusters" in details:
+        png = k_selection_png(details["silhouette_by_clusters"], None, result.n_clusters,
+                              "cosine silhouette of the tree's cut")
+        figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette per cut of the tree"))
+    context.log.info(f"{name}: fitted ({reason}): {result.n_clusters} clusters, {noise} noise, {seconds:.2f}s")
+    metadata = {
+        "status": "fitted" + (" on a sample, the rest assigned" if "fitted_on_sample" in details else ""),
+        "why": reason,
+        "dagster/row_count": len(frame),
+        "n_clusters": result.n_clusters,
+        "noise_sentences": noise,
+        "topic_changes": dg.MetadataValue.json(details["topics"]),
+        "seconds": round(seconds, 3),
+        "params": dg.MetadataValue.json(dataclasses.asdict(params)),
+        "details": dg.MetadataValue.json(plain(details)),
+        "cluster_sizes": dg.MetadataValue.md(cluster_sizes_markdown(topic_ids)),
+        "model_key": model_key,
+        "device": embedder.compute_device,
+        **figures,
+    }
+    return dg.MaterializeResult(metadata=metadata,
+                                check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=True)])
+
+
+def assign_new(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy, last: dict,
+               warehouse: DuckDBWarehouse, model_key: str) -> dg.MaterializeResult | str:
+    """Assign the sentences that arrived since the last run to the nearest active topic (or -1 beyond its
+    spread), without fitting; or the reason to fit again. Reads only the new sentences' embeddings."""
+    started = time.perf_counter()
+    frame, embeddings, removed = warehouse.new_sentences(name, model_key)
+    active, centres = active_topics(warehouse.topic_registry(name), embeddings.shape[1])
+    index = assign_to_topics(embeddings, centres, active["radius"].to_numpy()) if len(frame) else np.zeros(0, int)
+    unassigned = int((index < 0).sum())
+    memory = dict(last["details"]["memory"])
+    memory.update(added=memory["added"] + len(frame), removed=memory["removed"] + removed,
+                  unassigned=memory["unassigned"] + unassigned)
+    drift = drift_reason(policy, memory)
+    if drift:
+        return drift
+    total = memory["fitted_sentences"] + memory["added"] - memory["removed"]
+    this_run = {"added": len(frame), "removed": removed, "unassigned": unassigned}
+    status = "assigned" if len(frame) or removed else "unchanged"
+    if status == "assigned":
+        pick = np.maximum(index, 0)
+        rows = pd.DataFrame({
+            "sentence_id": frame["sentence_id"],
+            "cluster_id": np.where(index >= 0, active["cluster_id"].to_numpy(dtype=np.int64)[pick], -1),
+            "topic_id": np.where(index >= 0, active["topic_id"].to_numpy(dtype=np.int64)[pick], -1)})
+        details = {**last["details"], "mode": "assigned", "memory": memory, "this_run": this_run}
+        seconds = time.perf_counter() - started
+        warehouse.add_assignments(name, rows, pd.DataFrame([{
+            "model_key": model_key, "params": last["params"], "details": details, "n_sentences": total,
+            "n_clusters": len(active), "seconds": seconds, "materialized_at": pd.Timestamp.now()}]))
+    why = (f"{len(frame)} new and {removed} removed sentences since the last run; the topics fitted at "
+           f"{memory['fitted_at']} still hold them (no refit condition met)")
+    context.log.info(f"{name}: {status}, no fit: {why}; {unassigned} fit no topic")
+    return dg.MaterializeResult(
+        metadata={"status": status, "why": why, "dagster/row_count": total, "n_clusters": len(active),
+                  "new_sentences": len(frame), "removed_sentences": removed, "unassigned_new_sentences": unassigned,
+                  "since_last_fit": dg.MetadataValue.json(memory),
+                  "seconds": round(time.perf_counter() - started, 3), "model_key": model_key},
+        check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=True,
+                                           metadata={"fit": f"kept from {memory['fitted_at']}"})])
+
+
+def summarize(name: str, config: TopicConfig, warehouse: DuckDBWarehouse,
+              embedder: SentenceEmbedder) -> dict[str, bytes]:
+    """Keywords, representatives and labels of every topic of the latest fit (`topic_summaries`), and the topic
+    hierarchy; returns the map and hierarchy figures."""
+    frame, embeddings = warehouse.load_embeddings(embedder.model_key)
+    assigned = warehouse.assignments(name)
+    if not np.array_equal(assigned["sentence_id"].to_numpy(), frame["sentence_id"].to_numpy()):
+        raise RuntimeError(
+            f"cluster_assignments for '{name}' do not cover the current sentences. "
+            f"Materialize {name}_clusters again, then {name}_topics."
+        )
+    labels = assigned["cluster_id"].to_numpy()
+    summary = summarize_topics(
+        frame["text"].tolist(), embeddings, labels,
+        n_keywords=config.n_keywords, n_representatives=config.n_representatives,
+        ngram_range=(1, max(1, config.max_ngram)), embed=embedder.encode if config.diversity > 0 else None,
+        diversity=config.diversity,
+    )
+    topic_of = dict(zip(assigned["cluster_id"], assigned["topic_id"]))
+    summary = summary.assign(topic_id=summary["cluster_id"].map(topic_of).fillna(-1).astype("int64"),
+                             keyword_label=summary["label"])
+    hierarchy = topic_hierarchy(embeddings, labels)
+    warehouse.replace_algorithm_rows(name, {"topic_summaries": summary, "topic_hierarchy": hierarchy})
+    names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
+    figures = {}
+    points = warehouse.query("SELECT x, y FROM sentence_map ORDER BY sentence_id")
+    if len(points) == len(labels):
+        figures["topic_map"] = topic_map_png(points[["x", "y"]].to_numpy(), labels, names,
+                                             f"{name}: sentences by topic")
+    tree = hierarchy_png(hierarchy, names, f"{name}: topic hierarchy")
+    if tree:
+        figures["topic_hierarchy"] = tree
+    return figures
+
+
 def build_clustering_assets(algorithm: Algorithm) -> list:
     name = algorithm.name
-    ClusterConfig = config_class(algorithm.params, algorithm.name)
+    ClusterConfig = config_class(algorithm.params, algorithm.name, RefitConfig)
 
     fit_check = dg.AssetCheckSpec("fit_succeeded", asset=f"{name}_clusters",
                                   description="The algorithm ran on the current sentences; if not, why.")
@@ -92,55 +289,28 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         group_name="clusterings",
         kinds={"scikitlearn", "duckdb"},
         check_specs=[fit_check],
-        description=f"{algorithm.description} One row per sentence in `cluster_assignments` (algorithm = '{name}'). "
-                    "If the algorithm cannot run, its rows are cleared, its check `fit_succeeded` fails with the "
-                    "reason and the rest of the refresh goes on.",
+        description=f"{algorithm.description} One row per sentence in `cluster_assignments` (algorithm = '{name}'), "
+                    "with a `topic_id` that stays the same across runs. New sentences are assigned to the nearest "
+                    "known topic without fitting again, until the share of sentences changed or left unassigned "
+                    "since the last fit passes its threshold (or the parameters or the model change, or `refit` is "
+                    "set); a fit's clusters are then matched to the previous topics, and `topics` and "
+                    "`topic_events` record what was born, continued, split, merged or retired. If the algorithm "
+                    "cannot run, its rows are cleared, its check `fit_succeeded` fails with the reason and the rest "
+                    "of the refresh goes on.",
     )
     def clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: DuckDBWarehouse,
                  embedder: SentenceEmbedder) -> dg.MaterializeResult:
-        params = algorithm.params(**config.model_dump())
-        model_key = embedder.model_key
-        frame, embeddings = warehouse.load_embeddings(model_key)
-        started = time.perf_counter()
-        try:
-            result = algorithm.fit(embeddings, params, embedder.compute_device)
-        except Exception as err:  # one algorithm that cannot run must not stop the others' refresh
-            reason = f"{type(err).__name__}: {err}"
-            context.log.error(f"{name} could not run; its rows are cleared, the other algorithms go on. {reason}")
-            warehouse.replace_algorithm_rows(name, failed_tables(model_key, params, reason, len(frame)))
-            return dg.MaterializeResult(
-                metadata={"status": "failed", "reason": reason, "params": dg.MetadataValue.json(
-                    dataclasses.asdict(params))},
-                check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=False,
-                                                   severity=dg.AssetCheckSeverity.ERROR, metadata={"reason": reason})])
-        seconds = time.perf_counter() - started
-        details = result.details
-        warehouse.replace_algorithm_rows(name, clustering_tables(frame, result, model_key, params, seconds))
-        noise = int((result.labels < 0).sum())
-        figures = {}
-        if "silhouette_by_k" in details:
-            png = k_selection_png(details["silhouette_by_k"], details["inertia_by_k"], details["n_clusters"])
-            figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette and inertia per k"))
-        if "silhouette_by_clusters" in details:
-            png = k_selection_png(details["silhouette_by_clusters"], None, result.n_clusters,
-                                  "cosine silhouette of the tree's cut")
-            figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette per cut of the tree"))
-        context.log.info(f"{name}: {result.n_clusters} clusters, {noise} noise, {seconds:.2f}s")
-        metadata = {
-            "status": "fitted" + (" on a sample, the rest assigned" if "fitted_on_sample" in details else ""),
-            "dagster/row_count": len(frame),
-            "n_clusters": result.n_clusters,
-            "noise_sentences": noise,
-            "seconds": round(seconds, 3),
-            "params": dg.MetadataValue.json(dataclasses.asdict(params)),
-            "details": dg.MetadataValue.json(json.loads(json.dumps(details, default=str))),
-            "cluster_sizes": dg.MetadataValue.md(cluster_sizes_markdown(result.labels)),
-            "model_key": model_key,
-            "device": embedder.compute_device,
-            **figures,
-        }
-        return dg.MaterializeResult(metadata=metadata,
-                                    check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=True)])
+        refit_fields = set(RefitConfig.model_fields)
+        policy = RefitPolicy(**{field: getattr(config, field) for field in refit_fields})
+        params = algorithm.params(**config.model_dump(exclude=refit_fields))
+        last = warehouse.last_run(name)
+        reason = refit_reason(policy, last, plain(dataclasses.asdict(params)), embedder.model_key)
+        if reason is None:
+            outcome = assign_new(context, name, policy, last, warehouse, embedder.model_key)
+            if isinstance(outcome, dg.MaterializeResult):
+                return outcome
+            reason = outcome
+        return fit_and_match(context, algorithm, params, reason, warehouse, embedder)
 
     @dg.asset_check(asset=clusters, name="every_sentence_assigned_once")
     def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
@@ -164,8 +334,11 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         deps=[clusters, sentence_map],
         group_name="topics",
         kinds={"scikitlearn", "duckdb"},
-        description=f"Topic per {name} cluster in `topic_summaries`: size, share, class-based TF-IDF keywords, "
-                    "sentences closest to the cluster centre, a short label. Noise (-1) is summarized apart.",
+        description=f"Topic per {name} cluster in `topic_summaries` (by its stable `topic_id`): size, share, "
+                    "class-based TF-IDF keywords, sentences closest to the cluster centre, a short label, replaced "
+                    "by a person's label from `topic_curation` while the topic lives. Noise (-1) is summarized "
+                    "apart. After a run that only assigned new sentences, keywords stay those of the last fit and "
+                    "sizes are brought up to date. `topic_trends` counts each topic's sentences per period.",
     )
     def topics(context: dg.AssetExecutionContext, config: TopicConfig, warehouse: DuckDBWarehouse,
                embedder: SentenceEmbedder) -> dg.MaterializeResult:
@@ -173,38 +346,40 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         if failed:  # the clustering could not run: nothing to summarize, and nothing stopped
             context.log.warning(f"{name}_topics skipped: {name}_clusters could not run ({failed}).")
             return dg.MaterializeResult(metadata={"status": "skipped", "reason": f"{name}_clusters failed: {failed}"})
-        frame, embeddings = warehouse.load_embeddings(embedder.model_key)
-        assigned = warehouse.assignments(name)
-        if not np.array_equal(assigned["sentence_id"].to_numpy(), frame["sentence_id"].to_numpy()):
-            raise RuntimeError(
-                f"cluster_assignments for '{name}' do not cover the current sentences. "
-                f"Materialize {name}_clusters again, then {name}_topics."
-            )
+        try:
+            warehouse.check_curation()
+        except LookupError as err:
+            raise dg.Failure(description=str(err), allow_retries=False) from None
         started = time.perf_counter()
-        summary = summarize_topics(
-            frame["text"].tolist(), embeddings, assigned["cluster_id"].to_numpy(),
-            n_keywords=config.n_keywords, n_representatives=config.n_representatives,
-            ngram_range=(1, max(1, config.max_ngram)), embed=embedder.encode if config.diversity > 0 else None,
-            diversity=config.diversity,
-        )
-        labels = assigned["cluster_id"].to_numpy()
-        hierarchy = topic_hierarchy(embeddings, labels)
-        warehouse.replace_algorithm_rows(name, {"topic_summaries": summary, "topic_hierarchy": hierarchy})
-        seconds = time.perf_counter() - started
-        names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
-        points = warehouse.query("SELECT x, y FROM sentence_map ORDER BY sentence_id")
-        figures = {"top_topics_chart": top_topics_png(summary, f"Largest {name} topics")}
-        if len(points) == len(labels):
-            figures["topic_map"] = topic_map_png(points[["x", "y"]].to_numpy(), labels, names,
-                                                 f"{name}: sentences by topic")
-        tree = hierarchy_png(hierarchy, names, f"{name}: topic hierarchy")
-        if tree:
-            figures["topic_hierarchy"] = tree
+        mode = (warehouse.last_run(name) or {}).get("details", {}).get("mode", "fitted")
+        summarized = mode == "fitted" or not warehouse.summaries_cover_topics(name)
+        figures = {}
+        if summarized:
+            figures = summarize(name, config, warehouse, embedder)
+        else:
+            warehouse.refresh_topic_sizes(name)
+        orphans = warehouse.apply_curation(name)
+        trends = warehouse.replace_trends(name, config.trend_period)
+        summary = warehouse.query("SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, topic_id",
+                                  [name])
+        names = {int(r.topic_id): r.label for r in summary.itertuples() if r.topic_id >= 0}
+        figures["top_topics_chart"] = top_topics_png(summary, f"Largest {name} topics")
+        over_time = trends_png(trends, names, f"{name}: largest topics per {config.trend_period}")
+        if over_time:
+            figures["topics_over_time"] = over_time
+        rising = rising_topics(trends).assign(label=lambda t: t["topic_id"].map(names))
         return dg.MaterializeResult(metadata={
+            "status": "summarized" if summarized else "sizes updated, keywords of the last fit kept",
             "dagster/row_count": len(summary),
-            "topics": int((summary["cluster_id"] >= 0).sum()),
-            "seconds": round(seconds, 3),
+            "topics": int((summary["topic_id"] >= 0).sum()),
+            "curated_labels": int((summary["label"] != summary["keyword_label"]).sum()),
+            "curation_not_applied": dg.MetadataValue.md(
+                orphans.to_markdown(index=False) if len(orphans) else "none: every curated topic is active"),
+            "seconds": round(time.perf_counter() - started, 3),
             "top_topics": dg.MetadataValue.md(topics_markdown(summary)),
+            "rising_topics": dg.MetadataValue.md(
+                rising[["topic_id", "label", "previous", "latest", "change"]].round(2).to_markdown(index=False)
+                if len(rising) else f"one {config.trend_period} of sentences so far"),
             **{key: dg.MetadataValue.md(markdown_image(png, key.replace("_", " "))) for key, png in figures.items()},
         })
 

@@ -7,8 +7,9 @@ import pandas as pd
 
 from ..core.clustering import ALGORITHMS
 from ..core.metrics import clustering_metrics as compute_metrics
-from ..core.plots import hierarchy_png
+from ..core.plots import hierarchy_png, trends_png
 from ..core.report import HOVER_POINTS, MAP_POINTS, render_report, stratified_sample
+from ..core.trends import rising_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .clusterings import cluster_assets, topic_assets
 
@@ -71,11 +72,11 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
     algorithms = {}
     for name in ALGORITHMS:
         summary = warehouse.query(
-            "SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, cluster_id", [name])
+            "SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, topic_id", [name])
         if summary.empty:
             continue
         points = stratified_sample(warehouse.query(
-            """SELECT a.sentence_id, m.x, m.y, a.cluster_id FROM cluster_assignments a
+            """SELECT a.sentence_id, m.x, m.y, a.topic_id FROM cluster_assignments a
                JOIN sentence_map m USING (sentence_id) WHERE a.algorithm = ? ORDER BY a.sentence_id""", [name]),
             MAP_POINTS)
         hover = points["sentence_id"].sample(min(len(points), HOVER_POINTS), random_state=0).tolist()
@@ -84,8 +85,13 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
         points = points.merge(texts, on="sentence_id", how="left")
         hierarchy = warehouse.query("SELECT * FROM topic_hierarchy WHERE algorithm = ? ORDER BY merge_id", [name])
         names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
+        trends = warehouse.query("SELECT topic_id, period, sentences FROM topic_trends WHERE algorithm = ?", [name])
+        by_topic = {int(r.topic_id): r.label for r in summary.itertuples()}
+        rising = rising_topics(trends).assign(label=lambda t: t["topic_id"].map(by_topic))
         algorithms[name] = {"summary": summary, "points": points,
-                            "hierarchy_png": hierarchy_png(hierarchy, names, f"{name}: topic hierarchy")}
+                            "hierarchy_png": hierarchy_png(hierarchy, names, f"{name}: topic hierarchy"),
+                            "trends_png": trends_png(trends, by_topic, f"{name}: largest topics over time"),
+                            "rising": rising[["topic_id", "label", "previous", "latest", "change"]]}
     path.write_text(render_report("Sentence Topics report", metrics, algorithms, failed), encoding="utf-8")
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(path)),

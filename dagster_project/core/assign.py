@@ -15,14 +15,23 @@ def centroids(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     return ids, means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
 
 
-def nearest_centre(embeddings: np.ndarray, centres: np.ndarray, chunk: int = ASSIGN_CHUNK) -> np.ndarray:
-    """The index of the most cosine-similar centre (unit rows) of every embedding row (unit too)."""
+def closest_centres(embeddings: np.ndarray, centres: np.ndarray,
+                    chunk: int = ASSIGN_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """The index of the most cosine-similar centre (unit rows) of every embedding row (unit too), and that
+    similarity."""
     centres = np.asarray(centres, dtype=np.float32)
     best = np.empty(len(embeddings), dtype=np.int64)
+    similarity = np.empty(len(embeddings), dtype=np.float32)
     for start in range(0, len(embeddings), chunk):
-        best[start:start + chunk] = np.argmax(np.asarray(embeddings[start:start + chunk], np.float32) @ centres.T,
-                                              axis=1)
-    return best
+        scores = np.asarray(embeddings[start:start + chunk], np.float32) @ centres.T
+        best[start:start + chunk] = np.argmax(scores, axis=1)
+        similarity[start:start + chunk] = scores[np.arange(len(scores)), best[start:start + chunk]]
+    return best, similarity
+
+
+def nearest_centre(embeddings: np.ndarray, centres: np.ndarray, chunk: int = ASSIGN_CHUNK) -> np.ndarray:
+    """The index of the most cosine-similar centre (unit rows) of every embedding row (unit too)."""
+    return closest_centres(embeddings, centres, chunk)[0]
 
 
 def assign_to_fit(embeddings: np.ndarray, fitted: np.ndarray, labels: np.ndarray) -> np.ndarray:

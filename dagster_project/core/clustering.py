@@ -17,7 +17,7 @@ from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN, HDBSCAN, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
-from .assign import assign_to_fit
+from .assign import assign_to_fit, closest_centres
 from .community import community_labels, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
 from .torch_kmeans import TorchKMeans
@@ -109,8 +109,26 @@ def choose_k(
     }
 
 
+WARM_START_SLACK = 0.01  # a fit from the previous topics' centres wins unless its inertia is this much worse
+
+
+def warm_centres(embeddings: np.ndarray, previous: np.ndarray, k: int) -> np.ndarray:
+    """k starting centres: the first k `previous` centres (largest topics first), topped up with the sentences
+    farthest from every centre so far."""
+    centres = [row for row in np.asarray(previous, np.float32)[:k]]
+    while len(centres) < k:
+        _, similarity = closest_centres(embeddings, np.stack(centres))
+        centres.append(np.asarray(embeddings[int(np.argmin(similarity))], np.float32))
+    return np.stack(centres)
+
+
 def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, make: Callable[[int, int], Any],
-                   device: str = "cpu", search_starts: int = SEARCH_STARTS) -> ClusteringResult:
+                   device: str = "cpu", search_starts: int = SEARCH_STARTS,
+                   warm: Callable[[np.ndarray], Any] | None = None,
+                   init: np.ndarray | None = None) -> ClusteringResult:
+    """k-means at k (chosen by silhouette when None); with `init` (the previous topics' centres) and a `warm`
+    estimator, also a fit started from them, kept unless its inertia is WARM_START_SLACK worse than the cold fit's,
+    so that a re-fit of a grown corpus finds the topics it had."""
     n = len(embeddings)
     details: dict[str, Any] = {}
     if n_clusters is None:
@@ -124,7 +142,14 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
     details["n_clusters"] = n_clusters
     if n_clusters <= 1:
         return ClusteringResult(np.zeros(n, dtype=np.int64), details)
-    return ClusteringResult(relabel_by_size(make(n_clusters, FIT_STARTS).fit(embeddings).labels_), details)
+    model = make(n_clusters, FIT_STARTS).fit(embeddings)
+    if warm is not None and init is not None and len(init):
+        warmed = warm(warm_centres(embeddings, init, n_clusters)).fit(embeddings)
+        chosen = warmed.inertia_ <= model.inertia_ * (1 + WARM_START_SLACK)
+        details["warm_start"] = (f"{'kept' if chosen else 'dropped'}: started from the previous topics' centres, "
+                                 f"inertia {warmed.inertia_:.1f} against {model.inertia_:.1f} from k-means++")
+        model = warmed if chosen else model
+    return ClusteringResult(relabel_by_size(model.labels_), details)
 
 
 @dataclass(frozen=True)
@@ -138,14 +163,17 @@ class KMeansParams:
     seed: int = doc("Random seed.", 0)
 
 
-def kmeans(embeddings: np.ndarray, params: KMeansParams, device: str = "cpu") -> ClusteringResult:
-    """scikit-learn's KMeans on the CPU; Lloyd with k-means++ in torch (same objective) on a GPU."""
+def kmeans(embeddings: np.ndarray, params: KMeansParams, device: str = "cpu",
+           init: np.ndarray | None = None) -> ClusteringResult:
+    """scikit-learn's KMeans on the CPU; Lloyd with k-means++ in torch (same objective) on a GPU. `init`: the
+    previous topics' centres, tried as a start (see `_kmeans_family`)."""
     if device == "cpu":
         make = lambda k, starts: KMeans(n_clusters=k, n_init=starts, random_state=params.seed)  # noqa: E731
     else:
         make = lambda k, starts: TorchKMeans(  # noqa: E731
             n_clusters=k, n_init=starts, random_state=params.seed, device=device)
-    return _kmeans_family(embeddings, params.n_clusters, params, make, device)
+    warm = lambda centres: KMeans(n_clusters=len(centres), init=centres, n_init=1)  # noqa: E731
+    return _kmeans_family(embeddings, params.n_clusters, params, make, device, warm=warm, init=init)
 
 
 @dataclass(frozen=True)
@@ -153,13 +181,16 @@ class MiniBatchKMeansParams(KMeansParams):
     batch_size: int = doc("Mini-batch size.", 4096)
 
 
-def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, device: str = "cpu") -> ClusteringResult:
+def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, device: str = "cpu",
+                     init: np.ndarray | None = None) -> ClusteringResult:
     """scikit-learn's MiniBatchKMeans; choosing k fits three starts per k up to 50, as its noisier fits need
-    (two moved biomedical's choice from k=26 to k=8)."""
+    (two moved biomedical's choice from k=26 to k=8). `init`: as for `kmeans`."""
     make = lambda k, starts: MiniBatchKMeans(  # noqa: E731
         n_clusters=k, batch_size=params.batch_size, n_init=starts, random_state=params.seed
     )
-    return _kmeans_family(embeddings, params.n_clusters, params, make, device, search_starts=3)
+    warm = lambda centres: MiniBatchKMeans(  # noqa: E731
+        n_clusters=len(centres), init=centres, n_init=1, batch_size=params.batch_size, random_state=params.seed)
+    return _kmeans_family(embeddings, params.n_clusters, params, make, device, search_starts=3, warm=warm, init=init)
 
 
 @dataclass(frozen=True)
@@ -453,15 +484,16 @@ class Algorithm:
     fit: Callable[[np.ndarray, Any, str], ClusteringResult]
     params: type
     description: str
+    warm_start: bool = False  # its fit takes `init`: the previous topics' centres
 
 
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in [
         Algorithm("kmeans", kmeans, KMeansParams,
-                  "k-means; k fixed, or chosen by cosine silhouette on a sample."),
+                  "k-means; k fixed, or chosen by cosine silhouette on a sample.", warm_start=True),
         Algorithm("minibatch_kmeans", minibatch_kmeans, MiniBatchKMeansParams,
-                  "Mini-batch k-means for large corpora; k fixed or chosen by silhouette."),
+                  "Mini-batch k-means for large corpora; k fixed or chosen by silhouette.", warm_start=True),
         Algorithm("agglomerative", agglomerative, AgglomerativeParams,
                   "Agglomerative clustering (Ward) cut at a distance threshold, by default the cut with the best "
                   "silhouette below the number of Louvain communities; quadratic memory."),

@@ -131,3 +131,22 @@ def hierarchy_png(hierarchy, topic_labels: dict[int, str], title: str, max_leave
     axes.set_title(f"{title} (top {max_leaves} branches of {n} topics; (n): topics in a branch)" if truncated
                    else title)
     return figure_png(figure)
+
+
+def trends_png(trends, names: dict[int, str], title: str, limit: int = 8) -> bytes | None:
+    """Sentences per period of the `limit` largest topics (trends: topic_id, period, sentences); None with fewer
+    than two periods."""
+    periods = sorted(trends["period"].unique())
+    if len(periods) < 2:
+        return None
+    table = trends[trends["topic_id"] >= 0].pivot_table(index="period", columns="topic_id", values="sentences",
+                                                       aggfunc="sum", fill_value=0).reindex(periods, fill_value=0)
+    largest = table.sum().sort_values(ascending=False).index[:limit]
+    figure, axis = plt.subplots(figsize=(8, 3.8))
+    for topic in largest:
+        axis.plot(table.index, table[topic], "o-", markersize=3, label=_shorten(f"{topic}: {names.get(topic, '')}", 40))
+    axis.set_ylabel("sentences")
+    axis.set_title(title)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    figure.autofmt_xdate()
+    return figure_png(figure)

@@ -85,11 +85,13 @@ def _with_text_column(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"text": frame[columns["text"]].to_numpy(dtype=object)})
     out["label"] = frame[columns["label"]].to_numpy(dtype=object) if "label" in columns else None
     out["row"] = range(1, len(out) + 1)
+    if "timestamp" in columns:
+        out["timestamp"] = frame[columns["timestamp"]].to_numpy(dtype=object)
     return out
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
-    texts, labels, rows = [], [], []
+    texts, labels, rows, stamps = [], [], [], []
     for number, line in enumerate(_decode(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -102,8 +104,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                              '{"text": "...", "label": "..."}.')
         texts.append(record["text"])
         labels.append(record.get("label"))
+        stamps.append(record.get("timestamp"))
         rows.append(number)
-    return pd.DataFrame({"text": texts, "label": labels, "row": rows})
+    return pd.DataFrame({"text": texts, "label": labels, "row": rows, "timestamp": stamps})
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -114,8 +117,29 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return _with_text_column(path, frame)
 
 
+def parse_timestamps(path: Path, frame: pd.DataFrame) -> pd.Series:
+    """The optional `timestamp` column as naive UTC datetimes (NaT where absent or blank), read as ISO 8601 (a date,
+    or a date-time with or without a UTC offset); a value that does not parse names its file, row and value."""
+    parsed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    if "timestamp" not in frame:
+        return parsed
+    values = frame["timestamp"].map(lambda v: (v.strip() or None) if isinstance(v, str) else v)
+    given = values.notna()
+    stamps = pd.to_datetime(values[given], format="ISO8601", utc=True, errors="coerce")
+    if stamps.isna().any():
+        index = stamps.index[stamps.isna()][0]
+        raise InputError(
+            f"{path}: row {frame.at[index, 'row']} field 'timestamp' is {frame.at[index, 'timestamp']!r}, not an "
+            "ISO 8601 date or date-time (e.g. 2026-11-30 or 2026-11-30T14:05:00+01:00). Fix the value, or leave it "
+            "blank to use the ingestion time."
+        )
+    parsed[given] = stamps.dt.tz_convert(None).astype("datetime64[ns]")
+    return parsed
+
+
 def read_file(path: Path) -> pd.DataFrame:
-    """Columns text, label, row (1-based row or line number within the file)."""
+    """Columns text, label, row (1-based row or line number within the file), and timestamp when the file has
+    one."""
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return _read_txt(path)
@@ -144,7 +168,7 @@ def _check_text_is_string(path: Path, frame: pd.DataFrame) -> None:
 class Corpus:
     """Normalized sentences plus what ingestion dropped."""
 
-    frame: pd.DataFrame  # text, text_hash, source, label, row
+    frame: pd.DataFrame  # text, text_hash, source, label, row, timestamp (NaT: none given)
     files: list[str]
     empty_rows_dropped: int
     fingerprints: dict[str, str]  # source -> file_fingerprint, taken before the file was read
@@ -197,6 +221,7 @@ def read_corpus(spec: str, root: str | None = None, partition: str | None = None
     for source, path in named.items():
         frame = read_file(path)
         _check_text_is_string(path, frame)
+        frame["timestamp"] = parse_timestamps(path, frame)
         frame["source"] = source
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
@@ -211,7 +236,7 @@ def read_corpus(spec: str, root: str | None = None, partition: str | None = None
         )
     frame["text_hash"] = frame["text"].map(text_hash)
     return Corpus(
-        frame=frame[["text", "text_hash", "source", "label", "row"]],
+        frame=frame[["text", "text_hash", "source", "label", "row", "timestamp"]],
         files=[str(p) for p in files],
         empty_rows_dropped=int(empty.sum()),
         fingerprints=fingerprints,

@@ -43,7 +43,7 @@ def stratified_sample(frame: pd.DataFrame, limit: int, seed: int = 0) -> pd.Data
     if len(frame) <= limit:
         return frame
     shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
-    clusters = shuffled["cluster_id"]
+    clusters = shuffled["topic_id"]
     quota = clusters.map((clusters.value_counts() * (limit / len(frame))).round().clip(lower=1))
     return shuffled[clusters.groupby(clusters).cumcount().to_numpy() < quota.to_numpy()].sort_index()
 
@@ -68,26 +68,26 @@ def _place_labels(centres: list[tuple[float, float, str]], size: int) -> list[tu
 
 
 def svg_map(points: pd.DataFrame, topics: pd.DataFrame, size: int = 640) -> str:
-    """Inline SVG of `points` (x, y, cluster_id, text: None except on the hover sample), drawn as one path per
-    topic; points with a text show it and their topic on hover; the largest `topics` (cluster_id, label, size)
+    """Inline SVG of `points` (x, y, topic_id, text: None except on the hover sample), drawn as one path per
+    topic; points with a text show it and their topic on hover; the largest `topics` (topic_id, label, size)
     labelled at their centres. Its size is bounded by the points given, not by the corpus."""
     if points.empty:
         return "<p class='muted'>no sentences</p>"
     x, y = points["x"].to_numpy(float), points["y"].to_numpy(float)
     span = max(np.ptp(x), np.ptp(y), 1e-9)
     frame = points.assign(px=10 + (x - x.min()) / span * (size - 20), py=size - 10 - (y - y.min()) / span * (size - 20))
-    labels = {int(r.cluster_id): r.label for r in topics.itertuples()}
+    labels = {int(r.topic_id): r.label for r in topics.itertuples()}
     parts = []
-    for cluster, group in frame.groupby("cluster_id"):
+    for cluster, group in frame.groupby("topic_id"):
         moves = "".join(f"M{px:.0f} {py:.0f}h0" for px, py in zip(group["px"], group["py"]))
         parts.append(f'<path stroke="{_colour(int(cluster))}" d="{moves}"/>')
     for r in frame[frame["text"].notna()].itertuples():
-        cluster = int(r.cluster_id)
+        cluster = int(r.topic_id)
         topic = "noise" if cluster < 0 else f"{cluster}: {labels.get(cluster, '')}"
         parts.append(f'<circle cx="{r.px:.0f}" cy="{r.py:.0f}" r="3" fill="{_colour(cluster)}">'
                      f"<title>{_e(_clip(r.text, HOVER_CHARS))}\n[{_e(topic)}]</title></circle>")
-    largest = topics[topics["cluster_id"] >= 0].nlargest(LABELLED_TOPICS, "size")["cluster_id"].astype(int)
-    medians = frame.groupby("cluster_id")[["px", "py"]].median()
+    largest = topics[topics["topic_id"] >= 0].nlargest(LABELLED_TOPICS, "size")["topic_id"].astype(int)
+    medians = frame.groupby("topic_id")[["px", "py"]].median()
     centres = [(float(medians.at[c, "px"]), float(medians.at[c, "py"]), f"{c}: {labels[c][:30]}")
                for c in largest if c in medians.index]
     for lx, ly, text in _place_labels(centres, size):
@@ -99,8 +99,8 @@ def svg_map(points: pd.DataFrame, topics: pd.DataFrame, size: int = 640) -> str:
 def legend(topics: pd.DataFrame) -> str:
     """The largest topics with their colour, label and size; the rest counted."""
     shown = topics.nlargest(LEGEND_TOPICS, "size")
-    items = "".join(f'<li><span class="swatch" style="background:{_colour(int(r.cluster_id))}"></span>'
-                    f"{'noise' if r.cluster_id < 0 else r.cluster_id}: {_e(r.label)} ({r.size})</li>"
+    items = "".join(f'<li><span class="swatch" style="background:{_colour(int(r.topic_id))}"></span>'
+                    f"{'noise' if r.topic_id < 0 else r.topic_id}: {_e(r.label)} ({r.size})</li>"
                     for r in shown.itertuples())
     rest = len(topics) - len(shown)
     more = f"<li class='muted'>{rest} smaller topics: see the table</li>" if rest > 0 else ""
@@ -114,11 +114,11 @@ def topics_table(summary: pd.DataFrame) -> str:
     shown = summary.nlargest(TABLE_TOPICS, "size")
     rest = len(summary) - len(shown)
     more = f"<p class='muted'>{rest} smaller topics: table topic_summaries</p>" if rest > 0 else ""
-    rows = ["<tr><th>cluster</th><th>size</th><th>share</th><th>label</th><th>keywords</th>"
+    rows = ["<tr><th>topic_id</th><th>size</th><th>share</th><th>label</th><th>keywords</th>"
             "<th>representative sentences</th></tr>"]
     for r in shown.itertuples():
         sentences = "".join(f"<li>{_e(_clip(s, 300))}</li>" for s in r.representative_sentences)
-        rows.append(f"<tr><td>{r.cluster_id}</td><td>{r.size}</td><td>{r.share:.1%}</td><td>{_e(r.label)}</td>"
+        rows.append(f"<tr><td>{r.topic_id}</td><td>{r.size}</td><td>{r.share:.1%}</td><td>{_e(r.label)}</td>"
                     f"<td>{_e(', '.join(r.keywords))}</td><td><ul>{sentences}</ul></td></tr>")
     return f"<table>{''.join(rows)}</table>{more}"
 
@@ -132,8 +132,9 @@ def frame_table(frame: pd.DataFrame) -> str:
 
 def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict],
                   failed: dict[str, str] | None = None) -> str:
-    """`algorithms`: name -> {"summary": topic rows, "points": x, y, cluster_id, text (None but on the hover
-    sample; `stratified_sample` bounds the points), "hierarchy_png": bytes|None}."""
+    """`algorithms`: name -> {"summary": topic rows, "points": x, y, topic_id, text (None but on the hover
+    sample; `stratified_sample` bounds the points), "hierarchy_png" and "trends_png": bytes|None, "rising": the topics
+    rising fastest|None}."""
     import base64
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
@@ -151,6 +152,13 @@ def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict]
                   f"<div class='map'>{svg_map(data['points'], summary)}{legend(summary)}</div>",
                   "<details open><summary>Topics</summary>",
                   topics_table(summary), "</details>"]
+        if data.get("trends_png"):
+            encoded = base64.b64encode(data["trends_png"]).decode()
+            parts += ["<details open><summary>Largest topics over time</summary>",
+                      f"<img alt='topics over time of {_e(name)}' src='data:image/png;base64,{encoded}'></details>"]
+        if data.get("rising") is not None and len(data["rising"]):
+            parts += ["<details open><summary>Rising fastest in the latest period (change in share, points)"
+                      "</summary>", frame_table(data["rising"]), "</details>"]
         if data.get("hierarchy_png"):
             encoded = base64.b64encode(data["hierarchy_png"]).decode()
             parts += ["<details><summary>Topic hierarchy (which topics merge first)</summary>",

@@ -17,10 +17,12 @@ from dagster_duckdb import DuckDBResource
 from filelock import FileLock
 from pydantic import Field
 
+from ..core.topics import NOISE_LABEL
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sentences (
     sentence_id BIGINT NOT NULL, text VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, source VARCHAR NOT NULL,
-    source_row INTEGER, label VARCHAR, ingested_at TIMESTAMP NOT NULL);
+    source_row INTEGER, label VARCHAR, ingested_at TIMESTAMP NOT NULL, timestamp TIMESTAMP);
 CREATE TABLE IF NOT EXISTS id_watermarks (name VARCHAR PRIMARY KEY, last_id BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ingested_files (
     source VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, ingested_at TIMESTAMP NOT NULL);
@@ -28,13 +30,13 @@ CREATE TABLE IF NOT EXISTS embedding_cache (
     model_key VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, embedding FLOAT[] NOT NULL,
     created_at TIMESTAMP NOT NULL DEFAULT current_timestamp, PRIMARY KEY (model_key, text_hash));
 CREATE TABLE IF NOT EXISTS cluster_assignments (
-    algorithm VARCHAR NOT NULL, sentence_id BIGINT NOT NULL, cluster_id INTEGER NOT NULL);
+    algorithm VARCHAR NOT NULL, sentence_id BIGINT NOT NULL, cluster_id INTEGER NOT NULL, topic_id BIGINT);
 CREATE TABLE IF NOT EXISTS clustering_runs (
     algorithm VARCHAR NOT NULL, model_key VARCHAR NOT NULL, params JSON, details JSON,
     n_sentences INTEGER, n_clusters INTEGER, seconds DOUBLE, materialized_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS topic_summaries (
     algorithm VARCHAR NOT NULL, cluster_id INTEGER NOT NULL, size INTEGER NOT NULL, share DOUBLE,
-    label VARCHAR, keywords VARCHAR[], representative_sentences VARCHAR[]);
+    label VARCHAR, keywords VARCHAR[], representative_sentences VARCHAR[], topic_id BIGINT, keyword_label VARCHAR);
 CREATE TABLE IF NOT EXISTS clustering_metrics (
     algorithm VARCHAR NOT NULL, model_key VARCHAR, params JSON, n_sentences INTEGER, n_clusters INTEGER,
     noise_fraction DOUBLE, silhouette DOUBLE, silhouette_sample_size INTEGER, davies_bouldin DOUBLE,
@@ -49,14 +51,33 @@ CREATE TABLE IF NOT EXISTS adapted_models (
     method VARCHAR NOT NULL, model_path VARCHAR NOT NULL, model_key VARCHAR NOT NULL, base_model_key VARCHAR NOT NULL,
     corpus_fingerprint VARCHAR NOT NULL, params JSON, sentences INTEGER, steps INTEGER, train_seconds DOUBLE,
     materialized_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS topics (
+    algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, cluster_id INTEGER, label VARCHAR, status VARCHAR NOT NULL,
+    first_seen TIMESTAMP NOT NULL, last_seen TIMESTAMP NOT NULL, size INTEGER NOT NULL, centroid FLOAT[],
+    radius DOUBLE, model_key VARCHAR);
+CREATE TABLE IF NOT EXISTS topic_events (
+    algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, materialized_at TIMESTAMP NOT NULL, event VARCHAR NOT NULL,
+    other_topic_id BIGINT, size INTEGER);
+CREATE TABLE IF NOT EXISTS topic_trends (
+    algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, period TIMESTAMP NOT NULL, period_unit VARCHAR NOT NULL,
+    sentences INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS topic_curation (algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, label VARCHAR);
+-- columns added after the first release: warehouses written before gain them on first open
+ALTER TABLE sentences ADD COLUMN IF NOT EXISTS timestamp TIMESTAMP;
+ALTER TABLE cluster_assignments ADD COLUMN IF NOT EXISTS topic_id BIGINT;
+ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS topic_id BIGINT;
+ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS keyword_label VARCHAR;
 """
+
+CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"}
 
 # (algorithm, reason) of every algorithm whose latest clustering could not run.
 FAILED_FITS = ("SELECT algorithm, details->>'failed' FROM clustering_runs WHERE details->>'failed' IS NOT NULL "
                "ORDER BY algorithm")
 
 # Tables holding one set of rows per algorithm; replaced per algorithm.
-PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs", "topic_hierarchy")
+PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs", "topic_hierarchy", "topics",
+                        "topic_trends")
 
 
 def source_scope(partition: str | None, column: str = "source") -> tuple[str, list[Any]]:
@@ -150,10 +171,12 @@ class DuckDBWarehouse(DuckDBResource):
             ).fetchall()[0][0]
         return pending, int(cached)
 
-    def load_embeddings(self, model_key: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every sentence (sentence_id, text, label) of the cluster window in id order, and its embedding matrix
-        for model_key."""
+    def load_embeddings(self, model_key: str, only: str = "true",
+                        only_params: list[Any] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+        """Every sentence (sentence_id, text, label) of the cluster window in id order (or those of it that meet
+        the SQL condition `only`), and its embedding matrix for model_key."""
         window, params = self.window_scope()
+        window, params = f"{window} AND {only}", [*params, *(only_params or [])]
         with self.get_connection() as conn:
             missing = conn.execute(
                 f"""SELECT count(*) FROM sentences s ANTI JOIN embedding_cache c
@@ -170,7 +193,7 @@ class DuckDBWarehouse(DuckDBResource):
                    ON c.text_hash = s.text_hash AND c.model_key = ? WHERE {window} ORDER BY s.sentence_id""",
                 params=[model_key, *params],
             ).to_arrow_table()
-            if self.cluster_window and not len(table):
+            if self.cluster_window and only == "true" and not len(table):
                 sources = [r[0] for r in conn.execute(
                     "SELECT DISTINCT source FROM sentences ORDER BY source LIMIT 5").fetchall()]
                 raise LookupError(
@@ -183,6 +206,43 @@ class DuckDBWarehouse(DuckDBResource):
         frame = table.drop_columns(["embedding"]).to_pandas()
         return frame, matrix
 
+    def new_sentences(self, algorithm: str, model_key: str) -> tuple[pd.DataFrame, np.ndarray, int]:
+        """The sentences of the cluster window that `algorithm` has not assigned yet (sentence_id, text, label)
+        with their embeddings, and the count of its assignments whose sentence left the window."""
+        window, params = self.window_scope()
+        frame, matrix = self.load_embeddings(
+            model_key, "s.sentence_id NOT IN (SELECT sentence_id FROM cluster_assignments WHERE algorithm = ?)",
+            [algorithm])
+        removed = self.query(
+            f"""SELECT count(*) AS n FROM cluster_assignments a WHERE a.algorithm = ? AND a.sentence_id NOT IN
+                (SELECT s.sentence_id FROM sentences s WHERE {window})""", [algorithm, *params])["n"].iloc[0]
+        return frame, matrix, int(removed)
+
+    def last_run(self, algorithm: str) -> dict | None:
+        """The latest clustering run of `algorithm` (model_key, params, details as dicts), None if it never ran."""
+        runs = self.query("SELECT model_key, params, details FROM clustering_runs WHERE algorithm = ? "
+                          "ORDER BY materialized_at DESC LIMIT 1", [algorithm])
+        if runs.empty:
+            return None
+        row = runs.iloc[0]
+        return {"model_key": row["model_key"], "params": json.loads(row["params"] or "null"),
+                "details": json.loads(row["details"] or "null")}
+
+    def topic_registry(self, algorithm: str) -> pd.DataFrame:
+        """Every topic id `algorithm` ever had (`topics`), active first."""
+        return self.query("SELECT * EXCLUDE (algorithm) FROM topics WHERE algorithm = ? ORDER BY status, topic_id",
+                          [algorithm])
+
+    def topic_assignments(self, algorithm: str) -> pd.DataFrame:
+        return self.query("SELECT sentence_id, topic_id FROM cluster_assignments WHERE algorithm = ?", [algorithm])
+
+    def next_topic_id(self, algorithm: str) -> int:
+        """One above every topic id `algorithm` ever gave: ids are never reused."""
+        return int(self.query(
+            """SELECT greatest(coalesce((SELECT max(topic_id) FROM topics WHERE algorithm = ?), -1),
+                               coalesce((SELECT max(topic_id) FROM topic_events WHERE algorithm = ?), -1)) + 1 AS n""",
+            [algorithm, algorithm])["n"].iloc[0])
+
     def failed_fits(self) -> dict[str, str]:
         """Algorithm -> why its latest clustering could not run, for those whose latest run failed."""
         with self.get_connection() as conn:
@@ -193,7 +253,7 @@ class DuckDBWarehouse(DuckDBResource):
 
     def assignments(self, algorithm: str) -> pd.DataFrame:
         return self.query(
-            "SELECT sentence_id, cluster_id FROM cluster_assignments WHERE algorithm = ? ORDER BY sentence_id",
+            "SELECT sentence_id, cluster_id, topic_id FROM cluster_assignments WHERE algorithm = ? ORDER BY sentence_id",
             [algorithm],
         )
 
@@ -207,12 +267,15 @@ class DuckDBWarehouse(DuckDBResource):
     def replace_sentences(self, frame: pd.DataFrame, source: str | None = None,
                           fingerprints: dict[str, str] | None = None) -> dict[str, int]:
         """Replace `sentences` (or only the rows of one `source` file) with `frame` (text, text_hash, source, row,
-        label), and `ingested_files` with `fingerprints` (source -> fingerprint of the files read). A row already
-        stored with the same source, row and text keeps its sentence_id and ingested_at; new rows get ids above
-        every id stored before, so a removed sentence's id never comes back."""
+        label, optional timestamp: else the ingestion time), and `ingested_files` with `fingerprints` (source ->
+        fingerprint of the files read). A row already stored with the same source, row and text keeps its
+        sentence_id and ingested_at; new rows get ids above every id stored before, so a removed sentence's id never
+        comes back."""
         scope, scope_params = source_scope(source)
+        stamps = frame["timestamp"] if "timestamp" in frame else pd.Series(pd.NaT, index=frame.index)
         incoming = pa.Table.from_pandas(
-            frame[["text", "text_hash", "source", "row", "label"]].rename(columns={"row": "source_row"}),
+            frame[["text", "text_hash", "source", "row", "label"]].rename(columns={"row": "source_row"})
+            .assign(timestamp=pd.to_datetime(stamps).astype("datetime64[us]")),
             preserve_index=False,
         ).append_column("ordinal", pa.array(np.arange(len(frame), dtype=np.int64)))
         with self.transaction() as conn:
@@ -227,9 +290,11 @@ class DuckDBWarehouse(DuckDBResource):
             last_id = self._raise_id_watermark(conn)
             conn.execute(f"DELETE FROM sentences WHERE {scope}", scope_params)
             conn.execute(
-                """INSERT INTO sentences
+                """INSERT INTO sentences (sentence_id, text, text_hash, source, source_row, label, ingested_at,
+                                         timestamp)
                    SELECT coalesce(old_id, ? + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY ordinal)),
-                          text, text_hash, source, source_row, label, coalesce(old_ingested_at, current_timestamp)
+                          text, text_hash, source, source_row, label, coalesce(old_ingested_at, current_timestamp),
+                          coalesce(timestamp, old_ingested_at, current_timestamp)
                    FROM matched ORDER BY ordinal""",
                 [last_id],
             )
@@ -284,8 +349,10 @@ class DuckDBWarehouse(DuckDBResource):
             path.unlink(missing_ok=True)
         return int(added)
 
-    def replace_algorithm_rows(self, algorithm: str, tables: dict[str, pd.DataFrame]) -> None:
-        """Replace `algorithm`'s rows in each named per-algorithm table, all in one transaction."""
+    def replace_algorithm_rows(self, algorithm: str, tables: dict[str, pd.DataFrame],
+                               events: pd.DataFrame | None = None) -> None:
+        """Replace `algorithm`'s rows in each named per-algorithm table, and append its `topic_events`, all in one
+        transaction."""
         for name in tables:
             if name not in PER_ALGORITHM_TABLES:
                 raise ValueError(f"'{name}' is not a per-algorithm table ({', '.join(PER_ALGORITHM_TABLES)})")
@@ -293,6 +360,96 @@ class DuckDBWarehouse(DuckDBResource):
             for name, frame in tables.items():
                 conn.execute(f"DELETE FROM {name} WHERE algorithm = ?", [algorithm])  # name from the fixed list
                 self._append(conn, name, frame.assign(algorithm=algorithm))
+            if events is not None and len(events):
+                self._append(conn, "topic_events", events.assign(algorithm=algorithm))
+
+    def check_curation(self) -> None:
+        """Raise a clear error when `topic_curation` lacks a column the runs read (it is written by hand)."""
+        found = dict(self.query("SELECT column_name, data_type FROM information_schema.columns "
+                                "WHERE table_name = 'topic_curation'").itertuples(index=False))
+        missing = [f"{c} {t}" for c, t in CURATION_COLUMNS.items() if c not in found]
+        if missing:
+            expected = ", ".join(f"{c} {t}" for c, t in CURATION_COLUMNS.items())
+            raise LookupError(
+                f"table topic_curation in {self.database} lacks {', '.join(missing)} (found: "
+                f"{', '.join(found) or 'no columns'}). It must have the columns ({expected}); DROP it and the next "
+                "run creates it empty, or ALTER it to add them.")
+
+    def summaries_cover_topics(self, algorithm: str) -> bool:
+        """Whether `topic_summaries` has a row for every active topic of `algorithm` and none for another."""
+        return bool(self.query(
+            """SELECT (SELECT list_sort(list(topic_id)) FROM topics WHERE algorithm = ? AND status = 'active')
+                   IS NOT DISTINCT FROM (SELECT list_sort(list(topic_id)) FROM topic_summaries
+                                         WHERE algorithm = ? AND topic_id >= 0) AS same""",
+            [algorithm, algorithm])["same"].iloc[0])
+
+    def refresh_topic_sizes(self, algorithm: str) -> None:
+        """Sizes and shares of `algorithm`'s topic summaries from its current assignments (keywords kept), with a
+        noise row when some sentences are in no topic."""
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO topic_summaries (algorithm, cluster_id, topic_id, size, label, keyword_label,
+                                                keywords, representative_sentences)
+                   SELECT ?, -1, -1, 0, ?, ?, [], [] WHERE NOT EXISTS (SELECT 1 FROM topic_summaries
+                       WHERE algorithm = ? AND topic_id = -1)
+                   AND EXISTS (SELECT 1 FROM cluster_assignments WHERE algorithm = ? AND topic_id = -1)""",
+                [algorithm, NOISE_LABEL, NOISE_LABEL, algorithm, algorithm])
+            conn.execute(
+                """UPDATE topic_summaries t SET size = coalesce(c.n, 0), share = coalesce(c.n, 0) / c.total
+                   FROM (SELECT s.topic_id, n, sum(n) OVER () AS total FROM topic_summaries s LEFT JOIN
+                         (SELECT topic_id, count(*) AS n FROM cluster_assignments WHERE algorithm = ?
+                          GROUP BY topic_id) USING (topic_id) WHERE s.algorithm = ?) c
+                   WHERE t.algorithm = ? AND t.topic_id = c.topic_id""", [algorithm, algorithm, algorithm])
+
+    def apply_curation(self, algorithm: str) -> pd.DataFrame:
+        """Curated labels (`topic_curation`) over the keyword labels of `algorithm`'s topic summaries and active
+        topics; returns the curation rows naming a topic that is retired or unknown (topic_id, label, status)."""
+        with self.transaction() as conn:
+            conn.execute(
+                """UPDATE topic_summaries t SET label = coalesce(
+                       (SELECT any_value(c.label) FROM topic_curation c
+                        WHERE c.algorithm = t.algorithm AND c.topic_id = t.topic_id AND c.label IS NOT NULL),
+                       t.keyword_label)
+                   WHERE t.algorithm = ?""", [algorithm])
+            conn.execute(
+                """UPDATE topics p SET label = s.label FROM topic_summaries s
+                   WHERE p.algorithm = ? AND s.algorithm = p.algorithm AND s.topic_id = p.topic_id""", [algorithm])
+            return conn.execute(
+                """SELECT c.topic_id, c.label, coalesce(p.status, 'unknown') AS status FROM topic_curation c
+                   LEFT JOIN topics p ON p.algorithm = c.algorithm AND p.topic_id = c.topic_id
+                   WHERE c.algorithm = ? AND (p.status IS NULL OR p.status <> 'active') ORDER BY c.topic_id""",
+                [algorithm]).df()
+
+    def replace_trends(self, algorithm: str, unit: str) -> pd.DataFrame:
+        """Sentences per topic per period (`unit`: day, week or month; by `sentences.timestamp`) of `algorithm`
+        into `topic_trends`, noise (-1) included, so a period's counts add up to its sentences."""
+        if unit not in ("day", "week", "month"):
+            raise ValueError(f"trend period '{unit}' must be day, week or month")
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM topic_trends WHERE algorithm = ?", [algorithm])
+            conn.execute(
+                """INSERT INTO topic_trends (algorithm, topic_id, period, period_unit, sentences)
+                   SELECT a.algorithm, a.topic_id, date_trunc(?, s.timestamp), ?, count(*)
+                   FROM cluster_assignments a JOIN sentences s USING (sentence_id)
+                   WHERE a.algorithm = ? GROUP BY ALL""", [unit, unit, algorithm])
+            return conn.execute("SELECT topic_id, period, sentences FROM topic_trends WHERE algorithm = ? "
+                                "ORDER BY period, topic_id", [algorithm]).df()
+
+    def add_assignments(self, algorithm: str, rows: pd.DataFrame, run: pd.DataFrame) -> None:
+        """An incremental run, in one transaction: drop the assignments of sentences that left the cluster window,
+        add `rows` (sentence_id, cluster_id, topic_id) for the new ones, replace the `clustering_runs` row, and
+        bring the active topics' sizes and last_seen up to date."""
+        window, params = self.window_scope()
+        with self.transaction() as conn:
+            conn.execute(f"""DELETE FROM cluster_assignments a WHERE a.algorithm = ? AND a.sentence_id NOT IN
+                             (SELECT s.sentence_id FROM sentences s WHERE {window})""", [algorithm, *params])
+            self._append(conn, "cluster_assignments", rows.assign(algorithm=algorithm))
+            conn.execute("DELETE FROM clustering_runs WHERE algorithm = ?", [algorithm])
+            self._append(conn, "clustering_runs", run.assign(algorithm=algorithm))
+            conn.execute(
+                """UPDATE topics t SET size = coalesce((SELECT count(*) FROM cluster_assignments a
+                       WHERE a.algorithm = t.algorithm AND a.topic_id = t.topic_id), 0), last_seen = ?
+                   WHERE t.algorithm = ? AND t.status = 'active'""", [run["materialized_at"].iloc[0], algorithm])
 
     def append_rows(self, table: str, frame: pd.DataFrame) -> None:
         if table not in ("clustering_metrics", "adapted_models"):

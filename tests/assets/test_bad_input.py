@@ -9,14 +9,16 @@ import pytest
 from dagster_project.assets.settings import SAMPLE_CORPUS
 
 TABLES = ["sentences", "embedding_cache", "cluster_assignments", "topic_summaries", "clustering_runs",
-          "clustering_metrics", "sentence_map"]
+          "clustering_metrics", "sentence_map", "topics", "topic_events", "topic_trends"]
 
 BAD_FILES = {
     "no_text_column.csv": "sentence,label\nhello,a\n",
     "invalid_utf8.txt": b"fine\n\xff\xfe broken\n",
     "not_json.jsonl": "{oops\n",
     "number.jsonl": '{"text": 3.5}\n',
+    "bad_timestamp.csv": "text,timestamp\nhello,2026-11-30\nworld,30/11/2026\n",
 }
+SAYS = {"bad_timestamp.csv": "row 2 field 'timestamp' is '30/11/2026', not an ISO 8601 date"}
 
 
 def snapshot(db: Path) -> dict:
@@ -58,5 +60,6 @@ def test_one_bad_file_among_good_fails_the_run_and_changes_nothing(stored, mater
     error = failure.event_specific_data.error
     assert error.cls_name == "Failure"  # its description is the message, shown first, without a traceback to read
     assert error.message.startswith(f"dagster._core.definitions.events.Failure: {folder / name}")
+    assert SAYS.get(name, "") in error.message
     assert failure.event_specific_data.user_failure_data.metadata["error"].value == "InputError"
     assert snapshot(db) == before

@@ -10,10 +10,10 @@ from dagster_project.core.topics import topic_hierarchy
 
 def test_stratified_sample_is_bounded_and_keeps_every_cluster():
     clusters = np.r_[np.zeros(100_000, int), np.arange(1, 51), np.full(5_000, -1)]
-    frame = pd.DataFrame({"cluster_id": clusters, "x": 0.0})
+    frame = pd.DataFrame({"topic_id": clusters, "x": 0.0})
     sample = stratified_sample(frame, 2_000)
-    assert len(sample) <= 2_000 + 51 and set(sample["cluster_id"]) == set(clusters)
-    assert abs((sample["cluster_id"] == 0).mean() - 100_000 / len(frame)) < 0.03
+    assert len(sample) <= 2_000 + 51 and set(sample["topic_id"]) == set(clusters)
+    assert abs((sample["topic_id"] == 0).mean() - 100_000 / len(frame)) < 0.03
     assert stratified_sample(frame.head(10), 2_000).equals(frame.head(10))
 
 
@@ -23,9 +23,9 @@ def test_report_of_a_million_sentences_stays_small_and_labels_its_maps():
     n, k = 1_000_000, 1_000
     clusters = np.minimum(rng.zipf(1.3, n) - 2, k - 1)  # a few large topics, a long tail, some noise (-1)
     points = pd.DataFrame({"sentence_id": np.arange(n), "x": rng.normal(size=n), "y": rng.normal(size=n),
-                           "cluster_id": clusters})
+                           "topic_id": clusters})
     ids = np.arange(-1, k)
-    summary = pd.DataFrame({"cluster_id": ids, "size": np.bincount(clusters + 1, minlength=k + 1),
+    summary = pd.DataFrame({"topic_id": ids, "size": np.bincount(clusters + 1, minlength=k + 1),
                             "share": 0.001, "label": [f"keyword{i}, other, third" for i in ids],
                             "keywords": [["keyword"] * 8] * len(ids),
                             "representative_sentences": [["a representative sentence " * 6] * 3] * len(ids)})
@@ -38,9 +38,9 @@ def test_report_of_a_million_sentences_stays_small_and_labels_its_maps():
     algorithms = {f"algorithm{i}": {"summary": summary, "points": drawn, "hierarchy_png": picture} for i in range(7)}
     page = render_report("report", pd.DataFrame({"algorithm": ["algorithm0"], "nmi": [0.5]}), algorithms)
     assert len(page.encode()) < 5_000_000
-    assert set(drawn["cluster_id"]) == set(clusters)
+    assert set(drawn["topic_id"]) == set(clusters)
     assert page.count("</title></circle>") == 7 * len(hover)
-    largest = summary[summary["cluster_id"] >= 0].nlargest(3, "size")["cluster_id"]
+    largest = summary[summary["topic_id"] >= 0].nlargest(3, "size")["topic_id"]
     for cluster in largest:  # labelled on the map and in the legend
         assert re.search(rf'class="label">{cluster}: keyword{cluster}', page)
         assert f"{cluster}: keyword{cluster}, other, third (" in page

@@ -1,0 +1,219 @@
+"""Topic continuity across scheduled refreshes of a growing corpus.
+
+    python benchmarks/continuity.py [--datasets atis searchsnippets ...] [--speed 100000] [--algorithms kmeans ...]
+
+Each labelled dataset is replayed as daily arrivals: 60% on day one, then nine equal daily parts, each a file with
+its day's `timestamp`; the job the daily schedule runs (`refresh_everything`, in process) refreshes the warehouse
+after each day. Per algorithm it prints: how each day's run ended (fitted again or new sentences assigned), the
+share of the previous day's sentences that kept their topic_id on assignment days and across re-fits, births and
+retirements per re-fit, and the NMI after the last day as a share of one fresh run of the whole corpus in the same
+process. The embeddings are computed once (benchmark cache) and placed in each warehouse's cache, so the runs time
+clustering and topics, not the model.
+
+`--speed N` then builds N sentences (every dataset, sampled), refreshes with 99% of them, adds the last 1% and
+times, per algorithm, the run that assigns them against a forced re-fit (refit = true) of the same corpus: the
+clustering and topic steps, and the whole job (whose map and metrics are computed over the whole corpus).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import normalized_mutual_info_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import dataset_names, embed_in_child, load_dataset, scale_corpus  # noqa: E402
+from dagster_project.automation import refresh_everything  # noqa: E402
+from dagster_project.core.clustering import ALGORITHMS  # noqa: E402
+from dagster_project.core.text import text_hash  # noqa: E402
+from dagster_project.definitions import all_assets, all_checks  # noqa: E402
+from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder  # noqa: E402
+
+FIRST_DAY = pd.Timestamp("2026-11-01")
+
+
+def daily_parts(frame: pd.DataFrame, first: float = 0.6, days: int = 9, seed: int = 0) -> list[pd.DataFrame]:
+    """60% on day one, then `days` equal parts, in a seeded random order, each with its day's timestamp."""
+    shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    head = int(len(shuffled) * first)
+    parts = [shuffled.iloc[:head], *(shuffled.iloc[head:].iloc[rows] for rows in np.array_split(
+        np.arange(len(shuffled) - head), days))]
+    return [part.assign(timestamp=(FIRST_DAY + pd.Timedelta(days=i)).date().isoformat())
+            for i, part in enumerate(parts)]
+
+
+class Warehouse:
+    """A warehouse fed from a folder of daily files, refreshed by the scheduled job in process."""
+
+    def __init__(self, folder: Path, embedder: SentenceEmbedder, frame: pd.DataFrame, vectors: np.ndarray):
+        self.folder, self.embedder = folder, embedder
+        (folder / "in").mkdir(parents=True)
+        self.db = folder / "w.duckdb"
+        self.resource = DuckDBWarehouse(database=str(self.db))
+        hashes = frame["text"].map(text_hash).tolist()
+        first = dict(zip(hashes, range(len(hashes))))
+        self.resource.insert_embeddings(embedder.model_key, list(first), vectors[list(first.values())])
+        self.defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
+                                   resources={"warehouse": self.resource, "embedder": embedder})
+        self.instance = dg.DagsterInstance.ephemeral()
+
+    def arrive(self, day: int, part: pd.DataFrame) -> None:
+        part[["text", "label", "timestamp"]].to_csv(self.folder / "in" / f"day{day:02d}.csv", index=False)
+
+    def refresh(self, refit: bool = False) -> tuple[dg.ExecuteInProcessResult, dict[str, float], float]:
+        """The scheduled job; its result, seconds per step and the whole run's seconds."""
+        os.environ["SENTENCES_PATH"] = str(self.folder / "in")
+        config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        if refit:
+            config["ops"] = {f"{name}_clusters": {"config": {"refit": True}} for name in ALGORITHMS}
+        started = time.perf_counter()
+        result = self.defs.resolve_job_def("refresh_everything").execute_in_process(
+            run_config=config, instance=self.instance, raise_on_error=False)
+        total = time.perf_counter() - started
+        steps = {s.step_key: s.end_time - s.start_time
+                 for s in self.instance.get_run_step_stats(result.run_id) if s.end_time}
+        return result, steps, total
+
+    def assignments(self) -> pd.DataFrame:
+        with duckdb.connect(str(self.db), read_only=True) as conn:
+            return conn.execute("SELECT a.algorithm, a.sentence_id, a.topic_id, s.label FROM cluster_assignments a "
+                                "JOIN sentences s USING (sentence_id)").df()
+
+
+def slowest(steps: dict[str, float], count: int = 4) -> str:
+    return ", ".join(f"{key} {seconds:.0f}s" for key, seconds in sorted(steps.items(), key=lambda kv: -kv[1])[:count])
+
+
+def status(result: dg.ExecuteInProcessResult, name: str) -> str:
+    events = result.asset_materializations_for_node(f"{name}_clusters")
+    return events[0].metadata["status"].value if events else "not run"
+
+
+def nmi(frame: pd.DataFrame) -> float:
+    return float(normalized_mutual_info_score(frame["label"], frame["topic_id"]))
+
+
+def replay(name: str, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame:
+    frame = load_dataset(name)
+    vectors = embed_in_child(frame["text"].tolist(), embedder)
+    fresh = Warehouse(workdir / f"{name}-fresh", embedder, frame, vectors)
+    fresh.arrive(0, frame.assign(timestamp=FIRST_DAY.date().isoformat()))
+    _, steps, seconds = fresh.refresh()
+    print(f"  {name} fresh run of {len(frame)} sentences: {seconds:.0f}s; slowest steps: {slowest(steps)}", flush=True)
+    fresh_nmi = fresh.assignments().groupby("algorithm").apply(nmi, include_groups=False)
+    daily = Warehouse(workdir / f"{name}-daily", embedder, frame, vectors)
+    rows, before = [], None
+    for day, part in enumerate(daily_parts(frame)):
+        daily.arrive(day, part)
+        since = pd.Timestamp.now()
+        result, steps, seconds = daily.refresh()
+        after = daily.assignments()
+        events = events_since(daily.db, since)
+        for algorithm in ALGORITHMS:
+            row = {"dataset": name, "day": day, "algorithm": algorithm, "status": status(result, algorithm),
+                   "seconds": seconds}
+            if before is not None:
+                both = before[before["algorithm"] == algorithm].merge(
+                    after[after["algorithm"] == algorithm], on="sentence_id")
+                row["kept"] = float((both["topic_id_x"] == both["topic_id_y"]).mean()) if len(both) else np.nan
+            row.update(events.get(algorithm, {}))
+            rows.append(row)
+        before = after
+        print(f"  {name} day {day}: {len(part)} sentences, refresh {seconds:.0f}s; slowest steps: {slowest(steps)}",
+              flush=True)
+    table = pd.DataFrame(rows)
+    last = before.groupby("algorithm").apply(nmi, include_groups=False)
+    table["nmi_ratio"] = table["algorithm"].map(last / fresh_nmi)
+    table["nmi_last"] = table["algorithm"].map(last)
+    return table
+
+
+def events_since(db: Path, since: pd.Timestamp) -> dict[str, dict[str, int]]:
+    """Per algorithm, the count of each topic event recorded at or after `since`."""
+    with duckdb.connect(str(db), read_only=True) as conn:
+        rows = conn.execute("SELECT algorithm, event, count(*) FROM topic_events WHERE materialized_at >= ? "
+                            "GROUP BY ALL", [since]).fetchall()
+    out: dict[str, dict[str, int]] = {}
+    for algorithm, event, count in rows:
+        out.setdefault(algorithm, {})[event] = int(count)
+    return out
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and algorithm: kept on assignment days, kept across re-fits, re-fits, births/retirements per
+    re-fit, NMI after the last day against a fresh run."""
+    rows = []
+    for (dataset, algorithm), group in table.groupby(["dataset", "algorithm"], sort=False):
+        later = group[group["day"] > 0]
+        refits = later[later["status"].str.startswith("fitted")]
+        assigned = later[~later["status"].str.startswith("fitted")]
+        born = refits.reindex(columns=["born", "split_from"]).fillna(0).sum(axis=1)
+        gone = refits.reindex(columns=["retired", "merged_into"]).fillna(0).sum(axis=1)
+        rows.append({"dataset": dataset, "algorithm": algorithm, "refits": len(refits),
+                     "kept, assignment days": assigned["kept"].min() if len(assigned) else np.nan,
+                     "kept across re-fits (min)": refits["kept"].min() if len(refits) else np.nan,
+                     "kept across re-fits (mean)": refits["kept"].mean() if len(refits) else np.nan,
+                     "born per re-fit": born.mean() if len(refits) else np.nan,
+                     "retired per re-fit": gone.mean() if len(refits) else np.nan,
+                     "NMI last day": group["nmi_last"].iloc[0], "NMI / fresh run": group["nmi_ratio"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
+def speed(size: int, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame:
+    corpus = scale_corpus().drop_duplicates("text").sample(n=size, random_state=0).reset_index(drop=True)
+    vectors = embed_in_child(corpus["text"].tolist(), embedder)
+    store = Warehouse(workdir / "speed", embedder, corpus, vectors)
+    head = int(size * 0.99)
+    store.arrive(0, corpus.iloc[:head].assign(timestamp="2026-11-01"))
+    store.refresh()
+    print(f"  speed: day one of {head} sentences refreshed", flush=True)
+    store.arrive(1, corpus.iloc[head:].assign(timestamp="2026-11-02"))
+    shutil.copy(store.db, workdir / "speed-copy.duckdb")
+    incremental, inc_steps, inc_total = store.refresh()
+    shutil.copy(workdir / "speed-copy.duckdb", store.db)  # the same corpus and memory, fitted again
+    refit, fit_steps, fit_total = store.refresh(refit=True)
+    rows = []
+    for name in ALGORITHMS:
+        steps = [f"{name}_clusters", f"{name}_topics"]
+        inc, fit = sum(inc_steps.get(s, 0) for s in steps), sum(fit_steps.get(s, 0) for s in steps)
+        rows.append({"algorithm": name, "incremental run": status(incremental, name),
+                     "incremental s": inc, "re-fit s": fit, "ratio": inc / fit if fit else np.nan})
+    rows.append({"algorithm": "whole job", "incremental s": inc_total, "re-fit s": fit_total,
+                 "ratio": inc_total / fit_total})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument("--speed", type=int, default=0, help="sentences of the incremental-against-refit timing")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    embedder = SentenceEmbedder(device="cpu")
+    workdir = Path(tempfile.mkdtemp(prefix="continuity-"))
+    print(f"date {pd.Timestamp.now():%Y-%m-%d}, command: python benchmarks/continuity.py {' '.join(sys.argv[1:])}")
+    try:
+        names = args.datasets if args.datasets is not None else dataset_names()
+        if names:
+            table = pd.concat([replay(name, embedder, workdir) for name in names], ignore_index=True)
+            print("\nPer day:\n" + table.round(3).to_markdown(index=False))
+            print("\nSummary:\n" + summarize(table).round(3).to_markdown(index=False))
+        if args.speed:
+            print(f"\nIncremental run against a re-fit, {args.speed} sentences, 1% new:\n"
+                  + speed(args.speed, embedder, workdir).round(3).to_markdown(index=False))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Topics that outlive a fit: ids matched across refits, new sentences assigned to the topics already known,
+and the rule that says when to fit again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from .assign import centroids, closest_centres
+
+SPREAD_QUANTILE = 0.95  # a topic's radius: this quantile of its members' cosine distance to its centre
+MIN_OVERLAP = 0.3  # Jaccard of shared sentences above which a cluster may continue a topic
+MIN_CENTRE_COSINE = 0.9  # or: centres this similar (a topic whose sentences were all replaced)
+CENTRE_WEIGHT = 0.25  # weight of centre cosine beside overlap when several clusters could continue a topic
+MAJORITY = 0.5  # share of a topic's sentences that makes a retirement a merge, or a birth a split
+
+
+@dataclass(frozen=True)
+class TopicShapes:
+    """The clusters of one fit: ids, unit centres, radii (cosine distance) and sizes."""
+
+    cluster_ids: np.ndarray
+    centres: np.ndarray
+    radii: np.ndarray
+    sizes: np.ndarray
+
+
+def topic_shapes(embeddings: np.ndarray, labels: np.ndarray, quantile: float = SPREAD_QUANTILE) -> TopicShapes:
+    """Centre, radius and size of every cluster (noise, -1, left out)."""
+    ids, centres = centroids(embeddings, labels)
+    radii = np.array([np.quantile(1.0 - embeddings[labels == c] @ centres[i], quantile) for i, c in enumerate(ids)],
+                     dtype=np.float64)
+    sizes = np.array([(labels == c).sum() for c in ids], dtype=np.int64)
+    return TopicShapes(ids, centres.astype(np.float32), radii, sizes)
+
+
+def assign_to_topics(embeddings: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """The index of each row's most cosine-similar topic centre, or -1 when it lies farther from that centre than
+    the topic's own radius (unassigned)."""
+    if not len(centres):
+        return np.full(len(embeddings), -1, dtype=np.int64)
+    best, similarity = closest_centres(embeddings, centres)
+    return np.where(1.0 - similarity <= np.asarray(radii)[best] + 1e-6, best, -1)
+
+
+@dataclass(frozen=True)
+class Matching:
+    """A fit's clusters named by topic ids: `topic_of_cluster` (cluster_id -> topic_id), the previous topics
+    continued and retired, and what happened to each topic in `events` (topic_id, event, other_topic_id, size)."""
+
+    topic_of_cluster: dict[int, int]
+    retired: list[int]
+    events: list[dict]
+
+
+def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicShapes, previous_ids: np.ndarray,
+                 previous_centres: np.ndarray, previous_sizes: np.ndarray, next_topic_id: int) -> Matching:
+    """Match the clusters of a new fit to the previous active topics, one to one.
+
+    `current`: sentence_id, cluster_id of the fit; `previous`: sentence_id, topic_id as assigned before (noise -1
+    allowed in both). A cluster continues the topic it shares most sentences with (Jaccard over the sentences present
+    both times, at least MIN_OVERLAP) or whose centre is within MIN_CENTRE_COSINE of its own; the
+    pairing maximises overlap plus CENTRE_WEIGHT x centre cosine over all pairs. A cluster left over gets a new id
+    (event `split_from` when most of its earlier sentences came from one topic that lives on, else `born`); a topic
+    left over is retired (`merged_into` the topic that took most of its sentences, else `retired`)."""
+    cluster_ids = [int(c) for c in shapes.cluster_ids]
+    topic_ids = [int(t) for t in previous_ids]
+    shared = current.merge(previous, on="sentence_id")
+    shared = shared[(shared["cluster_id"] >= 0) & (shared["topic_id"] >= 0)]
+    counts = shared.groupby(["cluster_id", "topic_id"]).size()
+    overlap = np.zeros((len(cluster_ids), len(topic_ids)))
+    row = {c: i for i, c in enumerate(cluster_ids)}
+    col = {t: j for j, t in enumerate(topic_ids)}
+    for (c, t), n in counts.items():
+        if c in row and t in col:
+            overlap[row[c], col[t]] = n
+    # Jaccard over the sentences present both times
+    in_cluster = current[current["sentence_id"].isin(previous["sentence_id"])].groupby("cluster_id").size()
+    in_topic = previous[previous["sentence_id"].isin(current["sentence_id"])].groupby("topic_id").size()
+    a = np.array([in_cluster.get(c, 0) for c in cluster_ids], dtype=float)[:, None]
+    b = np.array([in_topic.get(t, 0) for t in topic_ids], dtype=float)[None, :]
+    jaccard = np.divide(overlap, a + b - overlap, out=np.zeros_like(overlap), where=(a + b - overlap) > 0)
+    cosine = (shapes.centres @ np.asarray(previous_centres, np.float32).T if len(cluster_ids) and len(topic_ids)
+              else np.zeros((len(cluster_ids), len(topic_ids))))
+    eligible = (jaccard >= MIN_OVERLAP) | (cosine >= MIN_CENTRE_COSINE)
+    score = np.where(eligible, jaccard + CENTRE_WEIGHT * cosine, -1e6)
+    rows, cols = linear_sum_assignment(-score) if score.size else (np.array([], int), np.array([], int))
+    topic_of_cluster = {cluster_ids[i]: topic_ids[j] for i, j in zip(rows, cols) if eligible[i, j]}
+    continued = set(topic_of_cluster.values())
+    events = []
+    size_of = dict(zip(cluster_ids, shapes.sizes.tolist()))
+    for i, c in enumerate(cluster_ids):
+        if c in topic_of_cluster:
+            continue
+        topic_of_cluster[c] = next_topic_id
+        j = int(np.argmax(overlap[i])) if len(topic_ids) else -1
+        origin = topic_ids[j] if j >= 0 and a[i, 0] and overlap[i, j] / a[i, 0] >= MAJORITY else None
+        if origin is not None and origin in continued:
+            events.append({"topic_id": next_topic_id, "event": "split_from", "other_topic_id": origin,
+                           "size": size_of[c]})
+        else:
+            events.append({"topic_id": next_topic_id, "event": "born", "other_topic_id": None, "size": size_of[c]})
+        next_topic_id += 1
+    retired = [t for t in topic_ids if t not in continued]
+    for t in retired:
+        j = col[t]
+        i = int(np.argmax(overlap[:, j])) if len(cluster_ids) else -1
+        heir = topic_of_cluster[cluster_ids[i]] if i >= 0 and b[0, j] and overlap[i, j] / b[0, j] >= MAJORITY else None
+        events.append({"topic_id": t, "event": "merged_into" if heir is not None else "retired",
+                       "other_topic_id": heir, "size": int(previous_sizes[j])})
+    return Matching(topic_of_cluster, retired, events)
+
+
+@dataclass(frozen=True)
+class RefitPolicy:
+    """When a run fits again instead of assigning new sentences to the known topics."""
+
+    refit: bool = False
+    refit_when_changed: float = 0.25
+    refit_when_unassigned: float = 0.05
+
+
+def refit_reason(policy: RefitPolicy, last: dict | None, params: dict, model_key: str) -> str | None:
+    """Why this run must fit again before looking at the new sentences (None: they may be assigned).
+
+    `last`: the algorithm's latest run (params, model_key, details with `memory`), None when it never ran."""
+    if policy.refit:
+        return "asked for (refit = true)"
+    if last is None:
+        return "first fit"
+    details = last.get("details") or {}
+    if "failed" in details:
+        return "the last run failed"
+    if "memory" not in details:
+        return "no topic memory yet"
+    if last.get("model_key") != model_key:
+        return f"the model changed ({last.get('model_key')} -> {model_key})"
+    if last.get("params") != params:
+        return "the parameters changed"
+    return None
+
+
+def drift_reason(policy: RefitPolicy, memory: dict) -> str | None:
+    """Why the topics must be fitted again after this run's assignment (None: keep them). `memory` counts the
+    sentences at the last fit and those added, removed and left unassigned since."""
+    fitted = max(int(memory["fitted_sentences"]), 1)
+    changed = (memory["added"] + memory["removed"]) / fitted
+    if changed >= policy.refit_when_changed:
+        return (f"{memory['added']} added and {memory['removed']} removed since the last fit: {changed:.0%} of its "
+                f"{fitted} sentences (refit_when_changed = {policy.refit_when_changed:.0%})")
+    unassigned = memory["unassigned"] / fitted
+    if unassigned >= policy.refit_when_unassigned:
+        return (f"{memory['unassigned']} new sentences fit no topic: {unassigned:.1%} of the last fit's {fitted} "
+                f"(refit_when_unassigned = {policy.refit_when_unassigned:.0%})")
+    return None

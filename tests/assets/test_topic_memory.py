@@ -1,0 +1,159 @@
+"""Topics that remember, through real runs on a growing corpus: ids kept by incremental runs and re-fits, curated
+labels that outlive runs, trends that add up, a damaged curation table refused."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.definitions import all_assets, all_checks
+from dagster_project.resources import DuckDBWarehouse
+
+ALGORITHMS = ["kmeans", "louvain", "hdbscan"]
+FIXED = {"kmeans": {"n_clusters": 8}}  # k fixed: a re-fit after growth tests the warm start and the id matching
+SELECTION = ["sentences", "sentence_embeddings", *(f"{a}_{s}" for a in ALGORITHMS for s in ("clusters", "topics"))]
+
+
+class Corpus:
+    """A folder of daily files and its warehouse, refreshed by real in-process runs."""
+
+    def __init__(self, folder: Path, embedder):
+        self.folder, self.db = folder, folder / "w.duckdb"
+        (folder / "in").mkdir()
+        self.resources = {"warehouse": DuckDBWarehouse(database=str(self.db)), "embedder": embedder}
+
+    def arrive(self, name: str, frame: pd.DataFrame, day: str) -> None:
+        frame.assign(timestamp=day)[["text", "label", "timestamp"]].to_csv(self.folder / "in" / name, index=False)
+
+    def run(self, refit: bool = False) -> dg.ExecuteInProcessResult:
+        config = {"ops": {f"{a}_clusters": {"config": {"refit": refit, **FIXED.get(a, {})}} for a in ALGORITHMS}}
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("SENTENCES_PATH", str(self.folder / "in"))
+            result = dg.materialize([*all_assets, *all_checks], resources=self.resources, selection=SELECTION,
+                                    run_config=config, raise_on_error=False)
+        assert result.success
+        return result
+
+    def sql(self, query: str) -> pd.DataFrame:
+        with duckdb.connect(str(self.db), read_only=True) as conn:
+            return conn.execute(query).df()
+
+    def topic_ids(self) -> pd.DataFrame:
+        return self.sql("SELECT algorithm, sentence_id, topic_id FROM cluster_assignments "
+                        "ORDER BY algorithm, sentence_id")
+
+
+def status(result: dg.ExecuteInProcessResult, algorithm: str) -> str:
+    return result.asset_materializations_for_node(f"{algorithm}_clusters")[0].metadata["status"].value
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory, embedder):
+    """Day one: 150 sentences of the sample corpus; day two: the other 10; then two forced re-fits of the whole
+    corpus. A person names the largest k-means topic between day one and day two."""
+    corpus = pd.read_csv(Path(SAMPLE_CORPUS) / "sample_corpus.csv").sample(frac=1.0, random_state=3)
+    store = Corpus(tmp_path_factory.mktemp("memory"), embedder)
+    store.arrive("day1.csv", corpus.iloc[:150], "2026-11-01")
+    runs = {"first": store.run()}
+    ids = {"first": store.topic_ids()}
+    largest = int(store.sql("SELECT topic_id FROM topic_summaries WHERE algorithm = 'kmeans' AND topic_id >= 0 "
+                            "ORDER BY size DESC LIMIT 1").iloc[0, 0])
+    with duckdb.connect(str(store.db)) as conn:
+        conn.execute("INSERT INTO topic_curation VALUES ('kmeans', ?, 'what people call it'), "
+                     "('kmeans', 999, 'a topic that never was')", [largest])
+    store.arrive("day2.csv", corpus.iloc[150:], "2026-11-02T09:30:00+01:00")
+    runs["incremental"] = store.run()
+    ids["incremental"] = store.topic_ids()
+    for run in ("refit", "refit_again"):
+        runs[run] = store.run(refit=True)
+        ids[run] = store.topic_ids()
+    return store, runs, ids, largest
+
+
+def test_an_incremental_run_assigns_the_new_sentences_and_changes_no_topic_id(days):
+    store, runs, ids, _ = days
+    for algorithm in ALGORITHMS:
+        assert status(runs["first"], algorithm).startswith("fitted")
+        assert status(runs["incremental"], algorithm) == "assigned"
+    kept = ids["first"].merge(ids["incremental"], on=["algorithm", "sentence_id"])
+    assert len(kept) == 150 * len(ALGORITHMS)
+    assert (kept["topic_id_x"] == kept["topic_id_y"]).all()
+    new = ids["incremental"][~ids["incremental"]["sentence_id"].isin(ids["first"]["sentence_id"])]
+    assert len(new) == 10 * len(ALGORITHMS)
+    known = ids["first"][["algorithm", "topic_id"]].drop_duplicates()
+    placed = new[new["topic_id"] >= 0].merge(known, on=["algorithm", "topic_id"])
+    assert len(placed) == (new["topic_id"] >= 0).sum() > 0  # every assigned one went to a topic of day one
+    metadata = runs["incremental"].asset_materializations_for_node("kmeans_clusters")[0].metadata
+    assert metadata["new_sentences"].value == 10 and "no refit condition met" in metadata["why"].value
+    # the topic summaries' sizes follow the assignments
+    sizes = store.sql("""SELECT t.algorithm, t.topic_id, t.size, count(a.sentence_id) AS assigned
+                         FROM topic_summaries t LEFT JOIN cluster_assignments a USING (algorithm, topic_id)
+                         GROUP BY ALL""")
+    assert (sizes["size"] == sizes["assigned"]).all() and sizes.groupby("algorithm")["size"].sum().eq(160).all()
+
+
+def test_a_refit_after_growth_keeps_most_topic_ids_and_a_refit_of_an_unchanged_corpus_keeps_them_all(days):
+    store, runs, ids, _ = days
+    for run in ("refit", "refit_again"):
+        for algorithm in ALGORITHMS:
+            assert status(runs[run], algorithm) == "fitted"
+            why = runs[run].asset_materializations_for_node(f"{algorithm}_clusters")[0].metadata["why"].value
+            assert why == "asked for (refit = true)"
+    grown = ids["incremental"].merge(ids["refit"], on=["algorithm", "sentence_id"])
+    kept = (grown["topic_id_x"] == grown["topic_id_y"]).groupby(grown["algorithm"]).mean()
+    print(f"kept across the re-fit after 10 new sentences: {kept.round(3).to_dict()}")
+    assert kept["kmeans"] >= 0.9  # same k, started from the previous centres: the topics carry over
+    assert kept.min() >= 0.7  # louvain and hdbscan on 160 sentences re-partition more (see benchmarks/continuity)
+    pd.testing.assert_frame_equal(ids["refit"], ids["refit_again"])
+    last = runs["refit_again"].asset_materializations_for_node("kmeans_clusters")[0].metadata
+    assert last["topic_changes"].value == {"continued": last["n_clusters"].value}  # nothing born or retired
+
+
+def test_a_curated_label_outlives_every_run_and_a_stray_one_is_reported(days):
+    store, runs, _, largest = days
+    labels = store.sql(f"SELECT label, keyword_label FROM topic_summaries WHERE algorithm = 'kmeans' "
+                       f"AND topic_id = {largest}")
+    assert labels["label"].tolist() == ["what people call it"] and labels["keyword_label"].iloc[0] != labels[
+        "label"].iloc[0]
+    assert store.sql(f"SELECT label FROM topics WHERE algorithm = 'kmeans' AND topic_id = {largest}")[
+        "label"].tolist() == ["what people call it"]
+    for run in ("incremental", "refit", "refit_again"):
+        metadata = runs[run].asset_materializations_for_node("kmeans_topics")[0].metadata
+        assert metadata["curated_labels"].value == 1
+        assert "999" in metadata["curation_not_applied"].value and "unknown" in metadata[
+            "curation_not_applied"].value
+    assert store.sql("SELECT count(*) AS n FROM topic_curation")["n"].iloc[0] == 2  # never written by a run
+
+
+def test_trends_count_each_day_and_add_up_to_its_sentences(days):
+    store, runs, _, _ = days
+    trends = store.sql("SELECT algorithm, period, sum(sentences) AS n FROM topic_trends GROUP BY ALL")
+    per_day = store.sql("SELECT date_trunc('day', timestamp) AS period, count(*) AS n FROM sentences GROUP BY ALL")
+    assert sorted(per_day["n"]) == [10, 150]
+    for algorithm in ALGORITHMS:
+        mine = trends[trends["algorithm"] == algorithm].merge(per_day, on="period")
+        assert len(mine) == 2 and (mine["n_x"] == mine["n_y"]).all()
+    # the day-two file's 09:30+01:00 is 08:30 UTC on 2026-11-02
+    assert store.sql("SELECT DISTINCT timestamp FROM sentences WHERE source = 'day2.csv'")["timestamp"].tolist() == [
+        pd.Timestamp("2026-11-02 08:30")]
+    metadata = runs["refit"].asset_materializations_for_node("kmeans_topics")[0].metadata
+    assert "topics_over_time" in metadata and "topic_id" in metadata["rising_topics"].value
+
+
+def test_a_damaged_curation_table_is_refused_by_name(tmp_path, embedder):
+    store = Corpus(tmp_path, embedder)
+    store.arrive("day1.csv", pd.read_csv(Path(SAMPLE_CORPUS) / "sample_corpus.csv").head(60), "2026-11-01")
+    with duckdb.connect(str(store.db)) as conn:
+        conn.execute("CREATE TABLE topic_curation (algorithm VARCHAR, topic INTEGER, name VARCHAR)")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SENTENCES_PATH", str(store.folder / "in"))
+        result = dg.materialize([*all_assets, *all_checks], resources=store.resources, raise_on_error=False,
+                                selection=["sentences", "sentence_embeddings", "kmeans_clusters", "kmeans_topics"])
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "kmeans_topics"
+    message = failure.event_specific_data.error.message
+    assert "topic_curation" in message and "topic_id BIGINT, label VARCHAR" in message
+    assert "algorithm VARCHAR, topic_id BIGINT, label VARCHAR" in message

@@ -1,0 +1,124 @@
+import numpy as np
+import pandas as pd
+
+from dagster_project.core.topic_memory import (
+    RefitPolicy,
+    assign_to_topics,
+    drift_reason,
+    match_topics,
+    refit_reason,
+    topic_shapes,
+)
+from dagster_project.core.trends import rising_topics
+
+
+def blobs(centres: list[int], sizes: list[int], dim: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors near the axes `centres`, `sizes` of each; their labels."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for label, (axis, size) in enumerate(zip(centres, sizes)):
+        points = np.eye(dim)[axis] + rng.normal(0, 0.05, (size, dim))
+        rows.append(points / np.linalg.norm(points, axis=1, keepdims=True))
+        labels += [label] * size
+    return np.vstack(rows).astype(np.float32), np.array(labels)
+
+
+def fit(ids: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"sentence_id": ids, "cluster_id": labels})
+
+
+def previous(ids: np.ndarray, topics: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"sentence_id": ids, "topic_id": topics})
+
+
+def test_a_refit_that_finds_the_same_clusters_keeps_every_topic_id_whatever_their_numbers():
+    x, labels = blobs([0, 1, 2], [30, 20, 10])
+    ids = np.arange(len(x))
+    shapes = topic_shapes(x, labels)
+    # the previous run called these topics 7, 3 and 9; the new fit numbers them 0, 1, 2
+    old = previous(ids, np.array([7, 3, 9])[labels])
+    matching = match_topics(fit(ids, labels), old, shapes, np.array([7, 3, 9]), shapes.centres, shapes.sizes, 10)
+    assert matching.topic_of_cluster == {0: 7, 1: 3, 2: 9}
+    assert matching.retired == [] and matching.events == []
+
+
+def test_a_new_group_is_born_with_an_id_never_used_and_a_vanished_topic_is_retired():
+    x, labels = blobs([0, 1, 2, 3], [30, 20, 10, 15])
+    ids = np.arange(len(x))
+    before = labels < 3  # topics 0..2 existed; the fourth group arrived since
+    old_shapes = topic_shapes(x[before], labels[before])
+    old = previous(ids[before], labels[before] + 100)
+    now = labels != 2  # the third group's sentences were removed
+    shapes = topic_shapes(x[now], labels[now])
+    matching = match_topics(fit(ids[now], labels[now]), old, shapes, np.array([100, 101, 102]),
+                            old_shapes.centres, old_shapes.sizes, 103)
+    assert matching.topic_of_cluster == {0: 100, 1: 101, 3: 103}
+    assert matching.retired == [102]
+    assert {(e["topic_id"], e["event"]) for e in matching.events} == {(103, "born"), (102, "retired")}
+
+
+def test_a_split_and_a_merge_are_told_apart_from_births_and_retirements():
+    x, labels = blobs([0, 1, 2], [40, 20, 20])
+    ids = np.arange(len(x))
+    # before: groups 1 and 2 were one topic (11); group 0 was topic 10
+    old_labels = np.where(labels == 0, 10, 11)
+    old_shapes = topic_shapes(x, np.where(labels == 0, 0, 1))
+    split = match_topics(fit(ids, labels), previous(ids, old_labels), topic_shapes(x, labels), np.array([10, 11]),
+                         old_shapes.centres, old_shapes.sizes, 12)
+    assert split.topic_of_cluster[0] == 10 and split.retired == []
+    [event] = split.events
+    assert event["event"] == "split_from" and event["other_topic_id"] == 11 and event["topic_id"] == 12
+    # and back: the new fit merges groups 1 and 2 again
+    merged_labels = np.where(labels == 0, 0, 1)
+    after_split = np.array([split.topic_of_cluster[c] for c in labels])
+    merge = match_topics(fit(ids, merged_labels), previous(ids, after_split), topic_shapes(x, merged_labels),
+                         np.array([10, 11, 12]), topic_shapes(x, labels).centres, np.array([40, 20, 20]), 13)
+    assert merge.topic_of_cluster[0] == 10 and len(merge.retired) == 1
+    [event] = merge.events
+    assert event["event"] == "merged_into" and event["other_topic_id"] == merge.topic_of_cluster[1]
+
+
+def test_noise_is_never_a_topic_and_clusters_without_history_are_born():
+    x, labels = blobs([0, 1], [10, 10])
+    labels[:3] = -1
+    shapes = topic_shapes(x, labels)
+    assert shapes.cluster_ids.tolist() == [0, 1] and shapes.sizes.tolist() == [7, 10]
+    empty = previous(np.array([], int), np.array([], int))
+    matching = match_topics(fit(np.arange(20), labels), empty, shapes, np.array([], int), np.zeros((0, 8)),
+                            np.array([], int), 0)
+    assert matching.topic_of_cluster == {0: 0, 1: 1}
+    assert [e["event"] for e in matching.events] == ["born", "born"]
+
+
+def test_new_sentences_go_to_the_nearest_topic_or_nowhere_beyond_its_spread():
+    x, labels = blobs([0, 1], [50, 50])
+    shapes = topic_shapes(x, labels)
+    near = np.eye(8, dtype=np.float32)[[1, 0, 0]]  # at the centres
+    far = np.eye(8, dtype=np.float32)[[5, 6]]
+    assert assign_to_topics(np.vstack([near, far]), shapes.centres, shapes.radii).tolist() == [1, 0, 0, -1, -1]
+    assert assign_to_topics(near, np.zeros((0, 8)), np.zeros(0)).tolist() == [-1] * 3
+
+
+def test_refit_rules():
+    policy = RefitPolicy()
+    last = {"model_key": "m", "params": {"k": 3}, "details": {"memory": {}}}
+    assert refit_reason(policy, last, {"k": 3}, "m") is None
+    assert refit_reason(RefitPolicy(refit=True), last, {"k": 3}, "m").startswith("asked")
+    assert refit_reason(policy, None, {"k": 3}, "m") == "first fit"
+    assert "parameters" in refit_reason(policy, last, {"k": 4}, "m")
+    assert "model changed" in refit_reason(policy, last, {"k": 3}, "other")
+    assert "failed" in refit_reason(policy, {**last, "details": {"failed": "x"}}, {"k": 3}, "m")
+    memory = {"fitted_sentences": 100, "added": 10, "removed": 0, "unassigned": 1}
+    assert drift_reason(policy, memory) is None
+    assert "30%" in drift_reason(policy, {**memory, "added": 20, "removed": 10})
+    assert "fit no topic" in drift_reason(policy, {**memory, "unassigned": 5})
+
+
+def test_rising_topics_compare_shares_of_the_last_two_periods():
+    days = pd.to_datetime(["2026-11-01", "2026-11-02"])
+    trends = pd.DataFrame({"topic_id": [0, 1, -1, 0, 1, 2, -1], "period": days[[0, 0, 0, 1, 1, 1, 1]],
+                           "sentences": [50, 40, 10, 20, 20, 50, 10]})
+    rising = rising_topics(trends)
+    assert rising["topic_id"].tolist()[0] == 2 and -1 not in rising["topic_id"].tolist()
+    assert round(rising.iloc[0]["change"], 1) == 50.0
+    assert rising_topics(trends[trends["period"] == days[0]]).empty
