@@ -161,7 +161,7 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
         pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
         warehouse.topic_assignments(name), shapes, active["topic_id"].to_numpy(), centres, active["size"].to_numpy(),
         warehouse.next_topic_id(name))
-    topic_ids = np.array([matching.topic_of_cluster.get(int(c), -1) for c in result.labels], dtype=np.int64)
+    topic_ids = pd.Series(result.labels).map(matching.topic_of_cluster).fillna(-1).to_numpy(dtype=np.int64)
     changes = pd.Series([e["event"] for e in matching.events], dtype=object).value_counts().to_dict()
     memory = {"fitted_at": str(now), "fitted_sentences": len(frame), "added": 0, "removed": 0, "unassigned": 0}
     details = {**result.details, "mode": "fitted", "refit_reason": reason, "memory": memory,
