@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 
-def project_2d(embeddings: np.ndarray, method: str = "auto", fit_sample: int = 20_000, seed: int = 0) -> tuple[np.ndarray, str]:
+def project_2d(embeddings: np.ndarray, method: str = "auto", fit_sample: int = 20_000,
+               seed: int = 0) -> tuple[np.ndarray, str]:
     """(n x 2 coordinates, method used). `auto` uses UMAP when umap-learn is installed, else PCA.
     Large corpora are fitted on a sample of `fit_sample` rows and the fit applied to all."""
     n = len(embeddings)
@@ -30,3 +31,21 @@ def project_2d(embeddings: np.ndarray, method: str = "auto", fit_sample: int = 2
     else:
         raise ValueError(f"projection method '{method}' is not one of auto, umap, pca")
     return model.transform(embeddings).astype(np.float32), method
+
+
+def place_near_neighbours(new: np.ndarray, reference: np.ndarray, reference_xy: np.ndarray,
+                          neighbours: int = 10) -> np.ndarray:
+    """Map coordinates for `new` embeddings without projecting again: the similarity-weighted mean position of
+    each one's most cosine-similar `reference` rows (unit vectors, already on the map at `reference_xy`), which is
+    where UMAP's own transform starts a new point."""
+    if not len(new):
+        return np.zeros((0, 2), dtype=np.float32)
+    k = min(neighbours, len(reference))
+    out = np.empty((len(new), 2), dtype=np.float32)
+    for start in range(0, len(new), 4096):
+        scores = np.asarray(new[start:start + 4096], np.float32) @ np.asarray(reference, np.float32).T
+        nearest = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        weights = np.maximum(np.take_along_axis(scores, nearest, axis=1), 1e-6)
+        out[start:start + 4096] = (weights[:, :, None] * reference_xy[nearest]).sum(axis=1) / weights.sum(
+            axis=1, keepdims=True)
+    return out

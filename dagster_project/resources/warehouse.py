@@ -67,6 +67,8 @@ ALTER TABLE sentences ADD COLUMN IF NOT EXISTS timestamp TIMESTAMP;
 ALTER TABLE cluster_assignments ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS keyword_label VARCHAR;
+ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS model_key VARCHAR;
+ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS placed BOOLEAN;
 """
 
 CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"}
@@ -456,6 +458,34 @@ class DuckDBWarehouse(DuckDBResource):
             raise ValueError(f"'{table}' is not an append-only table")
         with self.transaction() as conn:
             self._append(conn, table, frame)
+
+    def map_state(self) -> dict[str, Any]:
+        """How `sentence_map` stands against the cluster window: sentences on it, sentences not yet on it (new),
+        points of sentences gone (stale), points placed beside neighbours rather than projected, and the methods and
+        model keys of its points."""
+        window, params = self.window_scope()
+        row = self.query(
+            f"""SELECT
+                 (SELECT count(*) FROM sentences s WHERE {window}
+                  AND s.sentence_id IN (SELECT sentence_id FROM sentence_map)) AS mapped,
+                 (SELECT count(*) FROM sentences s WHERE {window}
+                  AND s.sentence_id NOT IN (SELECT sentence_id FROM sentence_map)) AS new,
+                 (SELECT count(*) FROM sentence_map WHERE sentence_id NOT IN
+                  (SELECT s.sentence_id FROM sentences s WHERE {window})) AS stale,
+                 (SELECT count(*) FROM sentence_map WHERE placed) AS placed,
+                 (SELECT list(DISTINCT method) FROM sentence_map) AS methods,
+                 (SELECT list(DISTINCT model_key) FROM sentence_map) AS models""", [*params, *params, *params]).iloc[0]
+        lists = {key: [] if row[key] is None or row[key] is pd.NA else list(row[key]) for key in ("methods", "models")}
+        return {**{key: int(row[key]) for key in ("mapped", "new", "stale", "placed")}, **lists}
+
+    def update_map(self, points: pd.DataFrame) -> None:
+        """Add `points` (sentence_id, x, y, method, model_key, placed) to `sentence_map` and drop the points of
+        sentences no longer in the cluster window, in one transaction."""
+        window, params = self.window_scope()
+        with self.transaction() as conn:
+            conn.execute(f"""DELETE FROM sentence_map WHERE sentence_id NOT IN
+                             (SELECT s.sentence_id FROM sentences s WHERE {window})""", params)
+            self._append(conn, "sentence_map", points)
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         if table != "sentence_map":

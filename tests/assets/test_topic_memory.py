@@ -14,7 +14,8 @@ from dagster_project.resources import DuckDBWarehouse
 
 ALGORITHMS = ["kmeans", "louvain", "hdbscan"]
 FIXED = {"kmeans": {"n_clusters": 8}}  # k fixed: a re-fit after growth tests the warm start and the id matching
-SELECTION = ["sentences", "sentence_embeddings", *(f"{a}_{s}" for a in ALGORITHMS for s in ("clusters", "topics"))]
+SELECTION = ["sentences", "sentence_embeddings", "sentence_map",
+             *(f"{a}_{s}" for a in ALGORITHMS for s in ("clusters", "topics"))]
 
 
 class Corpus:
@@ -88,6 +89,11 @@ def test_an_incremental_run_assigns_the_new_sentences_and_changes_no_topic_id(da
     assert len(placed) == (new["topic_id"] >= 0).sum() > 0  # every assigned one went to a topic of day one
     metadata = runs["incremental"].asset_materializations_for_node("kmeans_clusters")[0].metadata
     assert metadata["new_sentences"].value == 10 and "no refit condition met" in metadata["why"].value
+    # the map places the new sentences beside their neighbours instead of projecting all again
+    drawn = runs["incremental"].asset_materializations_for_node("sentence_map")[0].metadata
+    assert drawn["status"].value.startswith("new sentences placed") and drawn["placed"].value == 10
+    placed = store.sql("SELECT count(*) AS n, count(*) FILTER (placed) AS placed FROM sentence_map").iloc[0]
+    assert (placed["n"], placed["placed"]) == (160, 10)
     # the topic summaries' sizes follow the assignments
     sizes = store.sql("""SELECT t.algorithm, t.topic_id, t.size, count(a.sentence_id) AS assigned
                          FROM topic_summaries t LEFT JOIN cluster_assignments a USING (algorithm, topic_id)

@@ -122,3 +122,13 @@ def test_rising_topics_compare_shares_of_the_last_two_periods():
     assert rising["topic_id"].tolist()[0] == 2 and -1 not in rising["topic_id"].tolist()
     assert round(rising.iloc[0]["change"], 1) == 50.0
     assert rising_topics(trends[trends["period"] == days[0]]).empty
+
+
+def test_a_new_sentence_lands_among_its_most_similar_sentences_on_the_map():
+    from dagster_project.core.projection import place_near_neighbours
+
+    x, labels = blobs([0, 1], [20, 20])
+    xy = np.where(labels[:, None] == 0, [0.0, 0.0], [10.0, 10.0]).astype(np.float32)
+    new = np.eye(8, dtype=np.float32)[[1, 0]]
+    placed = place_near_neighbours(new, x, xy, neighbours=5)
+    assert np.allclose(placed, [[10, 10], [0, 0]]) and place_near_neighbours(new[:0], x, xy).shape == (0, 2)
