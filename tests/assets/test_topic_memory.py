@@ -163,3 +163,24 @@ def test_a_damaged_curation_table_is_refused_by_name(tmp_path, embedder):
     message = failure.event_specific_data.error.message
     assert "topic_curation" in message and "topic_id BIGINT, label VARCHAR" in message
     assert "algorithm VARCHAR, topic_id BIGINT, label VARCHAR" in message
+
+
+def test_sentences_of_a_new_subject_fit_no_topic_and_are_born_as_one_at_the_refit_they_cause(tmp_path, embedder):
+    corpus = pd.read_csv(Path(SAMPLE_CORPUS) / "sample_corpus.csv")
+    store = Corpus(tmp_path, embedder)
+    store.arrive("day1.csv", corpus[corpus["label"] != "astronomy"], "2026-11-01")
+    store.run()
+    store.arrive("day2.csv", corpus[corpus["label"] == "astronomy"], "2026-11-02")
+    second = store.run()
+    for algorithm in ("kmeans", "louvain"):
+        metadata = second.asset_materializations_for_node(f"{algorithm}_clusters")[0].metadata
+        assert metadata["status"].value == "fitted" and "fit no topic" in metadata["why"].value
+    born = store.sql("""SELECT e.algorithm, e.topic_id, avg((s.label = 'astronomy')::INT) AS astronomy, count(*) AS n
+                        FROM topic_events e JOIN cluster_assignments a USING (algorithm, topic_id)
+                        JOIN sentences s USING (sentence_id)
+                        WHERE e.event IN ('born', 'split_from') AND e.materialized_at > (
+                            SELECT min(materialized_at) FROM topic_events x WHERE x.algorithm = e.algorithm)
+                        GROUP BY ALL""")
+    # Louvain's communities follow the graph: the new subject is born as a topic of its own (k-means here has k
+    # fixed at 8, so its re-fit spreads the new subject over the clusters it has)
+    assert ((born["algorithm"] == "louvain") & (born["astronomy"] >= 0.8) & (born["n"] >= 15)).any(), born
