@@ -508,7 +508,7 @@ class DuckDBWarehouse(DuckDBResource):
     def _append(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
         frame = frame.copy()
         for column in frame.columns:
-            if frame[column].map(lambda v: isinstance(v, dict)).any():
+            if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, dict)).any():
                 frame[column] = frame[column].map(lambda v: json.dumps(v, default=str))
         conn.register("frame_rows", frame)
         columns = ", ".join(f'"{c}"' for c in frame.columns)
