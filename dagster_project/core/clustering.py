@@ -64,7 +64,7 @@ ONE_START_ABOVE_K = 50  # while choosing k, fits above this k start once
 
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int, int], Any], k_min: int, k_max: int, sample_size: int,
-    seed: int, tolerance: float = 0.02, device: str = "cpu", starts: int = SEARCH_STARTS,
+    seed: int, tolerance: float = 0.02, device: str = "cpu", starts: int = SEARCH_STARTS, previous: int | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then five points between
     the best grid point's neighbours). Silhouette curves of sentence embeddings often rise to a plateau on which
@@ -72,7 +72,8 @@ def choose_k(
     the plateau. `make_estimator(k, n_init)` gets `starts` up to k = 50, where one poor start moves the
     silhouette enough to change the choice, and one above, where the silhouette averages over many
     clusters (the large k are most of the search's cost). At most one cluster per 10 sampled sentences.
-    Inertia per k is kept for an elbow plot."""
+    Inertia per k is kept for an elbow plot. With `previous` (the k of the last fit) that k is scored too and
+    kept when it is on the plateau, so that a re-fit of a grown corpus keeps its topics' granularity."""
     sample = embeddings[_sample(len(embeddings), sample_size, seed)]
     k_max = min(k_max, max(2, len(sample) // 10), len(sample) - 1, len(np.unique(sample, axis=0)))
     if k_max < 2:
@@ -98,9 +99,14 @@ def choose_k(
     low, high = grid[max(0, position - 1)], grid[min(len(grid) - 1, position + 1)]
     for k in sorted(set(np.linspace(low, high, num=min(5, high - low + 1)).round().astype(int).tolist())):
         evaluate(k)
+    if previous is not None and k_min <= previous <= k_max:
+        evaluate(previous)
     top = max(scores.values())
-    best = min(k for k, v in scores.items() if v >= top - tolerance * abs(top))
+    plateau = [k for k, v in scores.items() if v >= top - tolerance * abs(top)]
+    best = previous if previous in plateau else min(plateau)
     return best, {
+        **({"k_previous": f"{previous}: {'kept (on the plateau)' if best == previous else 'off the plateau'}"}
+           if previous is not None else {}),
         "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}] "
                        f"({starts} k-means starts up to k={ONE_START_ABOVE_K}, one above); "
                        f"the smallest k within {tolerance:.0%} of the best silhouette",
@@ -126,15 +132,16 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
                    device: str = "cpu", search_starts: int = SEARCH_STARTS,
                    warm: Callable[[np.ndarray], Any] | None = None,
                    init: np.ndarray | None = None) -> ClusteringResult:
-    """k-means at k (chosen by silhouette when None); with `init` (the previous topics' centres) and a `warm`
-    estimator, also a fit started from them, kept unless its inertia is WARM_START_SLACK worse than the cold fit's,
+    """k-means at k (chosen by silhouette when None, the previous topics' count kept when on the plateau); with
+    `init` (the previous topics' centres) and a `warm` estimator, also a fit started from them, kept unless its inertia is WARM_START_SLACK worse than the cold fit's,
     so that a re-fit of a grown corpus finds the topics it had."""
     n = len(embeddings)
     details: dict[str, Any] = {}
     if n_clusters is None:
         started = time.perf_counter()
         n_clusters, details = choose_k(embeddings, make, params.k_min, params.k_max, params.sample_size, params.seed,
-                                       params.silhouette_tolerance, device, search_starts)
+                                       params.silhouette_tolerance, device, search_starts,
+                                       previous=len(init) if init is not None and len(init) else None)
         details["k_selection_seconds"] = round(time.perf_counter() - started, 3)
     elif n_clusters > n:
         details["k_capped"] = f"n_clusters={n_clusters} > {n} sentences; used {n}"

@@ -78,6 +78,18 @@ def test_kmeans_choice_records_silhouette_and_inertia_per_k():
     assert details["k_selection_seconds"] > 0
 
 
+def test_a_refit_keeps_the_previous_k_when_it_is_on_the_plateau_and_starts_from_the_previous_centres():
+    x, truth = three_groups(sizes=(40, 35, 30))
+    params = KMeansParams(k_max=6, silhouette_tolerance=1.0)  # every k with a positive silhouette is on it
+    previous = np.eye(8, dtype=np.float32)[[0, 1, 2, 3]]
+    result = ALGORITHMS["kmeans"].fit(x, params, "cpu", init=previous)
+    assert result.details["n_clusters"] == 4 and result.details["k_previous"].startswith("4: kept")
+    assert result.details["warm_start"].startswith(("kept", "dropped"))
+    strict = ALGORITHMS["kmeans"].fit(x, KMeansParams(k_max=6), "cpu", init=previous[:2])
+    assert strict.details["n_clusters"] == 3 and "off the plateau" in strict.details["k_previous"]
+    assert normalized_mutual_info_score(truth, strict.labels) == 1.0
+
+
 def test_community_detection_automatic_threshold_covers_most_and_never_mixes_groups():
     x, truth = three_groups()
     result = run_clustering("community_detection", x, CommunityParams(min_community_size=5))
