@@ -15,11 +15,17 @@ from dagster_project.resources import DuckDBWarehouse
 
 CONTRACT = {
     "sentences": {"sentence_id": "BIGINT", "text": "VARCHAR", "text_hash": "VARCHAR", "source": "VARCHAR",
-                  "label": "VARCHAR", "ingested_at": "TIMESTAMP"},
+                  "label": "VARCHAR", "ingested_at": "TIMESTAMP", "timestamp": "TIMESTAMP"},
     "embedding_cache": {"model_key": "VARCHAR", "text_hash": "VARCHAR", "embedding": "FLOAT[]"},
-    "cluster_assignments": {"algorithm": "VARCHAR", "sentence_id": "BIGINT", "cluster_id": "INTEGER"},
-    "topic_summaries": {"algorithm": "VARCHAR", "cluster_id": "INTEGER", "size": "INTEGER", "label": "VARCHAR",
-                        "keywords": "VARCHAR[]", "representative_sentences": "VARCHAR[]"},
+    "cluster_assignments": {"algorithm": "VARCHAR", "sentence_id": "BIGINT", "cluster_id": "INTEGER",
+                            "topic_id": "BIGINT"},
+    "topic_summaries": {"algorithm": "VARCHAR", "cluster_id": "INTEGER", "topic_id": "BIGINT", "size": "INTEGER",
+                        "label": "VARCHAR", "keywords": "VARCHAR[]", "representative_sentences": "VARCHAR[]"},
+    "topics": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR", "status": "VARCHAR",
+               "first_seen": "TIMESTAMP", "last_seen": "TIMESTAMP", "size": "INTEGER", "centroid": "FLOAT[]"},
+    "topic_events": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "materialized_at": "TIMESTAMP", "event": "VARCHAR"},
+    "topic_trends": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "period": "TIMESTAMP", "sentences": "INTEGER"},
+    "topic_curation": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"},
     "clustering_metrics": {"algorithm": "VARCHAR", "params": "JSON", "n_sentences": "INTEGER",
                            "n_clusters": "INTEGER", "noise_fraction": "DOUBLE", "silhouette": "DOUBLE",
                            "davies_bouldin": "DOUBLE", "calinski_harabasz": "DOUBLE", "nmi": "DOUBLE",
@@ -107,7 +113,7 @@ def test_metadata_reports_counts_timings_and_topics(first_run):
     assert embedded["new_texts"] == 160 and embedded["cached_texts"] == 0 and embedded["sentences_per_second"] > 0
     assert embedded["device"] == "cpu" and "all-MiniLM-L6-v2" in embedded["model_key"]
     topics = metadata(result, "kmeans_topics")
-    assert "| cluster | size | label |" in topics["top_topics"]
+    assert "| topic_id | size | label |" in topics["top_topics"]
     for picture in ("topic_map", "top_topics_chart", "topic_hierarchy"):
         assert topics[picture].startswith("![") and "data:image/png;base64," in topics[picture]
     clusters = metadata(result, "kmeans_clusters")
