@@ -12,7 +12,15 @@ import pydantic
 
 from ..core.clustering import ALGORITHMS, Algorithm, ClusteringResult
 from ..core.plots import hierarchy_png, k_selection_png, markdown_image, top_topics_png, topic_map_png, trends_png
-from ..core.topic_memory import RefitPolicy, assign_to_topics, drift_reason, match_topics, refit_reason, topic_shapes
+from ..core.topic_memory import (
+    RefitPolicy,
+    assign_to_topics,
+    drift_reason,
+    match_topics,
+    refit_reason,
+    topic_means,
+    topic_shapes,
+)
 from ..core.topics import summarize_topics, topic_hierarchy
 from ..core.trends import rising_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
@@ -140,8 +148,10 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     frame, embeddings = warehouse.load_embeddings(model_key)
     registry = warehouse.topic_registry(name)
     active, centres = active_topics(registry, embeddings.shape[1])
-    warm = ({"init": centres[np.argsort(-active["size"].to_numpy(), kind="stable")]}
-            if algorithm.warm_start and len(active) and centres.shape[1] == embeddings.shape[1] else {})
+    previous = warehouse.topic_assignments(name)
+    before = frame[["sentence_id"]].merge(previous, on="sentence_id", how="left")["topic_id"]
+    warm = ({"init": topic_means(embeddings, before.fillna(-1).to_numpy(dtype=np.int64))}
+            if algorithm.warm_start and (before >= 0).any() else {})
     started = time.perf_counter()
     try:
         result = algorithm.fit(embeddings, params, embedder.compute_device, **warm)
@@ -158,8 +168,7 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     now = pd.Timestamp.now()
     shapes = topic_shapes(embeddings, result.labels)
     matching = match_topics(
-        pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}),
-        warehouse.topic_assignments(name), shapes, active["topic_id"].to_numpy(), centres, active["size"].to_numpy(),
+        pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}), previous, shapes, active["topic_id"].to_numpy(), centres, active["size"].to_numpy(),
         warehouse.next_topic_id(name))
     topic_ids = pd.Series(result.labels).map(matching.topic_of_cluster).fillna(-1).to_numpy(dtype=np.int64)
     changes = pd.Series([e["event"] for e in matching.events], dtype=object).value_counts().to_dict()

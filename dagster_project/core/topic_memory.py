@@ -37,6 +37,16 @@ def topic_shapes(embeddings: np.ndarray, labels: np.ndarray, quantile: float = S
     return TopicShapes(ids, centres.astype(np.float32), radii, sizes)
 
 
+def topic_means(embeddings: np.ndarray, topic_ids: np.ndarray) -> np.ndarray:
+    """The plain mean embedding of each topic (ids >= 0), largest topic first: where a k-means re-fit starts so
+    that, on an unchanged corpus, its first step gives back the previous partition."""
+    kept = topic_ids >= 0
+    ids, inverse, counts = np.unique(topic_ids[kept], return_inverse=True, return_counts=True)
+    sums = np.zeros((len(ids), embeddings.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, embeddings[kept])
+    return (sums / np.maximum(counts, 1)[:, None])[np.argsort(-counts, kind="stable")].astype(np.float32)
+
+
 def assign_to_topics(embeddings: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """The index of each row's most cosine-similar topic centre, or -1 when it lies farther from that centre than
     the topic's own radius (unassigned)."""
