@@ -7,11 +7,17 @@ import numpy as np
 ASSIGN_CHUNK = 65_536  # rows scored at a time: memory is one chunk of scores, whatever the corpus
 
 
-def centroids(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster ids >= 0, their normalized mean embeddings)."""
+def label_means(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids >= 0, their plain mean embeddings)."""
     ids = np.unique(labels[labels >= 0])
     means = (np.stack([embeddings[labels == c].mean(axis=0) for c in ids]) if len(ids)
              else np.zeros((0, embeddings.shape[1]), dtype=np.float32))
+    return ids, means
+
+
+def centroids(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids >= 0, their normalized mean embeddings)."""
+    ids, means = label_means(embeddings, labels)
     return ids, means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
 
 

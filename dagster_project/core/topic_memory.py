@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from .assign import centroids, closest_centres
+from .assign import centroids, closest_centres, label_means
 
 SPREAD_QUANTILE = 0.95  # a topic's radius: this quantile of its members' cosine distance to its centre
 MIN_OVERLAP = 0.3  # Jaccard of shared sentences above which a cluster may continue a topic
@@ -40,11 +40,9 @@ def topic_shapes(embeddings: np.ndarray, labels: np.ndarray, quantile: float = S
 def topic_means(embeddings: np.ndarray, topic_ids: np.ndarray) -> np.ndarray:
     """The plain mean embedding of each topic (ids >= 0), largest topic first: where a k-means re-fit starts so
     that, on an unchanged corpus, its first step gives back the previous partition."""
-    kept = topic_ids >= 0
-    ids, inverse, counts = np.unique(topic_ids[kept], return_inverse=True, return_counts=True)
-    sums = np.zeros((len(ids), embeddings.shape[1]), dtype=np.float64)
-    np.add.at(sums, inverse, embeddings[kept])
-    return (sums / np.maximum(counts, 1)[:, None])[np.argsort(-counts, kind="stable")].astype(np.float32)
+    ids, means = label_means(embeddings, topic_ids)
+    sizes = np.array([(topic_ids == t).sum() for t in ids], dtype=np.int64)
+    return means[np.argsort(-sizes, kind="stable")].astype(np.float32)
 
 
 def assign_to_topics(embeddings: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
