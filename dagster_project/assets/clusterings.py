@@ -148,7 +148,7 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     frame, embeddings = warehouse.load_embeddings(model_key)
     registry = warehouse.topic_registry(name)
     active, centres = active_topics(registry, embeddings.shape[1])
-    previous = warehouse.topic_assignments(name)
+    previous = warehouse.assignments(name)[["sentence_id", "topic_id"]]
     before = frame[["sentence_id"]].merge(previous, on="sentence_id", how="left")["topic_id"]
     warm = ({"init": topic_means(embeddings, before.fillna(-1).to_numpy(dtype=np.int64))}
             if algorithm.warm_start and (before >= 0).any() else {})

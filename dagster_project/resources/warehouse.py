@@ -235,9 +235,6 @@ class DuckDBWarehouse(DuckDBResource):
         return self.query("SELECT * EXCLUDE (algorithm) FROM topics WHERE algorithm = ? ORDER BY status, topic_id",
                           [algorithm])
 
-    def topic_assignments(self, algorithm: str) -> pd.DataFrame:
-        return self.query("SELECT sentence_id, topic_id FROM cluster_assignments WHERE algorithm = ?", [algorithm])
-
     def next_topic_id(self, algorithm: str) -> int:
         """One above every topic id `algorithm` ever gave: ids are never reused."""
         return int(self.query(
