@@ -436,12 +436,14 @@ class DuckDBWarehouse(DuckDBResource):
 
     def add_assignments(self, algorithm: str, rows: pd.DataFrame, run: pd.DataFrame) -> None:
         """An incremental run, in one transaction: drop the assignments of sentences that left the cluster window,
-        add `rows` (sentence_id, cluster_id, topic_id) for the new ones, replace the `clustering_runs` row, and
-        bring the active topics' sizes and last_seen up to date."""
+        add `rows` (sentence_id, cluster_id, topic_id) for the new ones (replacing those a concurrent run added),
+        replace the `clustering_runs` row, and bring the active topics' sizes and last_seen up to date."""
         window, params = self.window_scope()
         with self.transaction() as conn:
             conn.execute(f"""DELETE FROM cluster_assignments a WHERE a.algorithm = ? AND a.sentence_id NOT IN
                              (SELECT s.sentence_id FROM sentences s WHERE {window})""", [algorithm, *params])
+            conn.execute("DELETE FROM cluster_assignments WHERE algorithm = ? AND sentence_id IN (SELECT unnest(?))",
+                         [algorithm, rows["sentence_id"].astype("int64").tolist()])  # a concurrent run's, same fit
             self._append(conn, "cluster_assignments", rows.assign(algorithm=algorithm))
             conn.execute("DELETE FROM clustering_runs WHERE algorithm = ?", [algorithm])
             self._append(conn, "clustering_runs", run.assign(algorithm=algorithm))
@@ -481,7 +483,8 @@ class DuckDBWarehouse(DuckDBResource):
         window, params = self.window_scope()
         with self.transaction() as conn:
             conn.execute(f"""DELETE FROM sentence_map WHERE sentence_id NOT IN
-                             (SELECT s.sentence_id FROM sentences s WHERE {window})""", params)
+                             (SELECT s.sentence_id FROM sentences s WHERE {window})
+                             OR sentence_id IN (SELECT unnest(?))""", [*params, points["sentence_id"].astype("int64").tolist()])
             self._append(conn, "sentence_map", points)
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:

@@ -30,3 +30,20 @@ def test_a_removed_sentence_id_is_never_given_to_another_text(warehouse):
     warehouse.delete_source("a.txt")  # the sensor's way of removing a file
     warehouse.replace_sentences(rows("six"))
     assert ids(warehouse) == {"six": 5}
+
+
+def test_two_runs_adding_the_same_new_sentences_leave_one_assignment_and_one_point_each(warehouse):
+    """Two refreshes started together both find the same new sentences; the later write replaces the earlier."""
+    warehouse.replace_sentences(rows("one", "two", "three"))
+    new = pd.DataFrame({"sentence_id": [1, 2, 3], "cluster_id": [0, 0, 1], "topic_id": [7, 7, 8]})
+    run = pd.DataFrame({"model_key": ["m"], "n_sentences": [3], "n_clusters": [2], "seconds": [0.1],
+                        "materialized_at": [pd.Timestamp("2026-11-30")]})
+    points = pd.DataFrame({"sentence_id": [1, 2, 3], "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 2.0], "method": "pca",
+                           "model_key": "m", "placed": True})
+    for _ in range(2):
+        warehouse.add_assignments("kmeans", new, run)
+        warehouse.update_map(points)
+    assert warehouse.query("SELECT sentence_id, topic_id FROM cluster_assignments ORDER BY 1").values.tolist() == [
+        [1, 7], [2, 7], [3, 8]]
+    assert warehouse.query("SELECT count(*) AS n FROM clustering_runs")["n"][0] == 1
+    assert warehouse.query("SELECT sentence_id FROM sentence_map ORDER BY 1")["sentence_id"].tolist() == [1, 2, 3]
