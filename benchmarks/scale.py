@@ -102,7 +102,7 @@ def resumable_communities(x: np.ndarray, threshold: float, min_size: int, folder
         if start // step % 500 == 0:
             print(f"  rows {start + step:,} of {n:,} scored", file=sys.stderr, flush=True)
     began = time.perf_counter()
-    labels = communities_from_neighbours(*csr_from_pairs(pairs, n), min_size)
+    labels, _ = communities_from_neighbours(*csr_from_pairs(pairs, n), min_size)
     return labels, seconds + time.perf_counter() - began
 
 

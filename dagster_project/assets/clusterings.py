@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pydantic
 
-from ..core.clustering import ALGORITHMS, Algorithm, ClusteringResult
+from ..core.clustering import ALGORITHMS, Algorithm, ClusteringResult, PreviousFit
 from ..core.plots import hierarchy_png, k_selection_png, markdown_image, top_topics_png, topic_map_png, trends_png
 from ..core.topic_memory import (
     RefitPolicy,
@@ -141,20 +141,36 @@ def active_topics(registry: pd.DataFrame, dim: int) -> tuple[pd.DataFrame, np.nd
     return active, np.array(active["centroid"].tolist(), dtype=np.float32)
 
 
+def previous_fit(last: dict | None, params: typing.Any, model_key: str, frame: pd.DataFrame,
+                 embeddings: np.ndarray, before: np.ndarray) -> PreviousFit | None:
+    """What a re-fit starts from (`PreviousFit`): only when the last run fitted (or assigned after a fit) with
+    the same parameters and model, and some sentence of this fit had a topic."""
+    details = (last or {}).get("details") or {}
+    if (not last or "failed" in details or last.get("model_key") != model_key
+            or last.get("params") != plain(dataclasses.asdict(params)) or not (before >= 0).any()):
+        return None
+    rows = pd.Series(np.arange(len(frame)), index=frame["sentence_id"].to_numpy())
+    exemplars = rows.reindex(details.get("exemplars", [])).dropna().to_numpy(dtype=np.int64)
+    return PreviousFit(labels=before, centres=topic_means(embeddings, before), exemplars=exemplars,
+                       details=details)
+
+
 def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, params: typing.Any, reason: str,
-                  warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.MaterializeResult:
-    """Fit on every sentence of the window, then name the clusters by the previous topics' ids."""
+                  warehouse: DuckDBWarehouse, embedder: SentenceEmbedder, last: dict | None) -> dg.MaterializeResult:
+    """Fit on every sentence of the window (starting from the last fit where the algorithm can), then name the
+    clusters by the previous topics' ids."""
     name, model_key = algorithm.name, embedder.model_key
     frame, embeddings = warehouse.load_embeddings(model_key)
     registry = warehouse.topic_registry(name)
     active, centres = active_topics(registry, embeddings.shape[1])
     previous = warehouse.assignments(name)[["sentence_id", "topic_id"]]
     before = frame[["sentence_id"]].merge(previous, on="sentence_id", how="left")["topic_id"]
-    warm = ({"init": topic_means(embeddings, before.fillna(-1).to_numpy(dtype=np.int64))}
-            if algorithm.warm_start and (before >= 0).any() else {})
+    before = before.fillna(-1).to_numpy(dtype=np.int64)
+    start = previous_fit(last, params, model_key, frame, embeddings, before) if algorithm.follows_previous else None
     started = time.perf_counter()
     try:
-        result = algorithm.fit(embeddings, params, embedder.compute_device, **warm)
+        result = (algorithm.fit(embeddings, params, embedder.compute_device, previous=start) if start is not None
+                  else algorithm.fit(embeddings, params, embedder.compute_device))
     except Exception as err:  # one algorithm that cannot run must not stop the others' refresh
         failure = f"{type(err).__name__}: {err}"
         context.log.error(f"{name} could not run; its rows are cleared, the other algorithms go on. {failure}")
@@ -173,7 +189,9 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     topic_ids = pd.Series(result.labels).map(matching.topic_of_cluster).fillna(-1).to_numpy(dtype=np.int64)
     changes = pd.Series([e["event"] for e in matching.events], dtype=object).value_counts().to_dict()
     memory = {"fitted_at": str(now), "fitted_sentences": len(frame), "added": 0, "removed": 0, "unassigned": 0}
-    details = {**result.details, "mode": "fitted", "refit_reason": reason, "memory": memory,
+    exemplars = {} if result.exemplars is None else {
+        "exemplars": frame["sentence_id"].to_numpy()[result.exemplars].tolist()}
+    details = {**result.details, **exemplars, "mode": "fitted", "refit_reason": reason, "memory": memory,
                "topics": {"continued": len(shapes.cluster_ids) - changes.get("born", 0) - changes.get("split_from", 0),
                           **changes}}
     tables = clustering_tables(frame, result, model_key, params, seconds, topic_ids, details)
@@ -199,7 +217,7 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
         "topic_changes": dg.MetadataValue.json(details["topics"]),
         "seconds": round(seconds, 3),
         "params": dg.MetadataValue.json(dataclasses.asdict(params)),
-        "details": dg.MetadataValue.json(plain(details)),
+        "details": dg.MetadataValue.json(plain({k: v for k, v in details.items() if k != "exemplars"})),
         "cluster_sizes": dg.MetadataValue.md(cluster_sizes_markdown(topic_ids)),
         "model_key": model_key,
         "device": embedder.compute_device,
@@ -319,7 +337,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
             if isinstance(outcome, dg.MaterializeResult):
                 return outcome
             reason = outcome
-        return fit_and_match(context, algorithm, params, reason, warehouse, embedder)
+        return fit_and_match(context, algorithm, params, reason, warehouse, embedder, last)
 
     @dg.asset_check(asset=clusters, name="every_sentence_assigned_once")
     def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:

@@ -18,7 +18,7 @@ from sklearn.cluster import DBSCAN, HDBSCAN, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
 from .assign import assign_to_fit, closest_centres
-from .community import community_labels, kth_neighbor_similarity, neighbour_lists, top_neighbours
+from .community import communities, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
 from .torch_kmeans import TorchKMeans
 
@@ -31,10 +31,24 @@ class ClusteringError(ValueError):
 class ClusteringResult:
     labels: np.ndarray
     details: dict[str, Any] = field(default_factory=dict)
+    exemplars: np.ndarray | None = None  # the row each cluster was built around (community centres), by cluster id
 
     @property
     def n_clusters(self) -> int:
         return int(len(set(self.labels.tolist()) - {-1}))
+
+
+@dataclass(frozen=True)
+class PreviousFit:
+    """The last fit of the same algorithm, parameters and model, for a re-fit of the grown corpus to start from,
+    so that the topics it had come back where the data still hold them: each row's previous topic (-1: none, or
+    arrived since and fitting none), the topics' plain mean embeddings (largest first), the rows of the fit's
+    exemplars still present (in its cluster order) and the fit's details (its automatic choices)."""
+
+    labels: np.ndarray
+    centres: np.ndarray
+    exemplars: np.ndarray
+    details: dict[str, Any]
 
 
 def doc(text: str, default: Any = None) -> Any:
@@ -170,17 +184,22 @@ class KMeansParams:
     seed: int = doc("Random seed.", 0)
 
 
+def previous_centres(previous: PreviousFit | None) -> np.ndarray | None:
+    return previous.centres if previous is not None and len(previous.centres) else None
+
+
 def kmeans(embeddings: np.ndarray, params: KMeansParams, device: str = "cpu",
-           init: np.ndarray | None = None) -> ClusteringResult:
-    """scikit-learn's KMeans on the CPU; Lloyd with k-means++ in torch (same objective) on a GPU. `init`: the
-    previous topics' centres, tried as a start (see `_kmeans_family`)."""
+           previous: PreviousFit | None = None) -> ClusteringResult:
+    """scikit-learn's KMeans on the CPU; Lloyd with k-means++ in torch (same objective) on a GPU. `previous`:
+    its topics' centres are tried as a start and its k kept on the plateau (see `_kmeans_family`)."""
     if device == "cpu":
         make = lambda k, starts: KMeans(n_clusters=k, n_init=starts, random_state=params.seed)  # noqa: E731
     else:
         make = lambda k, starts: TorchKMeans(  # noqa: E731
             n_clusters=k, n_init=starts, random_state=params.seed, device=device)
     warm = lambda centres: KMeans(n_clusters=len(centres), init=centres, n_init=1)  # noqa: E731
-    return _kmeans_family(embeddings, params.n_clusters, params, make, device, warm=warm, init=init)
+    return _kmeans_family(embeddings, params.n_clusters, params, make, device, warm=warm,
+                          init=previous_centres(previous))
 
 
 @dataclass(frozen=True)
@@ -189,15 +208,16 @@ class MiniBatchKMeansParams(KMeansParams):
 
 
 def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, device: str = "cpu",
-                     init: np.ndarray | None = None) -> ClusteringResult:
+                     previous: PreviousFit | None = None) -> ClusteringResult:
     """scikit-learn's MiniBatchKMeans; choosing k fits three starts per k up to 50, as its noisier fits need
-    (two moved biomedical's choice from k=26 to k=8). `init`: as for `kmeans`."""
+    (two moved biomedical's choice from k=26 to k=8). `previous`: as for `kmeans`."""
     make = lambda k, starts: MiniBatchKMeans(  # noqa: E731
         n_clusters=k, batch_size=params.batch_size, n_init=starts, random_state=params.seed
     )
     warm = lambda centres: MiniBatchKMeans(  # noqa: E731
         n_clusters=len(centres), init=centres, n_init=1, batch_size=params.batch_size, random_state=params.seed)
-    return _kmeans_family(embeddings, params.n_clusters, params, make, device, search_starts=3, warm=warm, init=init)
+    return _kmeans_family(embeddings, params.n_clusters, params, make, device, search_starts=3, warm=warm,
+                          init=previous_centres(previous))
 
 
 @dataclass(frozen=True)
@@ -218,10 +238,41 @@ def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu") -> c
     return graph.maximum(graph.T).tocsr()
 
 
-def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu") -> ClusteringResult:
+def communities_from(graph: csr_matrix, start: np.ndarray, resolution: float, seed: int = 0) -> np.ndarray:
+    """Modularity communities of `graph` at `resolution` found by the Leiden algorithm (leidenalg) starting from
+    the partition `start` rather than from singletons: the same objective as Louvain, reached from where the
+    previous fit left it. Rows at -1 start in the Louvain communities they form among themselves, so that a new
+    subject starts as one group. (scikit-network's Louvain cannot start from a partition, and leidenalg's
+    Louvain mode crashes.)"""
+    import igraph
+    import leidenalg
+    from sknetwork.clustering import Louvain
+
+    upper = csr_matrix(graph).tocoo()
+    keep = upper.row < upper.col
+    alone = np.flatnonzero(start < 0)
+    membership = np.asarray(start, dtype=np.int64).copy()
+    among = csr_matrix(graph)[alone][:, alone]
+    groups = (Louvain(resolution=resolution, return_probs=False, return_aggregate=False).fit_predict(among)
+              if among.nnz else np.arange(len(alone)))
+    membership[alone] = membership.max(initial=-1) + 1 + groups
+    membership = np.unique(membership, return_inverse=True)[1]
+    network = igraph.Graph(n=graph.shape[0], edges=np.column_stack([upper.row[keep], upper.col[keep]]).tolist())
+    partition = leidenalg.RBConfigurationVertexPartition(
+        network, weights=upper.data[keep].tolist(), resolution_parameter=resolution,
+        initial_membership=membership.tolist())
+    optimiser = leidenalg.Optimiser()
+    optimiser.set_rng_seed(seed)
+    optimiser.optimise_partition(partition, n_iterations=-1)
+    return np.asarray(partition.membership, dtype=np.int64)
+
+
+def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu",
+            previous: PreviousFit | None = None) -> ClusteringResult:
     """Louvain communities (modularity) of the k-nearest-neighbour graph: the number of clusters follows from
     the graph, every sentence is assigned. Deterministic: nodes are visited in corpus order. (scikit-network's
-    Leiden gives different communities from run to run under the same seed; its Louvain does not.)"""
+    Leiden gives different communities from run to run under the same seed; its Louvain does not.) With
+    `previous`, the same modularity is optimised from the previous communities (`communities_from`)."""
     from sknetwork.clustering import Louvain, get_modularity
 
     n = len(embeddings)
@@ -236,9 +287,12 @@ def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu") 
     if graph.nnz == 0:
         return ClusteringResult(np.arange(n, dtype=np.int64),
                                 {"note": "no two sentences have a positive cosine similarity; each is its own cluster"})
-    labels = Louvain(resolution=params.resolution, return_probs=False, return_aggregate=False).fit_predict(graph)
+    warm = previous is not None and bool((previous.labels >= 0).any())
+    labels = (communities_from(graph, previous.labels, params.resolution) if warm else
+              Louvain(resolution=params.resolution, return_probs=False, return_aggregate=False).fit_predict(graph))
     details = {"n_neighbors": neighbours, "resolution": params.resolution, "graph_edges": int(graph.nnz // 2),
-               "modularity": round(float(get_modularity(graph, labels, resolution=params.resolution)), 4)}
+               "modularity": round(float(get_modularity(graph, labels, resolution=params.resolution)), 4),
+               **({"started_from": "the previous communities (Leiden, leidenalg)"} if warm else {})}
     return ClusteringResult(relabel_by_size(labels), details)
 
 
@@ -370,20 +424,40 @@ class CommunityParams:
     seed: int = doc("Random seed of the sample.", 0)
 
 
-def community_detection(embeddings: np.ndarray, params: CommunityParams, device: str = "cpu") -> ClusteringResult:
+COVERAGE_SLACK = 0.05  # a re-fit keeps the previous automatic threshold while it assigns this close to the target
+
+
+def community_detection(embeddings: np.ndarray, params: CommunityParams, device: str = "cpu",
+                        previous: PreviousFit | None = None) -> ClusteringResult:
+    """Communities as sentence-transformers finds them (`core/community.py`). With `previous`, its community
+    centres are tried first and its automatic threshold kept while it assigns within COVERAGE_SLACK of
+    target_coverage, so that a re-fit of a grown corpus finds the communities it had."""
     n = len(embeddings)
     min_size = max(1, min(params.min_community_size, n))
     details: dict[str, Any] = {"min_community_size": min_size}
+    first = previous.exemplars if previous is not None else None
     if params.threshold is not None:
         details["threshold"] = round(float(params.threshold), 4)
-        return ClusteringResult(community_labels(embeddings, params.threshold, min_size, device=device), details)
+        labels, centres = communities(embeddings, params.threshold, min_size, first, device=device)
+        return ClusteringResult(labels, details, centres)
+    kept = previous.details.get("threshold") if previous is not None else None
+    if kept is not None:
+        labels, centres = communities(embeddings, kept, min_size, first, device=device)
+        assigned = float(np.mean(labels >= 0))
+        if assigned >= params.target_coverage - COVERAGE_SLACK:
+            return ClusteringResult(labels, {
+                **details, "threshold": kept, "threshold_selection": (
+                    f"kept from the previous fit: it assigns {assigned:.1%} (target_coverage "
+                    f"{params.target_coverage:.0%}, less {COVERAGE_SLACK:.0%}); its communities' centres tried first")},
+                centres)
+        details["previous_threshold"] = f"{kept}: assigns {assigned:.1%}, chosen again"
     # Communities are disjoint, so some sentences with enough neighbours still end up in none: when the
     # assigned share falls short of the target, aim the neighbour coverage past the shortfall and retry
     # (at most three fits in all).
     coverage, attempts = params.target_coverage, []
     for _ in range(3):
         threshold, how = coverage_similarity(embeddings, min_size, coverage, params.sample_size, params.seed, device)
-        labels = community_labels(embeddings, threshold, min_size, device=device)
+        labels, centres = communities(embeddings, threshold, min_size, first, device=device)
         assigned = float(np.mean(labels >= 0))
         attempts.append({"threshold": round(threshold, 4), "neighbour_coverage": round(coverage, 4),
                          "assigned": round(assigned, 4)})
@@ -391,7 +465,7 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
             break
         coverage = min(0.995, coverage + 2 * (params.target_coverage - assigned))
     details.update(threshold=round(float(threshold), 4), threshold_selection=how, threshold_attempts=attempts)
-    return ClusteringResult(labels, details)
+    return ClusteringResult(labels, details, centres)
 
 
 REDUCTIONS = ("none", "pca", "umap")
@@ -491,23 +565,25 @@ class Algorithm:
     fit: Callable[[np.ndarray, Any, str], ClusteringResult]
     params: type
     description: str
-    warm_start: bool = False  # its fit takes `init`: the previous topics' centres
+    follows_previous: bool = False  # its fit takes `previous` (a PreviousFit) on a re-fit
 
 
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in [
         Algorithm("kmeans", kmeans, KMeansParams,
-                  "k-means; k fixed, or chosen by cosine silhouette on a sample.", warm_start=True),
+                  "k-means; k fixed, or chosen by cosine silhouette on a sample.", follows_previous=True),
         Algorithm("minibatch_kmeans", minibatch_kmeans, MiniBatchKMeansParams,
-                  "Mini-batch k-means for large corpora; k fixed or chosen by silhouette.", warm_start=True),
+                  "Mini-batch k-means for large corpora; k fixed or chosen by silhouette.", follows_previous=True),
         Algorithm("agglomerative", agglomerative, AgglomerativeParams,
                   "Agglomerative clustering (Ward) cut at a distance threshold, by default the cut with the best "
                   "silhouette below the number of Louvain communities; quadratic memory."),
         Algorithm("community_detection", community_detection, CommunityParams,
-                  "Fast community detection: cosine threshold and minimum community size; -1 = in no community."),
+                  "Fast community detection: cosine threshold and minimum community size; -1 = in no community.",
+                  follows_previous=True),
         Algorithm("louvain", louvain, LouvainParams,
-                  "Louvain communities of the k-nearest-neighbour graph; k follows from the graph, no noise."),
+                  "Louvain communities of the k-nearest-neighbour graph; k follows from the graph, no noise.",
+                  follows_previous=True),
         Algorithm("hdbscan", hdbscan, HDBSCANParams,
                   "HDBSCAN on a PCA (or UMAP) reduction; k unknown, -1 = noise."),
         Algorithm("dbscan", dbscan, DBSCANParams,

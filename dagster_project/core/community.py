@@ -63,16 +63,22 @@ def neighbour_lists(
     return csr_from_pairs([block_pairs(x, start, min(n, start + step), threshold) for start in range(0, n, step)], n)
 
 
-def communities_from_neighbours(indptr: np.ndarray, indices: np.ndarray, min_size: int) -> np.ndarray:
-    """Label per row from its neighbour lists: as the reference, candidate centers (rows with at least
-    `min_size` neighbours) largest first, each taking its not yet used neighbours if at least `min_size`
-    remain; communities numbered largest first, -1 for rows in none."""
+def communities_from_neighbours(
+    indptr: np.ndarray, indices: np.ndarray, min_size: int, first: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(label per row, centre row per community) from the neighbour lists: as the reference, candidate centres
+    (rows with at least `min_size` neighbours) largest first, each taking its not yet used neighbours if at least
+    `min_size` remain; communities numbered largest first, -1 for rows in none. `first`: rows tried as centres
+    before all others, in their order (a re-fit's previous centres, so that their communities come back)."""
     n = len(indptr) - 1
     labels = np.full(n, -1, dtype=np.int64)
     counts = np.diff(indptr)
     centers = np.flatnonzero(counts >= min_size)
     centers = centers[np.argsort(-counts[centers], kind="stable")]  # ties keep row order, as the reference
-    accepted: list[np.ndarray] = []
+    if first is not None and len(first):
+        first = np.asarray(first, dtype=np.int64)
+        centers = np.concatenate([first[counts[first] >= min_size], centers])
+    accepted: list[tuple[int, np.ndarray]] = []
     used = np.zeros(n, dtype=bool)
     for center in centers:
         if used[center]:
@@ -81,12 +87,12 @@ def communities_from_neighbours(indptr: np.ndarray, indices: np.ndarray, min_siz
         free = members[~used[members]]
         if len(free) >= min_size:
             community = np.union1d(free, [center])  # the reference always keeps the center
-            accepted.append(community)
+            accepted.append((int(center), community))
             used[community] = True
-    order = sorted(range(len(accepted)), key=lambda i: len(accepted[i]), reverse=True)
-    for cluster_id, index in enumerate(order):
-        labels[accepted[index]] = cluster_id
-    return labels
+    accepted.sort(key=lambda pair: len(pair[1]), reverse=True)
+    for cluster_id, (_, community) in enumerate(accepted):
+        labels[community] = cluster_id
+    return labels, np.array([center for center, _ in accepted], dtype=np.int64)
 
 
 def community_labels(
@@ -97,10 +103,18 @@ def community_labels(
 
     `embeddings` must be L2-normalized float32 (cosine = dot product).
     """
+    return communities(embeddings, threshold, min_size, block_bytes=block_bytes, device=device)[0]
+
+
+def communities(
+    embeddings: np.ndarray, threshold: float, min_size: int, first: np.ndarray | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES, device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(label per row, centre row per community) of `community_labels`, trying the `first` rows as centres first."""
     n = len(embeddings)
     if n == 0 or n < min_size:
-        return np.full(n, -1, dtype=np.int64)
-    return communities_from_neighbours(*neighbour_lists(embeddings, threshold, block_bytes, device), min_size)
+        return np.full(n, -1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return communities_from_neighbours(*neighbour_lists(embeddings, threshold, block_bytes, device), min_size, first)
 
 
 def top_neighbours(

@@ -3,7 +3,7 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from dagster_project.core.metrics import cosine_silhouette
+from dagster_project.core.assign import assign_to_fit, nearest_centre
 from dagster_project.core.clustering import (
     ALGORITHMS,
     AgglomerativeParams,
@@ -14,13 +14,14 @@ from dagster_project.core.clustering import (
     KMeansParams,
     LouvainParams,
     MiniBatchKMeansParams,
+    PreviousFit,
     knn_graph,
     nearest_centroid,
     relabel_by_size,
     run_clustering,
     tree_memory_gb,
 )
-from dagster_project.core.assign import assign_to_fit, nearest_centre
+from dagster_project.core.metrics import cosine_silhouette
 
 
 def three_groups(sizes=(12, 10, 8), dim=8, spread=0.05, seed=0):
@@ -78,16 +79,48 @@ def test_kmeans_choice_records_silhouette_and_inertia_per_k():
     assert details["k_selection_seconds"] > 0
 
 
+def earlier(centres: np.ndarray, labels: np.ndarray | None = None, exemplars=(), **details) -> PreviousFit:
+    return PreviousFit(labels=np.zeros(0, np.int64) if labels is None else labels, centres=centres,
+                       exemplars=np.asarray(exemplars, dtype=np.int64), details=details)
+
+
 def test_a_refit_keeps_the_previous_k_when_it_is_on_the_plateau_and_starts_from_the_previous_centres():
     x, truth = three_groups(sizes=(40, 35, 30))
     params = KMeansParams(k_max=6, silhouette_tolerance=1.0)  # every k with a positive silhouette is on it
     previous = np.eye(8, dtype=np.float32)[[0, 1, 2, 3]]
-    result = ALGORITHMS["kmeans"].fit(x, params, "cpu", init=previous)
+    result = ALGORITHMS["kmeans"].fit(x, params, "cpu", previous=earlier(previous))
     assert result.details["n_clusters"] == 4 and result.details["k_previous"].startswith("4: kept")
     assert result.details["warm_start"].startswith(("kept", "dropped"))
-    strict = ALGORITHMS["kmeans"].fit(x, KMeansParams(k_max=6), "cpu", init=previous[:2])
+    strict = ALGORITHMS["kmeans"].fit(x, KMeansParams(k_max=6), "cpu", previous=earlier(previous[:2]))
     assert strict.details["n_clusters"] == 3 and "off the plateau" in strict.details["k_previous"]
     assert normalized_mutual_info_score(truth, strict.labels) == 1.0
+
+
+def test_community_detection_refit_keeps_its_threshold_and_rebuilds_around_the_previous_centres():
+    x, truth = three_groups(sizes=(40, 35, 30))
+    params = CommunityParams(min_community_size=5)
+    fresh = run_clustering("community_detection", x, params)
+    assert fresh.exemplars is not None and fresh.labels[fresh.exemplars].tolist() == list(range(fresh.n_clusters))
+    # a centre the fresh fit would not pick: a member of group 1 less central than most
+    group = np.flatnonzero(truth == 1)
+    outer = int(group[np.argsort((x[group] @ x[group].T).mean(axis=1))[len(group) // 4]])
+    assert outer not in fresh.exemplars
+    threshold = fresh.details["threshold"]
+    refit = ALGORITHMS["community_detection"].fit(
+        x, params, "cpu", previous=earlier(np.zeros((0, 8)), exemplars=[outer], threshold=threshold))
+    assert refit.details["threshold"] == threshold and refit.details["threshold_selection"].startswith("kept")
+    assert outer in refit.exemplars and (refit.labels >= 0).mean() >= 0.75
+    far = ALGORITHMS["community_detection"].fit(x, params, "cpu", previous=earlier(np.zeros((0, 8)), threshold=0.9999))
+    assert "chosen again" in far.details["previous_threshold"] and (far.labels >= 0).mean() >= 0.8
+
+
+def test_louvain_refit_starts_from_the_previous_communities():
+    x, truth = three_groups(sizes=(40, 35, 30))
+    fresh = run_clustering("louvain", x, LouvainParams())
+    start = np.where(np.arange(len(x)) % 7 == 0, -1, truth)  # some sentences arrived since and fit none
+    refit = ALGORITHMS["louvain"].fit(x, LouvainParams(), "cpu", previous=earlier(np.zeros((0, 8)), start))
+    assert refit.details["started_from"].startswith("the previous communities")
+    assert normalized_mutual_info_score(truth, refit.labels) == normalized_mutual_info_score(truth, fresh.labels) == 1.0
 
 
 def test_community_detection_automatic_threshold_covers_most_and_never_mixes_groups():
