@@ -3,11 +3,18 @@ against the reference measured in the same run: scikit-learn KMeans told the tru
 all-MiniLM-L6-v2 embeddings (normalized, as sentence-transformers encodes them).
 
     python benchmarks/quality.py [--datasets atis banking77 ...] [--algorithms kmeans hdbscan ...] [--no-bertopic]
+                                 [--no-evoc]
 
 BERTopic's default pipeline (UMAP to 5 dimensions, HDBSCAN with min_cluster_size 10; UMAP seeded for a
 repeatable table) runs on the same embeddings when `bertopic` is installed: it is a benchmark-only dependency
 (`make bench` installs it into its own environment, .venv-bench, so that its umap-learn never changes the
-product's defaults).
+product's defaults). EVoC (`evoc`, clustering made for embedding vectors) runs with its defaults when installed
+(`make bench` installs it too).
+
+Topic keywords are scored without labels: `coherence_npmi` (NPMI of every pair of each topic's top 10 keywords,
+sentences as documents) and `topic_diversity` (distinct words among all topics' keywords), both from
+`dagster_project.core.topics`, over the keywords the product's topic assets write with their defaults; for
+BERTopic over its own topic words (its default representation, top 10).
 
 Each clustering runs in a forked child process so that its peak memory (RSS above the child's start) and time
 are its own. Prints a markdown table (NMI, ARI, V-measure with noise counted as one group; clusters found; noise
@@ -30,23 +37,44 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, v_measure_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import dataset_names, embed_in_child, load_dataset, measured  # noqa: E402
-from dagster_project.core.clustering import ALGORITHMS, run_clustering  # noqa: E402
-from dagster_project.resources import SentenceEmbedder  # noqa: E402
-
 # The clustering asset resolves its device through torch before it clusters, so the search for k never pays
 # torch's import (about 1.5 s); the children forked here inherit it too. Importing starts no OpenMP threads.
 import torch  # noqa: E402, F401
 
+from benchmarks.common import dataset_names, embed_in_child, load_dataset, measured  # noqa: E402
+from dagster_project.core.clustering import ALGORITHMS, run_clustering  # noqa: E402
+from dagster_project.core.topics import coherence_npmi, summarize_topics, topic_diversity  # noqa: E402
+from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
-def bertopic_topics(x: np.ndarray, texts: list[str], seed: int = 0) -> np.ndarray:
-    """Topic per sentence (-1: outlier) of BERTopic with its default models, fed the same embeddings."""
+
+def bertopic_topics(x: np.ndarray, texts: list[str], seed: int = 0) -> tuple[np.ndarray, list[list[str]]]:
+    """Topic per sentence (-1: outlier) of BERTopic with its default models, fed the same embeddings, and each
+    topic's words (outliers left out)."""
     from bertopic import BERTopic
     from umap import UMAP
 
     umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)  # its default
-    topics, _ = BERTopic(umap_model=umap_model).fit_transform(texts, x)
-    return np.asarray(topics)
+    model = BERTopic(umap_model=umap_model)
+    topics, _ = model.fit_transform(texts, x)
+    words = [[w for w, _ in model.get_topic(t)] for t in sorted(set(topics) - {-1})]
+    return np.asarray(topics), words
+
+
+def evoc_clusters(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Cluster per sentence (-1: noise) of EVoC with its defaults (seeded)."""
+    import evoc
+
+    return np.asarray(evoc.EVoC(random_state=seed).fit_predict(x))
+
+
+def product_keywords(texts: list[str], x: np.ndarray, labels: np.ndarray) -> list[list[str]]:
+    """The keywords the topic assets write for these clusters with their defaults (noise left out)."""
+    from dagster_project.assets.clusterings import TopicConfig
+
+    config = TopicConfig()
+    summary = summarize_topics(texts, x, labels, n_keywords=config.n_keywords, ngram_range=(1, config.max_ngram),
+                               embed=SentenceEmbedder(device="cpu").encode, diversity=config.diversity)
+    return summary[summary["cluster_id"] >= 0]["keywords"].map(list).tolist()
 
 
 # The automatic defaults are chosen on these datasets and checked on the others.
@@ -59,14 +87,17 @@ def cluster(x: np.ndarray, name: str, params: object) -> tuple[np.ndarray, dict]
     if name == "reference":
         return KMeans(n_clusters=params, n_init=3, random_state=0).fit(x).labels_, {}
     if name == "bertopic":
-        return bertopic_topics(x, params), {}
+        labels, words = bertopic_topics(x, params)
+        return labels, {"keywords": words}
+    if name == "evoc":
+        return evoc_clusters(x), {}
     result = run_clustering(name, x, params)
     return result.labels, result.details
 
 
-def has_bertopic() -> bool:
+def installed(module: str) -> bool:
     try:
-        import bertopic  # noqa: F401
+        __import__(module)
     except ImportError:
         return False
     return True
@@ -77,10 +108,16 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=None, help="default: every dataset")
     parser.add_argument("--algorithms", nargs="*", default=list(ALGORITHMS))
     parser.add_argument("--no-bertopic", action="store_true", help="leave BERTopic out even when installed")
+    parser.add_argument("--no-evoc", action="store_true", help="leave EVoC out even when installed")
+    parser.add_argument("--labels-out", type=Path, default=None,
+                        help="also write every clustering's labels to DIR/<dataset>.npz (one array per algorithm)")
     args = parser.parse_args()
-    with_bertopic = not args.no_bertopic and has_bertopic()
-    if not args.no_bertopic and not with_bertopic:
-        print("bertopic is not installed: BERTopic left out (make bench installs it)", file=sys.stderr)
+    with_bertopic = not args.no_bertopic and installed("bertopic")
+    with_evoc = not args.no_evoc and installed("evoc")
+    for peer, wanted, present in (("bertopic", not args.no_bertopic, with_bertopic),
+                                  ("evoc", not args.no_evoc, with_evoc)):
+        if wanted and not present:
+            print(f"{peer} is not installed: left out (make bench installs it)", file=sys.stderr)
     embedder = SentenceEmbedder(device="cpu")
     rows = []
     for dataset in args.datasets or dataset_names():
@@ -92,7 +129,10 @@ def main() -> None:
         jobs = [("reference", "reference", true_k)]
         if with_bertopic:
             jobs.append(("BERTopic (defaults)", "bertopic", frame["text"].tolist()))
+        if with_evoc:
+            jobs.append(("EVoC (defaults)", "evoc", None))
         jobs += [(name, name, None) for name in args.algorithms]
+        found = {"truth": truth.astype(str)}
         for shown, name, params in jobs:
             result, seconds, peak = measured(cluster, x, name, params)
             row = {"dataset": dataset, "set": "tuning" if dataset in TUNING else "checking", "labels": true_k,
@@ -103,36 +143,57 @@ def main() -> None:
                 print(f"  {shown}: {note}", file=sys.stderr, flush=True)
                 continue
             labels, details = result
+            found[name] = labels
             row.update(clusters=len(set(labels.tolist()) - {-1}), noise=float((labels < 0).mean()),
                        nmi=normalized_mutual_info_score(truth, labels), ari=adjusted_rand_score(truth, labels),
                        v_measure=v_measure_score(truth, labels), note="")
+            keywords = details.get("keywords") if name == "bertopic" else measured(
+                product_keywords, frame["text"].tolist(), x, labels)[0]
+            if isinstance(keywords, Exception):
+                raise keywords
+            row.update(npmi=coherence_npmi(frame["text"].tolist(), keywords), diversity=topic_diversity(keywords))
             if params is None and name in K_CHOSEN:
                 fixed = ALGORITHMS[name].params(n_clusters=row["clusters"])
                 single = float(np.median([measured(cluster, x, name, fixed)[1] for _ in range(3)]))
                 row["cost"] = details["k_selection_seconds"] / single
             rows.append(row)
             print(f"  {shown:<22} k={row['clusters']:<5} noise={row['noise']:.2f} nmi={row['nmi']:.3f} "
+                  f"npmi={row['npmi'] or float('nan'):.3f} diversity={row['diversity'] or float('nan'):.3f} "
                   f"{seconds:.1f}s {peak:.0f}MB", file=sys.stderr, flush=True)
+        if args.labels_out:
+            args.labels_out.mkdir(parents=True, exist_ok=True)
+            np.savez(args.labels_out / f"{dataset}.npz", **found)
     table = pd.DataFrame(rows)
     reference = table[table["algorithm"] == "reference"].set_index("dataset")["nmi"]
     table["nmi_share"] = table["nmi"] / table["dataset"].map(reference)
     if "cost" not in table:
         table["cost"] = np.nan
-    print("| dataset | set | labels | algorithm | clusters | noise | NMI | ARI | V-measure | NMI / reference | seconds "
-          "| choice / fit | peak MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| dataset | set | labels | algorithm | clusters | noise | NMI | ARI | V-measure | NMI / reference | "
+          "coherence (NPMI) | diversity | seconds | choice / fit | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in table.itertuples():
         if r.note:
-            print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | refused: {r.note} | | | | | "
+            print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | refused: {r.note} | | | | | | | "
                   f"| {r.seconds:.1f} | | |")
             continue
         cost = "" if np.isnan(r.cost) else f"{r.cost:.1f}"
         print(f"| {r.dataset} | {r.set} | {r.labels} | {r.algorithm} | {int(r.clusters)} | {r.noise:.1%} "
-              f"| {r.nmi:.3f} | {r.ari:.3f} | {r.v_measure:.3f} | {r.nmi_share:.2f} | {r.seconds:.1f} | {cost} "
-              f"| {r.peak_mb:.0f} |")
+              f"| {r.nmi:.3f} | {r.ari:.3f} | {r.v_measure:.3f} | {r.nmi_share:.2f} | {plain(r.npmi)} "
+              f"| {plain(r.diversity)} | {r.seconds:.1f} | {cost} | {r.peak_mb:.0f} |")
+    peers = table[table["algorithm"] == "BERTopic (defaults)"].set_index("dataset")
+    if len(peers):
+        ours = table[~table["algorithm"].isin(["reference", "BERTopic (defaults)"]) & (table["note"] == "")]
+        versus = ours.assign(**{f"{m} >= BERTopic": ours[m] >= ours["dataset"].map(peers[m]) - 1e-9
+                                for m in ("nmi", "npmi", "diversity")})
+        print("\nDatasets (of each algorithm's) where it reaches BERTopic's NMI, coherence and diversity:")
+        print(versus.groupby("algorithm")[[c for c in versus if c.endswith(">= BERTopic")]].sum().to_string())
     print("\nMedian NMI / reference per algorithm, on the tuning and on the checking datasets:")
     print(table.pivot_table(index="algorithm", columns="set", values="nmi_share", aggfunc="median").round(3)
           .to_string())
+
+
+def plain(value: float | None) -> str:
+    return "" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
 if __name__ == "__main__":

@@ -58,7 +58,9 @@ def plain(value: typing.Any) -> typing.Any:
 
 
 class TopicConfig(dg.Config):
-    n_keywords: int = pydantic.Field(default=8, description="Keywords per topic (class-based TF-IDF).")
+    n_keywords: int = pydantic.Field(default=10, description=(
+        "Keywords per topic (class-based TF-IDF, re-ranked by similarity to the topic; the first 10 are scored by "
+        "clustering_metrics.coherence_npmi)."))
     n_representatives: int = pydantic.Field(default=3, description="Representative sentences per topic.")
     max_ngram: int = pydantic.Field(default=2, description="Longest keyword n-gram (1: single words).")
     diversity: float = pydantic.Field(
@@ -184,8 +186,8 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     now = pd.Timestamp.now()
     shapes = topic_shapes(embeddings, result.labels)
     matching = match_topics(
-        pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}), previous, shapes, active["topic_id"].to_numpy(), centres, active["size"].to_numpy(),
-        warehouse.next_topic_id(name))
+        pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}), previous, shapes,
+        active["topic_id"].to_numpy(), centres, active["size"].to_numpy(), warehouse.next_topic_id(name))
     topic_ids = pd.Series(result.labels).map(matching.topic_of_cluster).fillna(-1).to_numpy(dtype=np.int64)
     changes = pd.Series([e["event"] for e in matching.events], dtype=object).value_counts().to_dict()
     memory = {"fitted_at": str(now), "fitted_sentences": len(frame), "added": 0, "removed": 0, "unassigned": 0}
@@ -227,6 +229,26 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
                                 check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=True)])
 
 
+def exemplar_balls(details: dict, active: pd.DataFrame, centres: np.ndarray, radii: np.ndarray,
+                   warehouse: DuckDBWarehouse, model_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and radii that assign new sentences as the fit would: for a fit built around exemplars at a
+    similarity threshold (community detection), a topic's exemplar sentence and 1 - threshold, where the exemplar
+    is still stored; every other topic keeps its mean direction and spread."""
+    exemplars, threshold = details.get("exemplars"), details.get("threshold")
+    if not exemplars or threshold is None:
+        return centres, radii
+    wanted = pd.Series([exemplars[c] if 0 <= c < len(exemplars) else -1
+                        for c in active["cluster_id"].fillna(-1).astype(int)])
+    found, vectors = warehouse.load_embeddings(model_key, "s.sentence_id IN (SELECT unnest(?))",
+                                               [wanted[wanted >= 0].astype(int).tolist()])
+    row_of = pd.Series(np.arange(len(found)), index=found["sentence_id"].to_numpy())
+    centres, radii = centres.copy(), radii.copy()
+    for i, sentence_id in enumerate(wanted):
+        if sentence_id in row_of.index:
+            centres[i], radii[i] = vectors[row_of[sentence_id]], 1.0 - float(threshold)
+    return centres, radii
+
+
 def assign_new(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy, last: dict,
                warehouse: DuckDBWarehouse, model_key: str) -> dg.MaterializeResult | str:
     """Assign the sentences that arrived since the last run to the nearest active topic (or -1 beyond its
@@ -234,7 +256,10 @@ def assign_new(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy
     started = time.perf_counter()
     frame, embeddings, removed = warehouse.new_sentences(name, model_key)
     active, centres = active_topics(warehouse.topic_registry(name), embeddings.shape[1])
-    index = assign_to_topics(embeddings, centres, active["radius"].to_numpy()) if len(frame) else np.zeros(0, int)
+    radii = active["radius"].to_numpy(dtype=np.float64)
+    if len(frame):
+        centres, radii = exemplar_balls(last["details"], active, centres, radii, warehouse, model_key)
+    index = assign_to_topics(embeddings, centres, radii) if len(frame) else np.zeros(0, int)
     unassigned = int((index < 0).sum())
     memory = dict(last["details"]["memory"])
     memory.update(added=memory["added"] + len(frame), removed=memory["removed"] + removed,

@@ -9,21 +9,33 @@ from ..core.clustering import ALGORITHMS
 from ..core.metrics import clustering_metrics as compute_metrics
 from ..core.plots import hierarchy_png, trends_png
 from ..core.report import HOVER_POINTS, MAP_POINTS, render_report, stratified_sample
+from ..core.topics import coherence_npmi, topic_diversity
 from ..core.trends import rising_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .clusterings import cluster_assets, topic_assets
 
-METRIC_COLUMNS = ["n_clusters", "noise_fraction", "silhouette", "davies_bouldin", "calinski_harabasz", "nmi", "ari",
-                  "v_measure", "seconds"]
+METRIC_COLUMNS = ["n_clusters", "noise_fraction", "silhouette", "davies_bouldin", "calinski_harabasz",
+                  "coherence_npmi", "topic_diversity", "nmi", "ari", "v_measure", "seconds"]
+COHERENCE_SAMPLE = 200_000  # sentences the keywords' co-occurrence is counted in (seeded sample beyond)
 
 
-@dg.asset(deps=cluster_assets, group_name="evaluation", kinds={"scikitlearn", "duckdb"})
+def keyword_metrics(warehouse: DuckDBWarehouse, name: str, texts: list[str]) -> dict[str, float | None]:
+    """coherence_npmi (top 10 keywords) and topic_diversity (all stored keywords, up to 25) of an algorithm's
+    topics in `topic_summaries`, noise left out."""
+    keywords = warehouse.query("SELECT keywords FROM topic_summaries WHERE algorithm = ? AND cluster_id >= 0",
+                               [name])["keywords"].map(list).tolist()
+    return {"coherence_npmi": coherence_npmi(texts, keywords), "topic_diversity": topic_diversity(keywords)}
+
+
+@dg.asset(deps=[*cluster_assets, *topic_assets], group_name="evaluation", kinds={"scikitlearn", "duckdb"})
 def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
                        embedder: SentenceEmbedder) -> dg.MaterializeResult:
-    """Silhouette, Davies-Bouldin, Calinski-Harabasz of every clustering, and NMI / ARI / V-measure against the
-    input's labels when it has them. Appends one row per algorithm to `clustering_metrics` (history kept)."""
+    """Silhouette, Davies-Bouldin, Calinski-Harabasz of every clustering; the coherence (NPMI) and diversity of
+    its topics' keywords, which need no labels; and NMI / ARI / V-measure against the input's labels when it has
+    them. Appends one row per algorithm to `clustering_metrics` (history kept)."""
     model_key = embedder.model_key
     frame, embeddings = warehouse.load_embeddings(model_key)
+    texts = frame["text"].sample(min(len(frame), COHERENCE_SAMPLE), random_state=0).tolist()
     runs = warehouse.query("SELECT algorithm, params, seconds FROM clustering_runs").set_index("algorithm")
     truth = frame["label"].to_numpy(dtype=object) if frame["label"].notna().any() else None
     now = pd.Timestamp.now()
@@ -34,6 +46,7 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
             context.log.warning(f"{name}: no assignments for the current sentences; skipped")
             continue
         values = compute_metrics(embeddings, assigned["cluster_id"].to_numpy(), truth, embedder.compute_device)
+        values.update(keyword_metrics(warehouse, name, texts))
         rows.append({"algorithm": name, "model_key": model_key, "params": json.loads(runs.at[name, "params"]),
                      **values, "seconds": float(runs.at[name, "seconds"]), "materialized_at": now})
     table = pd.DataFrame(rows)

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 from sklearn.preprocessing import normalize
 
 from .assign import centroids
 
 NOISE_LABEL = "noise: sentences in no cluster"
+
+# Markup left in scraped text: tags, entities, links, and what is left of them once the punctuation was stripped
+# ("lt href http ... gt", "quot"). Removed before counting words, never from the stored sentences.
+MARKUP = re.compile(r"<[^<>]{0,300}>|&#?\w{1,10};|(?:https?://|www\.)\S+|\blt\b(?:\s+\S+){0,20}?\s+gt\b",
+                    re.IGNORECASE)
+MARKUP_WORDS = frozenset({"quot", "amp", "lt", "gt", "nbsp", "apos", "href", "http", "https", "www", "html", "htm",
+                          "aspx", "php", "com"})
+STOP_WORDS = sorted(ENGLISH_STOP_WORDS | MARKUP_WORDS)
+
+
+def keyword_text(text: str) -> str:
+    """The text that keywords are counted in: lower case, markup removed."""
+    return MARKUP.sub(" ", text.lower())
 
 
 def ctfidf_keywords(
@@ -19,13 +33,17 @@ def ctfidf_keywords(
     min_count: int = 2,
 ) -> dict[int, list[str]]:
     """Top terms per cluster by class-based TF-IDF (BERTopic): term frequency within the cluster, L1-normalized,
-    times log(1 + mean words per cluster / frequency over all clusters). English stop words are removed; n-grams
-    never span two sentences; terms seen at least `min_count` times in the cluster rank before rarer ones."""
+    times log(1 + mean words per cluster / frequency over all clusters), times log(1 + clusters / clusters using
+    the term) / log(1 + clusters), which sinks words that every topic uses (news agencies, greetings) where
+    BERTopic's `reduce_frequent_words` only dampens each term's frequency. English stop words and markup are
+    removed; n-grams never span two sentences; terms seen at least `min_count` times in the cluster rank before
+    rarer ones."""
     from scipy import sparse
 
     labels = np.asarray(labels)
     clusters, rows = np.unique(labels, return_inverse=True)
-    vectorizer = CountVectorizer(stop_words="english", ngram_range=ngram_range, token_pattern=r"(?u)\b\w\w+\b")
+    vectorizer = CountVectorizer(stop_words=STOP_WORDS, ngram_range=ngram_range, token_pattern=r"(?u)\b\w\w+\b",
+                                 preprocessor=keyword_text)
     try:
         per_sentence = vectorizer.fit_transform(texts)
     except ValueError:  # every word is a stop word
@@ -36,7 +54,9 @@ def ctfidf_keywords(
     terms = vectorizer.get_feature_names_out()
     frequency = np.asarray(counts.sum(axis=0)).ravel()
     idf = np.log(1.0 + counts.sum() / len(clusters) / frequency)
-    scores = normalize(counts, norm="l1", axis=1).multiply(idf).tocsr()
+    spread = np.log(1.0 + len(clusters) / np.bincount(counts.indices, minlength=len(terms))) / np.log(
+        1.0 + len(clusters))
+    scores = normalize(counts, norm="l1", axis=1).multiply(idf * spread).tocsr()
     keywords = {}
     for row, cluster in enumerate(clusters):
         start, end = scores.indptr[row], scores.indptr[row + 1]
@@ -69,16 +89,17 @@ def diverse_keywords(
     candidates: list[str], centre: np.ndarray, embed: Callable[[list[str]], np.ndarray], count: int,
     diversity: float = 0.5,
 ) -> list[str]:
-    """Maximal marginal relevance over keyword embeddings: each next keyword is similar to the cluster centre
-    and unlike those already picked, so near-duplicates ("engine", "engines", "car engine") do not crowd out
-    other words. Candidates come in c-TF-IDF order; the first stays first."""
+    """The c-TF-IDF candidates re-ranked by the similarity of their embedding to the cluster centre (as BERTopic's
+    KeyBERTInspired), then picked by maximal marginal relevance: each next keyword is similar to the centre and
+    unlike those already picked, so near-duplicates ("engine", "engines", "car engine") do not crowd out other
+    words. The most central candidate comes first."""
     if len(candidates) <= 1:
         return candidates[:count]
     vectors = embed(candidates)
     centre = centre / (np.linalg.norm(centre) or 1.0)
     relevance = vectors @ centre
     similarity = vectors @ vectors.T
-    picked = [0]
+    picked = [int(np.argmax(relevance))]
     while len(picked) < min(count, len(candidates)):
         rest = [i for i in range(len(candidates)) if i not in picked]
         scores = [(1 - diversity) * relevance[i] - diversity * similarity[i, picked].max() for i in rest]
@@ -154,3 +175,40 @@ def topic_hierarchy(embeddings: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
         sizes[node] = size
         rows.append({"merge_id": node, "left": left, "right": right, "distance": float(distance), "size": size})
     return pd.DataFrame(rows, columns=columns)
+
+
+def keyword_presence(texts: Sequence[str], words: Sequence[str]) -> tuple[object, dict[str, int]]:
+    """Which sentences contain which keywords (a sparse sentences x words 0/1 matrix, counted as the keywords were)
+    and each word's column."""
+    words = sorted(set(words))
+    longest = max((len(w.split()) for w in words), default=1)
+    vectorizer = CountVectorizer(vocabulary=words, ngram_range=(1, longest), binary=True, stop_words=STOP_WORDS,
+                                 token_pattern=r"(?u)\b\w\w+\b", preprocessor=keyword_text)
+    return vectorizer.transform(texts).tocsc(), {w: i for i, w in enumerate(words)}
+
+
+def coherence_npmi(texts: Sequence[str], topics: Sequence[Sequence[str]], top: int = 10) -> float | None:
+    """Mean normalized pointwise mutual information of every pair of each topic's `top` keywords, with the
+    sentences as the documents words co-occur in (the coherence of the BERTopic paper and OCTIS, whose gensim
+    `c_npmi` slides a 10-word window: for short texts, about a sentence), averaged over topics: 1 when a topic's
+    words always occur together, 0 when independently, -1 never together. None without a topic of 2 keywords."""
+    topics = [list(t)[:top] for t in topics if len(t) >= 2]
+    if not topics or not len(texts):
+        return None
+    presence, column = keyword_presence(texts, [w for t in topics for w in t])
+    n, epsilon = presence.shape[0], 1e-12
+    scores = []
+    for words in topics:
+        x = presence[:, [column[w] for w in words]]
+        together = (x.T @ x).toarray() / n
+        alone = np.diag(together)
+        i, j = np.triu_indices(len(words), k=1)
+        joint = together[i, j] + epsilon
+        scores.append(float(np.mean(np.log(joint / (alone[i] * alone[j] + epsilon)) / -np.log(joint))))
+    return float(np.mean(scores))
+
+
+def topic_diversity(topics: Sequence[Sequence[str]], top: int = 25) -> float | None:
+    """The share of distinct keywords among all topics' `top` keywords (1: no topic repeats another's words)."""
+    words = [w for t in topics for w in list(t)[:top]]
+    return len(set(words)) / len(words) if words else None

@@ -69,6 +69,8 @@ ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS keyword_label VARCHAR;
 ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS model_key VARCHAR;
 ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS placed BOOLEAN;
+ALTER TABLE clustering_metrics ADD COLUMN IF NOT EXISTS coherence_npmi DOUBLE;
+ALTER TABLE clustering_metrics ADD COLUMN IF NOT EXISTS topic_diversity DOUBLE;
 """
 
 CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"}

@@ -1,10 +1,12 @@
 """Topics that remember, through real runs on a growing corpus: ids kept by incremental runs and re-fits, curated
 labels that outlive runs, trends that add up, a damaged curation table refused."""
 
+import json
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,7 +14,7 @@ from dagster_project.assets.settings import SAMPLE_CORPUS
 from dagster_project.definitions import all_assets, all_checks
 from dagster_project.resources import DuckDBWarehouse
 
-ALGORITHMS = ["kmeans", "louvain", "hdbscan"]
+ALGORITHMS = ["kmeans", "louvain", "community_detection", "hdbscan"]
 FIXED = {"kmeans": {"n_clusters": 8}}  # k fixed: a re-fit after growth tests the warm start and the id matching
 SELECTION = ["sentences", "sentence_embeddings", "sentence_map",
              *(f"{a}_{s}" for a in ALGORITHMS for s in ("clusters", "topics"))]
@@ -101,6 +103,27 @@ def test_an_incremental_run_assigns_the_new_sentences_and_changes_no_topic_id(da
     assert (sizes["size"] == sizes["assigned"]).all() and sizes.groupby("algorithm")["size"].sum().eq(160).all()
 
 
+def test_community_detection_assigns_new_sentences_by_its_own_rule_around_each_exemplar(days):
+    """A new sentence joins a community when it is within the fit's threshold of the community's centre sentence,
+    as the fit itself decides membership; so the next re-fit, which starts from those centres, keeps it there."""
+    store, runs, ids, _ = days
+    details = store.sql("SELECT details FROM clustering_runs WHERE algorithm = 'community_detection'")["details"]
+    vectors = store.sql("""SELECT s.sentence_id, c.embedding FROM sentences s JOIN embedding_cache c USING (text_hash)
+                           ORDER BY s.sentence_id""").set_index("sentence_id")["embedding"]
+    new = ids["incremental"][(ids["incremental"]["algorithm"] == "community_detection")
+                             & ~ids["incremental"]["sentence_id"].isin(ids["first"]["sentence_id"])]
+    fit = json.loads(details.iloc[0])
+    registry = store.sql("SELECT topic_id, cluster_id FROM topics WHERE algorithm = 'community_detection' "
+                         "AND status = 'active'")
+    centre = {t: np.array(vectors[fit["exemplars"][c]]) for t, c in registry.itertuples(index=False)}
+    for sentence_id, topic_id in new[["sentence_id", "topic_id"]].itertuples(index=False):
+        similarity = {t: float(np.array(vectors[sentence_id]) @ v) for t, v in centre.items()}
+        if topic_id >= 0:
+            assert similarity[topic_id] >= fit["threshold"] - 1e-5 and similarity[topic_id] == max(similarity.values())
+        else:
+            assert max(similarity.values()) < fit["threshold"]
+
+
 def test_a_refit_after_growth_keeps_most_topic_ids_and_a_refit_of_an_unchanged_corpus_keeps_them_all(days):
     store, runs, ids, _ = days
     for run in ("refit", "refit_again"):
@@ -111,8 +134,10 @@ def test_a_refit_after_growth_keeps_most_topic_ids_and_a_refit_of_an_unchanged_c
     grown = ids["incremental"].merge(ids["refit"], on=["algorithm", "sentence_id"])
     kept = (grown["topic_id_x"] == grown["topic_id_y"]).groupby(grown["algorithm"]).mean()
     print(f"kept across the re-fit after 15 new sentences: {kept.round(3).to_dict()}")
-    assert kept["kmeans"] >= 0.9  # same k, started from the previous centres: the topics carry over
-    assert kept.min() >= 0.7  # louvain and hdbscan on 160 sentences re-partition more (see benchmarks/continuity)
+    # k-means (same k, from the previous centres), Louvain (from the previous communities) and community detection
+    # (same threshold, the previous centres first) start from the last fit: their topics carry over
+    assert kept[["kmeans", "louvain", "community_detection"]].min() >= 0.9
+    assert kept.min() >= 0.7  # hdbscan cannot start from a fit and re-partitions more (see benchmarks/continuity)
     pd.testing.assert_frame_equal(ids["refit"], ids["refit_again"])
     last = runs["refit_again"].asset_materializations_for_node("kmeans_clusters")[0].metadata
     assert last["topic_changes"].value == {"continued": last["n_clusters"].value}  # nothing born or retired

@@ -2,10 +2,12 @@ import numpy as np
 
 from dagster_project.core.topics import (
     NOISE_LABEL,
+    coherence_npmi,
     ctfidf_keywords,
     diverse_keywords,
     representative_indices,
     summarize_topics,
+    topic_diversity,
     topic_hierarchy,
 )
 
@@ -60,8 +62,8 @@ def test_summary_rows_largest_first_with_noise_marked():
 def test_mmr_drops_near_duplicate_keywords():
     space = {"engine": [1, 0, 0], "engines": [0.99, 0.14, 0], "car engine": [0.95, 0.3, 0], "oil": [0.6, 0, 0.8]}
     embed = lambda words: np.array([np.array(space[w]) / np.linalg.norm(space[w]) for w in words])  # noqa: E731
-    picked = diverse_keywords(["engine", "engines", "car engine", "oil"], np.array([1.0, 0.1, 0.3]), embed, 2)
-    assert picked == ["engine", "oil"]
+    picked = diverse_keywords(["oil", "engines", "car engine", "engine"], np.array([1.0, 0.0, 0.3]), embed, 2)
+    assert picked == ["engine", "oil"]  # the most central candidate first, whatever its c-TF-IDF rank
 
 
 def test_hierarchy_merges_the_closest_topics_first():
@@ -72,3 +74,29 @@ def test_hierarchy_merges_the_closest_topics_first():
     assert tree[["merge_id", "left", "right", "size"]].values.tolist() == [[3, 0, 1, 4], [4, 2, 3, 6]]
     assert tree["distance"].is_monotonic_increasing
     assert topic_hierarchy(vectors[:2], labels[:2]).empty
+
+
+def test_markup_left_in_scraped_text_never_becomes_a_keyword():
+    texts = ["stocks rally &quot;strongly&quot; lt href http investor reuters fullquote aspx gt today",
+             "stocks <b>rally</b> again, see https://example.com/markets", "stocks rally on earnings",
+             "rain and wind tonight", "wind and rain tomorrow", "rain again"]
+    keywords = ctfidf_keywords(texts, np.array([0, 0, 0, 1, 1, 1]), n_keywords=20)
+    assert {"stocks", "rally", "rain", "wind"} <= set(keywords[0] + keywords[1])
+    assert not {"quot", "href", "http", "fullquote", "aspx", "gt", "lt", "example", "com", "markets"} & set(
+        keywords[0] + keywords[1])
+
+
+def test_a_word_every_topic_uses_ranks_below_the_words_of_each_topic():
+    texts = ["reuters stocks rally", "reuters stocks fall", "reuters stocks rally",
+             "reuters rain tonight", "reuters rain tomorrow", "reuters rain again"]
+    keywords = ctfidf_keywords(texts, np.array([0, 0, 0, 1, 1, 1]), n_keywords=3)
+    assert keywords[0][0] == "stocks" and keywords[1][0] == "rain"
+    assert keywords[0].index("reuters") > keywords[0].index("rally")
+
+
+def test_coherence_is_high_for_words_that_occur_together_and_diversity_counts_repeats():
+    texts = ["cat dog", "cat dog bird", "car engine", "car engine oil", "bird", "oil"]
+    together = coherence_npmi(texts, [["cat", "dog"], ["car", "engine"]])
+    assert together > 0.5 and coherence_npmi(texts, [["cat", "car"]]) < -0.5
+    assert coherence_npmi(texts, [["cat"]]) is None
+    assert topic_diversity([["a", "b"], ["b", "c"]]) == 0.75 and topic_diversity([["a"], ["b"]]) == 1.0
