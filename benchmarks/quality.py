@@ -67,14 +67,19 @@ def evoc_clusters(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.asarray(evoc.EVoC(random_state=seed).fit_predict(x))
 
 
-def product_keywords(texts: list[str], x: np.ndarray, labels: np.ndarray) -> list[list[str]]:
-    """The keywords the topic assets write for these clusters with their defaults (noise left out)."""
-    from dagster_project.assets.clusterings import TopicConfig
+def keyword_scores(texts: list[str], keywords: list[list[str]] | None, x: np.ndarray,
+                   labels: np.ndarray) -> tuple[float | None, float | None]:
+    """(coherence_npmi, topic_diversity) of `keywords`, or, when None, of the keywords the topic assets write for
+    these clusters with their defaults (noise left out). Run in a child: the parent forks the next clusterings."""
+    if keywords is None:
+        from dagster_project.assets.clusterings import TopicConfig
 
-    config = TopicConfig()
-    summary = summarize_topics(texts, x, labels, n_keywords=config.n_keywords, ngram_range=(1, config.max_ngram),
-                               embed=SentenceEmbedder(device="cpu").encode, diversity=config.diversity)
-    return summary[summary["cluster_id"] >= 0]["keywords"].map(list).tolist()
+        config = TopicConfig()
+        summary = summarize_topics(texts, x, labels, n_keywords=config.n_keywords,
+                                   ngram_range=(1, config.max_ngram), embed=SentenceEmbedder(device="cpu").encode,
+                                   diversity=config.diversity)
+        keywords = summary[summary["cluster_id"] >= 0]["keywords"].map(list).tolist()
+    return coherence_npmi(texts, keywords), topic_diversity(keywords)
 
 
 # The automatic defaults are chosen on these datasets and checked on the others.
@@ -96,11 +101,11 @@ def cluster(x: np.ndarray, name: str, params: object) -> tuple[np.ndarray, dict]
 
 
 def installed(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
+    """Whether `module` can be imported, without importing it here (EVoC's import starts OpenMP threads, and the
+    parent must stay free of them to fork the clusterings)."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def main() -> None:
@@ -147,11 +152,10 @@ def main() -> None:
             row.update(clusters=len(set(labels.tolist()) - {-1}), noise=float((labels < 0).mean()),
                        nmi=normalized_mutual_info_score(truth, labels), ari=adjusted_rand_score(truth, labels),
                        v_measure=v_measure_score(truth, labels), note="")
-            keywords = details.get("keywords") if name == "bertopic" else measured(
-                product_keywords, frame["text"].tolist(), x, labels)[0]
-            if isinstance(keywords, Exception):
-                raise keywords
-            row.update(npmi=coherence_npmi(frame["text"].tolist(), keywords), diversity=topic_diversity(keywords))
+            scores = measured(keyword_scores, frame["text"].tolist(), details.get("keywords"), x, labels)[0]
+            if isinstance(scores, Exception):
+                raise scores
+            row.update(npmi=scores[0], diversity=scores[1])
             if params is None and name in K_CHOSEN:
                 fixed = ALGORITHMS[name].params(n_clusters=row["clusters"])
                 single = float(np.median([measured(cluster, x, name, fixed)[1] for _ in range(3)]))
