@@ -76,8 +76,8 @@ def keyword_scores(texts: list[str], keywords: list[list[str]] | None, x: np.nda
 
         config = TopicConfig()
         summary = summarize_topics(texts, x, labels, n_keywords=config.n_keywords,
-                                   ngram_range=(1, config.max_ngram), embed=SentenceEmbedder(device="cpu").encode,
-                                   diversity=config.diversity)
+                                   ngram_range=(1, config.max_ngram), diversity=config.diversity,
+                                   embed=SentenceEmbedder(device="cpu").encode if config.diversity > 0 else None)
         keywords = summary[summary["cluster_id"] >= 0]["keywords"].map(list).tolist()
     return coherence_npmi(texts, keywords), topic_diversity(keywords)
 

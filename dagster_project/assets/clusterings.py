@@ -59,12 +59,13 @@ def plain(value: typing.Any) -> typing.Any:
 
 class TopicConfig(dg.Config):
     n_keywords: int = pydantic.Field(default=10, description=(
-        "Keywords per topic (class-based TF-IDF, re-ranked by similarity to the topic; the first 10 are scored by "
-        "clustering_metrics.coherence_npmi)."))
+        "Keywords per topic (class-based TF-IDF; the first 10 are scored by clustering_metrics.coherence_npmi)."))
     n_representatives: int = pydantic.Field(default=3, description="Representative sentences per topic.")
     max_ngram: int = pydantic.Field(default=2, description="Longest keyword n-gram (1: single words).")
-    diversity: float = pydantic.Field(
-        default=0.2, description="MMR diversity of keywords, 0 (plain c-TF-IDF order) to 1 (most diverse).")
+    diversity: float = pydantic.Field(default=0.0, description=(
+        "0: keywords in c-TF-IDF order (the default: the most coherent and diverse keywords measured, see "
+        "docs/benchmarks.md). Above 0: candidates re-ranked by similarity to the topic's centre (KeyBERT-style) and "
+        "picked by maximal marginal relevance with this diversity, up to 1 (most diverse)."))
     trend_period: typing.Literal["day", "week", "month"] = pydantic.Field(
         default="day", description="Period of `topic_trends` (by sentences.timestamp).")
 

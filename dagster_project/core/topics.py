@@ -37,7 +37,8 @@ def ctfidf_keywords(
     the term) / log(1 + clusters), which sinks words that every topic uses (news agencies, greetings) where
     BERTopic's `reduce_frequent_words` only dampens each term's frequency. English stop words and markup are
     removed; n-grams never span two sentences; terms seen at least `min_count` times in the cluster rank before
-    rarer ones."""
+    rarer ones; a phrase of the same words as one ranked higher ("denver boston" after "boston denver") is left
+    out."""
     from scipy import sparse
 
     labels = np.asarray(labels)
@@ -62,9 +63,22 @@ def ctfidf_keywords(
         start, end = scores.indptr[row], scores.indptr[row + 1]
         values, columns = scores.data[start:end], scores.indices[start:end]
         rare = counts[row, columns].toarray().ravel() < min_count
-        best = np.lexsort((terms[columns], -values, rare))[:n_keywords]
-        keywords[int(cluster)] = [str(terms[columns[i]]) for i in best]
+        ranked = [str(terms[columns[i]]) for i in np.lexsort((terms[columns], -values, rare))]
+        keywords[int(cluster)] = distinct_phrases(ranked, n_keywords)
     return keywords
+
+
+def distinct_phrases(ranked: list[str], count: int) -> list[str]:
+    """The first `count` of `ranked`, leaving out each phrase whose words are those of one kept before."""
+    kept, seen = [], set()
+    for phrase in ranked:
+        words = frozenset(phrase.split())
+        if words not in seen:
+            seen.add(words)
+            kept.append(phrase)
+            if len(kept) == count:
+                break
+    return kept
 
 
 def representative_indices(

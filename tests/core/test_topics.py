@@ -36,6 +36,12 @@ def test_ctfidf_bigrams_when_asked():
     assert "machine learning" in keywords[0] and "learning rocks" not in keywords[0]
 
 
+def test_a_phrase_of_the_same_words_as_a_better_one_is_left_out():
+    texts = ["boston denver flight", "denver boston flight", "boston denver fare", "rain today", "rain tonight"]
+    keywords = ctfidf_keywords(texts, np.array([0, 0, 0, 1, 1]), n_keywords=10, ngram_range=(1, 2))[0]
+    assert ("boston denver" in keywords) != ("denver boston" in keywords)
+
+
 def test_only_stop_words_gives_empty_keywords():
     assert ctfidf_keywords(["the a an", "and or"], np.array([0, 1])) == {0: [], 1: []}
 
