@@ -7,7 +7,7 @@ import dagster as dg
 from .assets.adaptation import adapt_and_compare, adaptation_assets
 from .assets.clusterings import cluster_assets, clustering_checks, topic_assets
 from .assets.embeddings import every_sentence_embedded_once, sentence_embeddings, vectors_are_finite_unit_and_model_sized
-from .assets.evaluation import clustering_metrics, topic_report
+from .assets.evaluation import clustering_metrics, recommended, topic_report
 from .assets.evaluation_map import sentence_map
 from .assets.sentences import SENTENCE_PARTITIONS, sentences
 from .assets.settings import DEFAULT_DUCKDB_PATH, embedding_engine, env_or_default, served
@@ -53,7 +53,8 @@ def build_resources() -> dict:
 
 
 all_assets = [
-    sentences, sentence_embeddings, sentence_map, *cluster_assets, *topic_assets, clustering_metrics, topic_report,
+    sentences, sentence_embeddings, sentence_map, *cluster_assets, *topic_assets, clustering_metrics, recommended,
+    topic_report,
 ]
 
 all_checks = [every_sentence_embedded_once, vectors_are_finite_unit_and_model_sized, *clustering_checks]

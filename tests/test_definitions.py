@@ -8,7 +8,8 @@ from dagster_project.resources import DuckDBWarehouse
 
 def test_definitions_load_with_the_full_lineage():
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    expected = {"sentences", "sentence_embeddings", "clustering_metrics", "sentence_map", "topic_report"}
+    expected = {"sentences", "sentence_embeddings", "clustering_metrics", "recommended", "sentence_map",
+                "topic_report"}
     expected |= {f"{name}_{kind}" for name in ALGORITHMS for kind in ("clusters", "topics")}
     adaptation = {"adapted_model", "adapted_clusterings"}
     assert keys == expected | adaptation

@@ -8,6 +8,7 @@ import pandas as pd
 from ..core.clustering import ALGORITHMS
 from ..core.metrics import clustering_metrics as compute_metrics
 from ..core.plots import hierarchy_png, trends_png
+from ..core.recommend import recommend
 from ..core.report import HOVER_POINTS, MAP_POINTS, render_report, stratified_sample
 from ..core.topics import coherence_npmi, topic_diversity
 from ..core.trends import rising_topics
@@ -62,12 +63,38 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
     })
 
 
+@dg.asset(deps=[clustering_metrics], group_name="evaluation", kinds={"duckdb"})
+def recommended(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    """The clustering whose topics the product leads with, in `recommended` (algorithm, reason, chosen_at; one
+    row): chosen without labels, among the clusterings of the current sentences that leave at most 20% in no
+    topic, as the one that agrees best with the others (mean NMI between partitions). `make show`, the report and
+    the README's SQL put it first."""
+    window, params = warehouse.window_scope()
+    ids = warehouse.query(f"SELECT s.sentence_id FROM sentences s WHERE {window} ORDER BY s.sentence_id",
+                          params)["sentence_id"].to_numpy()
+    failed = warehouse.failed_fits()
+    partitions = {}
+    for name in ALGORITHMS:
+        assigned = warehouse.assignments(name)
+        if name not in failed and np.array_equal(assigned["sentence_id"].to_numpy(), ids) and len(ids):
+            partitions[name] = assigned["cluster_id"].to_numpy()
+    algorithm, reason, evidence = recommend(partitions)
+    rows = pd.DataFrame([{"algorithm": algorithm, "reason": reason, "chosen_at": pd.Timestamp.now()}] if algorithm
+                        else [], columns=["algorithm", "reason", "chosen_at"])
+    warehouse.replace_table("recommended", rows)
+    context.log.info(f"recommended: {algorithm}: {reason}")
+    return dg.MaterializeResult(metadata={
+        "algorithm": algorithm or "none", "reason": reason,
+        "evidence": dg.MetadataValue.md(evidence.round(3).to_markdown(index=False)),
+    })
+
+
 class ReportConfig(dg.Config):
     file_name: str = "topic_report.html"
     """Written beside the DuckDB file (a plain file name, no folders)."""
 
 
-@dg.asset(deps=[*topic_assets, clustering_metrics], group_name="evaluation", kinds={"html"})
+@dg.asset(deps=[*topic_assets, clustering_metrics, recommended], group_name="evaluation", kinds={"html"})
 def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """One self-contained HTML file (works offline): per algorithm a map of the sentences (a sample of at most
     20,000 with every topic in it, the largest topics labelled, a legend; sentence and topic on hover), the topic
@@ -82,8 +109,10 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
             ORDER BY nmi DESC NULLS LAST, silhouette DESC NULLS LAST""")
     failed = warehouse.failed_fits()
     metrics = metrics[~metrics["algorithm"].isin(failed)]  # their latest metrics are of an older corpus
+    lead = warehouse.query("SELECT algorithm, reason FROM recommended")
+    first = lead["algorithm"].tolist()
     algorithms = {}
-    for name in ALGORITHMS:
+    for name in sorted(ALGORITHMS, key=lambda a: a not in first):  # the recommended one first
         summary = warehouse.query(
             "SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, topic_id", [name])
         if summary.empty:
@@ -105,7 +134,8 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
                             "hierarchy_png": hierarchy_png(hierarchy, names, f"{name}: topic hierarchy"),
                             "trends_png": trends_png(trends, by_topic, f"{name}: largest topics over time"),
                             "rising": rising[["topic_id", "label", "previous", "latest", "change"]]}
-    path.write_text(render_report("Sentence Topics report", metrics, algorithms, failed), encoding="utf-8")
+    path.write_text(render_report("Sentence Topics report", metrics, algorithms, failed,
+                                  tuple(lead.iloc[0]) if len(lead) else None), encoding="utf-8")
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(path)),
         "algorithms": len(algorithms),

@@ -131,15 +131,18 @@ def frame_table(frame: pd.DataFrame) -> str:
 
 
 def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict],
-                  failed: dict[str, str] | None = None) -> str:
+                  failed: dict[str, str] | None = None, recommended: tuple[str, str] | None = None) -> str:
     """`algorithms`: name -> {"summary": topic rows, "points": x, y, topic_id, text (None but on the hover
     sample; `stratified_sample` bounds the points), "hierarchy_png" and "trends_png": bytes|None, "rising": the topics
-    rising fastest|None}."""
+    rising fastest|None}, in the order shown; `recommended`: (algorithm, reason) said first."""
     import base64
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>",
-             "<h2>Metrics, side by side</h2>", frame_table(metrics)]
+             f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"]
+    if recommended:
+        parts.append(f"<p><b>Recommended: <a href='#{_e(recommended[0])}'>{_e(recommended[0])}</a></b> "
+                     f"({_e(recommended[1])}). The other clusterings follow it.</p>")
+    parts += ["<h2>Metrics, side by side</h2>", frame_table(metrics)]
     if failed:
         parts.append("<p>Could not run in the latest refresh (the others are up to date):</p><ul>" + "".join(
             f"<li><b>{_e(name)}</b>: {_e(reason)}</li>" for name, reason in failed.items()) + "</ul>")

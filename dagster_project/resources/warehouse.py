@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS topic_trends (
     algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, period TIMESTAMP NOT NULL, period_unit VARCHAR NOT NULL,
     sentences INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS topic_curation (algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, label VARCHAR);
+CREATE TABLE IF NOT EXISTS recommended (algorithm VARCHAR NOT NULL, reason VARCHAR, chosen_at TIMESTAMP NOT NULL);
 -- columns added after the first release: warehouses written before gain them on first open
 ALTER TABLE sentences ADD COLUMN IF NOT EXISTS timestamp TIMESTAMP;
 ALTER TABLE cluster_assignments ADD COLUMN IF NOT EXISTS topic_id BIGINT;
@@ -490,7 +491,7 @@ class DuckDBWarehouse(DuckDBResource):
             self._append(conn, "sentence_map", points)
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
-        if table != "sentence_map":
+        if table not in ("sentence_map", "recommended"):
             raise ValueError(f"'{table}' is not a whole-table replacement target")
         with self.transaction() as conn:
             conn.execute(f"DELETE FROM {table}")

@@ -1,6 +1,8 @@
 """Real materializations of the whole graph with the real model into a temporary DuckDB file."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -28,9 +30,11 @@ CONTRACT = {
     "topic_curation": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"},
     "clustering_metrics": {"algorithm": "VARCHAR", "params": "JSON", "n_sentences": "INTEGER",
                            "n_clusters": "INTEGER", "noise_fraction": "DOUBLE", "silhouette": "DOUBLE",
-                           "davies_bouldin": "DOUBLE", "calinski_harabasz": "DOUBLE", "nmi": "DOUBLE",
+                           "davies_bouldin": "DOUBLE", "calinski_harabasz": "DOUBLE", "coherence_npmi": "DOUBLE",
+                           "topic_diversity": "DOUBLE", "nmi": "DOUBLE",
                            "ari": "DOUBLE", "v_measure": "DOUBLE", "seconds": "DOUBLE",
                            "materialized_at": "TIMESTAMP"},
+    "recommended": {"algorithm": "VARCHAR", "reason": "VARCHAR", "chosen_at": "TIMESTAMP"},
     "sentence_map": {"sentence_id": "BIGINT", "x": "FLOAT", "y": "FLOAT"},
     "topic_hierarchy": {"algorithm": "VARCHAR", "merge_id": "INTEGER", "left": "INTEGER", "right": "INTEGER",
                         "distance": "DOUBLE", "size": "INTEGER"},
@@ -158,6 +162,27 @@ def test_report_is_one_offline_html_file_with_map_topics_and_metrics(first_run):
     assert page.count("<circle") == 160 * len(ALGORITHMS)
     assert "Knead the bread dough until it feels smooth and elastic." in page  # hover text
     assert "Metrics, side by side" in page and "representative sentences" in page
+
+
+def test_one_recommended_clustering_leads_the_report_and_show(first_run):
+    db, result = first_run
+    with duckdb.connect(str(db), read_only=True) as conn:
+        [(lead, reason)] = conn.execute("SELECT algorithm, reason FROM recommended").fetchall()
+        noise, coherence, diversity = conn.execute(
+            "SELECT noise_fraction, coherence_npmi, topic_diversity FROM clustering_metrics WHERE algorithm = ?",
+            [lead]).fetchone()
+        scored = conn.execute("SELECT count(*) FROM clustering_metrics WHERE coherence_npmi BETWEEN -1 AND 1 "
+                              "AND topic_diversity > 0 AND topic_diversity <= 1").fetchone()[0]
+    assert lead in ALGORITHMS and noise <= 0.2 and "agrees best" in reason
+    assert scored == len(ALGORITHMS) and coherence is not None and diversity is not None
+    assert metadata(result, "recommended")["algorithm"] == lead
+    page = Path(metadata(result, "topic_report")["path"]).read_text(encoding="utf-8")
+    assert f"Recommended: <a href='#{lead}'>{lead}</a>" in page
+    assert page.index("<h2 id=") == page.index(f"<h2 id='{lead}'>")  # its topics come first
+    shown = subprocess.run([sys.executable, "-m", "dagster_project.show", "--database", str(db)],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown.startswith(f"Recommended: {lead}") and shown.index("Top topics,") == shown.index(
+        f"Top topics, {lead} (recommended)")
 
 
 def test_hierarchy_merges_every_topic_into_one(first_run):
