@@ -67,14 +67,15 @@ def evoc_clusters(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.asarray(evoc.EVoC(random_state=seed).fit_predict(x))
 
 
-def keyword_scores(texts: list[str], keywords: list[list[str]] | None, x: np.ndarray,
-                   labels: np.ndarray) -> tuple[float | None, float | None]:
+def keyword_scores(texts: list[str], keywords: list[list[str]] | None, x: np.ndarray, labels: np.ndarray,
+                   diversity: float | None = None) -> tuple[float | None, float | None]:
     """(coherence_npmi, topic_diversity) of `keywords`, or, when None, of the keywords the topic assets write for
-    these clusters with their defaults (noise left out). Run in a child: the parent forks the next clusterings."""
+    these clusters with their defaults (noise left out; `diversity` instead of the default when given). Run in a
+    child: the parent forks the next clusterings."""
     if keywords is None:
         from dagster_project.assets.clusterings import TopicConfig
 
-        config = TopicConfig()
+        config = TopicConfig() if diversity is None else TopicConfig(diversity=diversity)
         summary = summarize_topics(texts, x, labels, n_keywords=config.n_keywords,
                                    ngram_range=(1, config.max_ngram), diversity=config.diversity,
                                    embed=SentenceEmbedder(device="cpu").encode if config.diversity > 0 else None)
@@ -114,6 +115,8 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="*", default=list(ALGORITHMS))
     parser.add_argument("--no-bertopic", action="store_true", help="leave BERTopic out even when installed")
     parser.add_argument("--no-evoc", action="store_true", help="leave EVoC out even when installed")
+    parser.add_argument("--keyword-diversity", type=float, default=None,
+                        help="the topic assets' `diversity` for the product's keywords (default: theirs)")
     parser.add_argument("--labels-out", type=Path, default=None,
                         help="also write every clustering's labels to DIR/<dataset>.npz (one array per algorithm)")
     args = parser.parse_args()
@@ -152,7 +155,8 @@ def main() -> None:
             row.update(clusters=len(set(labels.tolist()) - {-1}), noise=float((labels < 0).mean()),
                        nmi=normalized_mutual_info_score(truth, labels), ari=adjusted_rand_score(truth, labels),
                        v_measure=v_measure_score(truth, labels), note="")
-            scores = measured(keyword_scores, frame["text"].tolist(), details.get("keywords"), x, labels)[0]
+            scores = measured(keyword_scores, frame["text"].tolist(), details.get("keywords"), x, labels,
+                              args.keyword_diversity)[0]
             if isinstance(scores, Exception):
                 raise scores
             row.update(npmi=scores[0], diversity=scores[1])

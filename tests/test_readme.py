@@ -71,7 +71,7 @@ def test_every_sql_query_of_the_readme_returns_rows(own_data):
     work, _, _ = own_data
     [sql] = blocks("sql")
     statements = [s.strip() for s in sql.split(";") if s.strip()]
-    assert len(statements) == 8
+    assert len(statements) == 9
     with duckdb.connect(str(work / "data/mine.duckdb")) as conn:  # one of them names a topic
         for statement in statements:
             assert conn.execute(statement).fetchall(), statement
