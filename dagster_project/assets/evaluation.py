@@ -67,7 +67,7 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
 def recommended(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """The clustering whose topics the product leads with, in `recommended` (algorithm, reason, chosen_at; one
     row): chosen without labels, among the clusterings of the current sentences that leave at most 20% in no
-    topic, as the one that agrees best with the others (mean NMI between partitions). `make show`, the report and
+    topic, as the one that agrees best with the others (mean adjusted Rand index). `make show`, the report and
     the README's SQL put it first."""
     window, params = warehouse.window_scope()
     ids = warehouse.query(f"SELECT s.sentence_id FROM sentences s WHERE {window} ORDER BY s.sentence_id",

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score
 
 MAX_NOISE = 0.2  # a clustering that leaves more of the corpus in no topic is not recommended
 
 
 def agreement(partitions: dict[str, np.ndarray]) -> pd.Series:
-    """For each clustering, its mean NMI with every other one of the same sentences (noise as one group)."""
+    """For each clustering, its mean adjusted Rand index with every other one of the same sentences (noise as one
+    group). ARI rather than NMI: NMI between two partitions rises with their cluster counts, so the k-means
+    variants, which split finest, would agree best with everything (measured: see docs/benchmarks.md)."""
     names = list(partitions)
-    scores = {a: np.mean([normalized_mutual_info_score(partitions[a], partitions[b]) for b in names if b != a])
+    scores = {a: np.mean([adjusted_rand_score(partitions[a], partitions[b]) for b in names if b != a])
               for a in names} if len(names) > 1 else {a: 1.0 for a in names}
     return pd.Series(scores, dtype=float).sort_values(ascending=False)
 
 
 def recommend(partitions: dict[str, np.ndarray]) -> tuple[str | None, str, pd.DataFrame]:
     """(algorithm, reason, the evidence per algorithm) among the clusterings of the current sentences: of those
-    with at most MAX_NOISE noise and two clusters or more, the one that agrees best with the others (mean NMI),
-    the answer the methods share; None when no clustering qualifies."""
+    with at most MAX_NOISE noise and two clusters or more, the one that agrees best with the others (mean
+    adjusted Rand index), the answer the methods share; None when no clustering qualifies."""
     evidence = pd.DataFrame({
         "algorithm": list(partitions),
         "clusters": [len(np.unique(p[p >= 0])) for p in partitions.values()],
@@ -33,6 +35,6 @@ def recommend(partitions: dict[str, np.ndarray]) -> tuple[str | None, str, pd.Da
     evidence["agreement"] = evidence["algorithm"].map(agree)
     best = str(agree.index[0])
     runner_up = (f"; next {agree.index[1]} ({agree.iloc[1]:.3f})" if len(agree) > 1 else "")
-    reason = (f"agrees best with the other clusterings of the corpus with at most {MAX_NOISE:.0%} noise (mean NMI "
+    reason = (f"agrees best with the other clusterings of the corpus with at most {MAX_NOISE:.0%} noise (mean ARI "
               f"{agree.iloc[0]:.3f} with {', '.join(a for a in eligible if a != best) or 'none'}{runner_up})")
     return best, reason, evidence.sort_values("agreement", ascending=False, na_position="last", ignore_index=True)
