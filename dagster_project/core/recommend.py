@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
@@ -9,20 +11,24 @@ from sklearn.metrics import adjusted_rand_score
 MAX_NOISE = 0.2  # a clustering that leaves more of the corpus in no topic is not recommended
 
 
-def agreement(partitions: dict[str, np.ndarray]) -> pd.Series:
+Score = Callable[[np.ndarray, np.ndarray], float]
+
+
+def agreement(partitions: dict[str, np.ndarray], score: Score = adjusted_rand_score) -> pd.Series:
     """For each clustering, its mean adjusted Rand index with every other one of the same sentences (noise as one
     group). ARI rather than NMI: NMI between two partitions rises with their cluster counts, so the k-means
     variants, which split finest, would agree best with everything (measured: see docs/benchmarks.md)."""
     names = list(partitions)
-    scores = {a: np.mean([adjusted_rand_score(partitions[a], partitions[b]) for b in names if b != a])
+    scores = {a: np.mean([score(partitions[a], partitions[b]) for b in names if b != a])
               for a in names} if len(names) > 1 else {a: 1.0 for a in names}
     return pd.Series(scores, dtype=float).sort_values(ascending=False)
 
 
-def recommend(partitions: dict[str, np.ndarray]) -> tuple[str | None, str, pd.DataFrame]:
+def recommend(partitions: dict[str, np.ndarray],
+              score: Score = adjusted_rand_score) -> tuple[str | None, str, pd.DataFrame]:
     """(algorithm, reason, the evidence per algorithm) among the clusterings of the current sentences: of those
     with at most MAX_NOISE noise and two clusters or more, the one that agrees best with the others (mean
-    adjusted Rand index), the answer the methods share; None when no clustering qualifies."""
+    adjusted Rand index, or `score`), the answer the methods share; None when no clustering qualifies."""
     evidence = pd.DataFrame({
         "algorithm": list(partitions),
         "clusters": [len(np.unique(p[p >= 0])) for p in partitions.values()],
@@ -31,10 +37,12 @@ def recommend(partitions: dict[str, np.ndarray]) -> tuple[str | None, str, pd.Da
     eligible = evidence[(evidence["noise"] <= MAX_NOISE) & (evidence["clusters"] >= 2)]["algorithm"].tolist()
     if not eligible:
         return None, "no clustering has two clusters or more with at most 20% noise", evidence
-    agree = agreement({a: partitions[a] for a in eligible})
+    agree = agreement({a: partitions[a] for a in eligible}, score)
     evidence["agreement"] = evidence["algorithm"].map(agree)
     best = str(agree.index[0])
     runner_up = (f"; next {agree.index[1]} ({agree.iloc[1]:.3f})" if len(agree) > 1 else "")
-    reason = (f"agrees best with the other clusterings of the corpus with at most {MAX_NOISE:.0%} noise (mean ARI "
-              f"{agree.iloc[0]:.3f} with {', '.join(a for a in eligible if a != best) or 'none'}{runner_up})")
+    measure = "ARI" if score is adjusted_rand_score else score.__name__
+    reason = (f"agrees best with the other clusterings of the corpus with at most {MAX_NOISE:.0%} noise "
+              f"(mean {measure} {agree.iloc[0]:.3f} with {', '.join(a for a in eligible if a != best) or 'none'}"
+              f"{runner_up})")
     return best, reason, evidence.sort_values("agreement", ascending=False, na_position="last", ignore_index=True)
