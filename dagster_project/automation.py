@@ -6,9 +6,10 @@ import os
 
 import dagster as dg
 
+from .assets.clusterings import ON_DEMAND_GROUP
 from .assets.sentences import SENTENCE_PARTITIONS
 from .assets.settings import partition_mode, sentences_path
-from .core.clustering import ALGORITHMS
+from .core.clustering import SCHEDULED
 from .core.readers import InputError, file_fingerprint, partition_key, source_files
 from .resources import DuckDBWarehouse
 
@@ -23,11 +24,22 @@ ingest_sentence_file = dg.define_asset_job(
 
 refresh_everything = dg.define_asset_job(
     "refresh_everything",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("adaptation")
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("adaptation", ON_DEMAND_GROUP)
     - (INGEST if SENTENCE_PARTITIONS else dg.AssetSelection.assets()),
-    description="Ingest, embed new sentences, run every clustering, summarize topics, evaluate, project "
-                "(domain adaptation apart: the adapt_and_compare job; with SENTENCE_PARTITIONS=files, "
-                "everything after ingestion, over every file's sentences).",
+    description="Ingest, embed new sentences, run the scheduled clusterings, summarize topics, evaluate, project "
+                "(domain adaptation apart: the adapt_and_compare job; the on_demand clusterings: the "
+                "cluster_on_demand job; with SENTENCE_PARTITIONS=files, everything after ingestion, over every "
+                "file's sentences).",
+)
+
+EVALUATION = dg.AssetSelection.assets("clustering_metrics", "recommended", "topic_report")
+
+cluster_on_demand = dg.define_asset_job(
+    "cluster_on_demand",
+    selection=dg.AssetSelection.groups(ON_DEMAND_GROUP) | EVALUATION,
+    description="The clusterings left out of the scheduled refresh (their descriptions say why: their defaults "
+                "measured below BERTopic's on the labelled datasets), their topics, then the evaluation again, "
+                "on the sentences already embedded.",
 )
 
 daily_refresh = dg.ScheduleDefinition(
@@ -43,7 +55,7 @@ weekly_refit = dg.ScheduleDefinition(
     name="weekly_refit",
     job=refresh_everything,
     cron_schedule="0 5 * * 0",
-    run_config={"ops": {f"{name}_clusters": {"config": {"refit": True}} for name in ALGORITHMS}},
+    run_config={"ops": {f"{name}_clusters": {"config": {"refit": True}} for name in SCHEDULED}},
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every Sunday at 05:00, refresh with every clustering fitted again (refit = true); topic ids are "
                 "matched to the previous topics, so they carry over.",

@@ -6,12 +6,18 @@ import dagster as dg
 
 from .assets.adaptation import adapt_and_compare, adaptation_assets
 from .assets.clusterings import cluster_assets, clustering_checks, topic_assets
-from .assets.embeddings import every_sentence_embedded_once, sentence_embeddings, vectors_are_finite_unit_and_model_sized
+from .assets.embeddings import (
+    every_sentence_embedded_once,
+    sentence_embeddings,
+    vectors_are_finite_unit_and_model_sized,
+)
 from .assets.evaluation import clustering_metrics, recommended, topic_report
 from .assets.evaluation_map import sentence_map
+from .assets.neighbors import sentence_neighbors
 from .assets.sentences import SENTENCE_PARTITIONS, sentences
 from .assets.settings import DEFAULT_DUCKDB_PATH, embedding_engine, env_or_default, served
 from .automation import (
+    cluster_on_demand,
     daily_refresh,
     ingest_sentence_file,
     refresh_everything,
@@ -53,8 +59,8 @@ def build_resources() -> dict:
 
 
 all_assets = [
-    sentences, sentence_embeddings, sentence_map, *cluster_assets, *topic_assets, clustering_metrics, recommended,
-    topic_report,
+    sentences, sentence_embeddings, sentence_neighbors, sentence_map, *cluster_assets, *topic_assets,
+    clustering_metrics, recommended, topic_report,
 ]
 
 all_checks = [every_sentence_embedded_once, vectors_are_finite_unit_and_model_sized, *clustering_checks]
@@ -63,7 +69,8 @@ defs = dg.Definitions(
     assets=[*all_assets, *adaptation_assets],
     asset_checks=all_checks,
     resources=build_resources(),
-    jobs=[refresh_everything, adapt_and_compare, *([ingest_sentence_file] if SENTENCE_PARTITIONS else [])],
+    jobs=[refresh_everything, cluster_on_demand, adapt_and_compare,
+          *([ingest_sentence_file] if SENTENCE_PARTITIONS else [])],
     # Steps run in parallel processes forked from a server that has already imported the project:
     # no per-step interpreter start and import (seconds each on a small machine).
     executor=dg.multiprocess_executor.configured(

@@ -1,15 +1,15 @@
 import dagster as dg
 
 from dagster_project.automation import sentence_files_changed
-from dagster_project.core.clustering import ALGORITHMS
+from dagster_project.core.clustering import ALGORITHMS, SCHEDULED
 from dagster_project.definitions import defs
 from dagster_project.resources import DuckDBWarehouse
 
 
 def test_definitions_load_with_the_full_lineage():
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    expected = {"sentences", "sentence_embeddings", "clustering_metrics", "recommended", "sentence_map",
-                "topic_report"}
+    expected = {"sentences", "sentence_embeddings", "sentence_neighbors", "clustering_metrics", "recommended",
+                "sentence_map", "topic_report"}
     expected |= {f"{name}_{kind}" for name in ALGORITHMS for kind in ("clusters", "topics")}
     adaptation = {"adapted_model", "adapted_clusterings"}
     assert keys == expected | adaptation
@@ -17,12 +17,20 @@ def test_definitions_load_with_the_full_lineage():
     def job_keys(name: str) -> set[str]:
         return {key.to_user_string() for key in defs.resolve_job_def(name).asset_layer.selected_asset_keys}
 
-    assert job_keys("refresh_everything") == expected  # the schedule and the sensor never train a model
+    on_demand = {f"{name}_{kind}" for name in set(ALGORITHMS) - set(SCHEDULED) for kind in ("clusters", "topics")}
+    assert on_demand == {f"{name}_{kind}" for name in ("community_detection", "hdbscan", "dbscan")
+                         for kind in ("clusters", "topics")}
+    # the schedule and the sensor never train a model, nor run the clusterings whose defaults measured poorly
+    assert job_keys("refresh_everything") == expected - on_demand
+    assert job_keys("cluster_on_demand") == on_demand | {"clustering_metrics", "recommended", "topic_report"}
+    weekly = defs.resolve_schedule_def("weekly_refit").evaluate_tick(dg.build_schedule_context())
+    assert set(weekly.run_requests[0].run_config["ops"]) == {f"{name}_clusters" for name in SCHEDULED}
     assert job_keys("adapt_and_compare") == adaptation
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("kmeans_topics")).parent_keys == {dg.AssetKey("kmeans_clusters"),
                                                                    dg.AssetKey("sentence_map")}
     assert dg.AssetKey("sentences") in graph.get(dg.AssetKey("sentence_embeddings")).parent_keys
+    assert dg.AssetKey("sentence_neighbors") in graph.get(dg.AssetKey("louvain_clusters")).parent_keys
     assert defs.resolve_schedule_def("daily_refresh").cron_schedule == "0 6 * * *"
     assert defs.resolve_sensor_def("sentence_files_changed") is not None
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pydantic
 
 from ..core.clustering import ALGORITHMS, Algorithm, ClusteringResult, PreviousFit
+from ..core.neighbors import Neighbours, as_neighbours
 from ..core.plots import hierarchy_png, k_selection_png, markdown_image, top_topics_png, topic_map_png, trends_png
 from ..core.topic_memory import (
     RefitPolicy,
@@ -26,6 +27,7 @@ from ..core.trends import rising_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .embeddings import sentence_embeddings
 from .evaluation_map import sentence_map
+from .neighbors import sentence_neighbors
 
 
 def config_class(params: type, name: str, base: type[dg.Config] = dg.Config) -> type[dg.Config]:
@@ -158,6 +160,17 @@ def previous_fit(last: dict | None, params: typing.Any, model_key: str, frame: p
                        details=details)
 
 
+def stored_neighbours(warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray, k: int) -> Neighbours | None:
+    """The `sentence_neighbors` lists of the sentences `ids` as row positions, when every one of them has its
+    min(k, sentences - 1) neighbours stored for this model; else None (the fit scores neighbours exactly)."""
+    k = min(k, len(ids) - 1)
+    rows = warehouse.neighbour_rows(model_key, k)
+    counts = rows["sentence_id"].value_counts()
+    if k < 1 or not (counts.reindex(ids).fillna(0) >= k).all():
+        return None
+    return as_neighbours(ids, rows, k)
+
+
 def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, params: typing.Any, reason: str,
                   warehouse: DuckDBWarehouse, embedder: SentenceEmbedder, last: dict | None) -> dg.MaterializeResult:
     """Fit on every sentence of the window (starting from the last fit where the algorithm can), then name the
@@ -170,10 +183,13 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     before = frame[["sentence_id"]].merge(previous, on="sentence_id", how="left")["topic_id"]
     before = before.fillna(-1).to_numpy(dtype=np.int64)
     start = previous_fit(last, params, model_key, frame, embeddings, before) if algorithm.follows_previous else None
+    extra = {"previous": start} if start is not None else {}
+    if algorithm.uses_neighbours:
+        extra["neighbours"] = stored_neighbours(warehouse, model_key, frame["sentence_id"].to_numpy(np.int64),
+                                                params.n_neighbors)
     started = time.perf_counter()
     try:
-        result = (algorithm.fit(embeddings, params, embedder.compute_device, previous=start) if start is not None
-                  else algorithm.fit(embeddings, params, embedder.compute_device))
+        result = algorithm.fit(embeddings, params, embedder.compute_device, **extra)
     except Exception as err:  # one algorithm that cannot run must not stop the others' refresh
         failure = f"{type(err).__name__}: {err}"
         context.log.error(f"{name} could not run; its rows are cleared, the other algorithms go on. {failure}")
@@ -329,6 +345,14 @@ def summarize(name: str, config: TopicConfig, warehouse: DuckDBWarehouse,
     return figures
 
 
+ON_DEMAND_GROUP = "on_demand"  # clusterings left out of the scheduled refresh
+
+
+def on_demand_note(algorithm: Algorithm) -> str:
+    return (f" Not in the scheduled refresh ({algorithm.on_demand}; docs/benchmarks.md): materialize it from the "
+            "UI or with the cluster_on_demand job." if algorithm.on_demand else "")
+
+
 def build_clustering_assets(algorithm: Algorithm) -> list:
     name = algorithm.name
     ClusterConfig = config_class(algorithm.params, algorithm.name, RefitConfig)
@@ -338,8 +362,8 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
 
     @dg.asset(
         name=f"{name}_clusters",
-        deps=[sentence_embeddings],
-        group_name="clusterings",
+        deps=[sentence_embeddings, *([sentence_neighbors] if algorithm.uses_neighbours else [])],
+        group_name=ON_DEMAND_GROUP if algorithm.on_demand else "clusterings",
         kinds={"scikitlearn", "duckdb"},
         check_specs=[fit_check],
         description=f"{algorithm.description} One row per sentence in `cluster_assignments` (algorithm = '{name}'), "
@@ -349,7 +373,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
                     "set); a fit's clusters are then matched to the previous topics, and `topics` and "
                     "`topic_events` record what was born, continued, split, merged or retired. If the algorithm "
                     "cannot run, its rows are cleared, its check `fit_succeeded` fails with the reason and the rest "
-                    "of the refresh goes on.",
+                    "of the refresh goes on." + on_demand_note(algorithm),
     )
     def clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: DuckDBWarehouse,
                  embedder: SentenceEmbedder) -> dg.MaterializeResult:
@@ -385,13 +409,14 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
     @dg.asset(
         name=f"{name}_topics",
         deps=[clusters, sentence_map],
-        group_name="topics",
+        group_name=ON_DEMAND_GROUP if algorithm.on_demand else "topics",
         kinds={"scikitlearn", "duckdb"},
         description=f"Topic per {name} cluster in `topic_summaries` (by its stable `topic_id`): size, share, "
                     "class-based TF-IDF keywords, sentences closest to the cluster centre, a short label, replaced "
                     "by a person's label from `topic_curation` while the topic lives. Noise (-1) is summarized "
                     "apart. After a run that only assigned new sentences, keywords stay those of the last fit and "
-                    "sizes are brought up to date. `topic_trends` counts each topic's sentences per period.",
+                    "sizes are brought up to date. `topic_trends` counts each topic's sentences per period."
+                    + on_demand_note(algorithm),
     )
     def topics(context: dg.AssetExecutionContext, config: TopicConfig, warehouse: DuckDBWarehouse,
                embedder: SentenceEmbedder) -> dg.MaterializeResult:

@@ -63,12 +63,9 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
     })
 
 
-@dg.asset(deps=[clustering_metrics], group_name="evaluation", kinds={"duckdb"})
-def recommended(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    """The clustering whose topics the product leads with, in `recommended` (algorithm, reason, chosen_at; one
-    row): chosen without labels, among the clusterings of the current sentences that leave at most 20% in no
-    topic, as the one that agrees best with the others (mean adjusted Rand index). `make show`, the report and
-    the README's SQL put it first."""
+def current_clusterings(warehouse: DuckDBWarehouse) -> dict[str, np.ndarray]:
+    """The cluster ids of every clustering that ran on exactly the current sentences (an on-demand clustering
+    of an older corpus, or one that failed, is left out), in sentence_id order."""
     window, params = warehouse.window_scope()
     ids = warehouse.query(f"SELECT s.sentence_id FROM sentences s WHERE {window} ORDER BY s.sentence_id",
                           params)["sentence_id"].to_numpy()
@@ -76,9 +73,18 @@ def recommended(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -
     partitions = {}
     for name in ALGORITHMS:
         assigned = warehouse.assignments(name)
-        if name not in failed and np.array_equal(assigned["sentence_id"].to_numpy(), ids) and len(ids):
+        if name not in failed and len(ids) and np.array_equal(assigned["sentence_id"].to_numpy(), ids):
             partitions[name] = assigned["cluster_id"].to_numpy()
-    algorithm, reason, evidence = recommend(partitions)
+    return partitions
+
+
+@dg.asset(deps=[clustering_metrics], group_name="evaluation", kinds={"duckdb"})
+def recommended(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    """The clustering whose topics the product leads with, in `recommended` (algorithm, reason, chosen_at; one
+    row): chosen without labels, among the clusterings of the current sentences that leave at most 20% in no
+    topic, as the one that agrees best with the others (mean adjusted Rand index). `make show`, the report and
+    the README's SQL put it first."""
+    algorithm, reason, evidence = recommend(current_clusterings(warehouse))
     rows = pd.DataFrame([{"algorithm": algorithm, "reason": reason, "chosen_at": pd.Timestamp.now()}] if algorithm
                         else [], columns=["algorithm", "reason", "chosen_at"])
     warehouse.replace_table("recommended", rows)
@@ -108,11 +114,12 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
             QUALIFY row_number() OVER (PARTITION BY algorithm ORDER BY materialized_at DESC) = 1
             ORDER BY nmi DESC NULLS LAST, silhouette DESC NULLS LAST""")
     failed = warehouse.failed_fits()
-    metrics = metrics[~metrics["algorithm"].isin(failed)]  # their latest metrics are of an older corpus
+    current = current_clusterings(warehouse)
+    metrics = metrics[metrics["algorithm"].isin(current)]  # the others' latest metrics are of an older corpus
     lead = warehouse.query("SELECT algorithm, reason FROM recommended")
     first = lead["algorithm"].tolist()
     algorithms = {}
-    for name in sorted(ALGORITHMS, key=lambda a: a not in first):  # the recommended one first
+    for name in sorted(current, key=lambda a: a not in first):  # the recommended one first
         summary = warehouse.query(
             "SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, topic_id", [name])
         if summary.empty:

@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS topic_trends (
     sentences INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS topic_curation (algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, label VARCHAR);
 CREATE TABLE IF NOT EXISTS recommended (algorithm VARCHAR NOT NULL, reason VARCHAR, chosen_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS sentence_neighbors (
+    model_key VARCHAR NOT NULL, sentence_id BIGINT NOT NULL, neighbor_id BIGINT NOT NULL, similarity FLOAT NOT NULL);
+CREATE TABLE IF NOT EXISTS near_duplicates (
+    model_key VARCHAR NOT NULL, group_id BIGINT NOT NULL, sentence_id BIGINT NOT NULL, similarity FLOAT,
+    size INTEGER NOT NULL);
+CREATE VIEW IF NOT EXISTS sentence_outliers AS
+    SELECT model_key, sentence_id, min(similarity) AS kth_similarity, count(*) AS neighbors
+    FROM sentence_neighbors GROUP BY ALL;
 -- columns added after the first release: warehouses written before gain them on first open
 ALTER TABLE sentences ADD COLUMN IF NOT EXISTS timestamp TIMESTAMP;
 ALTER TABLE cluster_assignments ADD COLUMN IF NOT EXISTS topic_id BIGINT;
@@ -490,8 +498,34 @@ class DuckDBWarehouse(DuckDBResource):
                              OR sentence_id IN (SELECT unnest(?))""", [*params, points["sentence_id"].astype("int64").tolist()])
             self._append(conn, "sentence_map", points)
 
+    def window_ids(self) -> np.ndarray:
+        """The sentence ids of the cluster window, sorted."""
+        window, params = self.window_scope()
+        return self.query(f"SELECT s.sentence_id FROM sentences s WHERE {window} ORDER BY 1",
+                          params)["sentence_id"].to_numpy(np.int64)
+
+    def neighbour_rows(self, model_key: str, k: int, only: str = "true",
+                       only_params: list[Any] | None = None) -> pd.DataFrame:
+        """`sentence_neighbors` rows of model_key (those meeting the SQL condition `only`), at most k per sentence,
+        most similar first."""
+        return self.query(
+            f"""SELECT sentence_id, neighbor_id, similarity FROM sentence_neighbors WHERE model_key = ? AND {only}
+                QUALIFY row_number() OVER (PARTITION BY sentence_id ORDER BY similarity DESC, neighbor_id) <= ?
+                ORDER BY sentence_id, similarity DESC""", [model_key, *(only_params or []), k])
+
+    def replace_neighbours(self, model_key: str, rows: pd.DataFrame, gone: np.ndarray) -> None:
+        """Replace the `sentence_neighbors` lists of the sentences in `rows`, drop those of sentences `gone` (and
+        every list of another model), in one transaction."""
+        replaced = np.unique(np.concatenate([rows["sentence_id"].to_numpy(np.int64), np.asarray(gone, np.int64)]))
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM sentence_neighbors WHERE model_key <> ?", [model_key])
+            conn.register("replaced_ids", pd.DataFrame({"sentence_id": replaced}))
+            conn.execute("DELETE FROM sentence_neighbors WHERE sentence_id IN (SELECT sentence_id FROM replaced_ids)")
+            conn.unregister("replaced_ids")
+            self._append(conn, "sentence_neighbors", rows.assign(model_key=model_key))
+
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
-        if table not in ("sentence_map", "recommended"):
+        if table not in ("sentence_map", "recommended", "near_duplicates"):
             raise ValueError(f"'{table}' is not a whole-table replacement target")
         with self.transaction() as conn:
             conn.execute(f"DELETE FROM {table}")

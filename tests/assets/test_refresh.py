@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from dagster_project.automation import refresh_everything
-from dagster_project.core.clustering import ALGORITHMS, tree_memory_gb
+from dagster_project.core.clustering import SCHEDULED, tree_memory_gb
 from dagster_project.definitions import all_assets, all_checks
 from dagster_project.resources import DuckDBWarehouse
 
@@ -16,7 +16,7 @@ def refreshed(tmp_path_factory, embedder):
     db = tmp_path_factory.mktemp("refresh") / "w.duckdb"
     defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
                           resources={"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder})
-    config = {"ops": {"hdbscan_clusters": {"config": {"reduction": "tsne"}},  # no such reduction: it cannot run
+    config = {"ops": {"louvain_clusters": {"config": {"resolution": -1.0}},  # out of range: it cannot run
                       "agglomerative_clusters": {"config": {"max_memory_gb": tree_memory_gb(100) * 1.001}}}}
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("SENTENCES_PATH", raising=False)  # the sample corpus
@@ -29,21 +29,22 @@ def test_one_algorithm_that_cannot_run_leaves_the_others_updated(refreshed):
     db, result = refreshed
     assert result.success
     fits = {e.asset_key.path[0]: e for e in result.get_asset_check_evaluations() if e.check_name == "fit_succeeded"}
-    assert {key for key, e in fits.items() if not e.passed} == {"hdbscan_clusters"}
-    assert "reduction 'tsne'" in fits["hdbscan_clusters"].metadata["reason"].value
-    working = set(ALGORITHMS) - {"hdbscan"}
+    assert set(fits) == {f"{name}_clusters" for name in SCHEDULED}  # the on-demand ones are not in the job
+    assert {key for key, e in fits.items() if not e.passed} == {"louvain_clusters"}
+    assert "resolution (-1.0)" in fits["louvain_clusters"].metadata["reason"].value
+    working = set(SCHEDULED) - {"louvain"}
     with duckdb.connect(str(db), read_only=True) as conn:
         def per_algorithm(table: str) -> set[str]:
             return {row[0] for row in conn.execute(f"SELECT DISTINCT algorithm FROM {table}").fetchall()}
 
         assert per_algorithm("cluster_assignments") == per_algorithm("topic_summaries") == working
         assert per_algorithm("clustering_metrics") == working
-        [reason] = conn.execute("SELECT details->>'failed' FROM clustering_runs WHERE algorithm = 'hdbscan'").fetchall()
-    assert "tsne" in reason[0]
+        [reason] = conn.execute("SELECT details->>'failed' FROM clustering_runs WHERE algorithm = 'louvain'").fetchall()
+    assert "above 0" in reason[0]
     report = (db.parent / "topic_report.html").read_text(encoding="utf-8")
-    assert report.count("<ul class='legend'>") == len(working) and "reduction &#x27;tsne&#x27;" in report
-    topics = result.asset_materializations_for_node("hdbscan_topics")[0].metadata
-    assert topics["status"].value == "skipped" and "tsne" in topics["reason"].value
+    assert report.count("<ul class='legend'>") == len(working) and "resolution (-1.0)" in report
+    topics = result.asset_materializations_for_node("louvain_topics")[0].metadata
+    assert topics["status"].value == "skipped" and "above 0" in topics["reason"].value
 
 
 def test_agglomerative_over_its_memory_fits_a_sample_and_assigns_the_rest(refreshed):

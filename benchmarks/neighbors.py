@@ -1,0 +1,174 @@
+"""The nearest-neighbour index behind `sentence_neighbors` against exact search, and Louvain on its graph.
+
+    python benchmarks/neighbors.py [--sizes 100000 1000000] [--compare]
+
+For each size: the exact 10 most similar other vectors of 1,000 probe rows (the baseline, scored in blocks), then,
+in a forked child, the index the asset builds (USearch HNSW, half precision; `dagster_project/core/neighbors.py`):
+build seconds, the seconds to search every row's 10 neighbours (what `sentence_neighbors` stores), recall@10 on
+the probes, peak RSS above the child's start; then Louvain (Leiden) on the graph of those neighbours, end to end.
+At 100,000 also Louvain on exact neighbours (the fit without the table), its seconds as the baseline and the
+agreement (ARI) of the two partitions. `--compare`: at the first size, the other candidate libraries and
+precisions measured the same way (faiss-cpu when installed).
+
+Vectors: 100,000 real all-MiniLM-L6-v2 embeddings of the labelled datasets' sentences; 1,000,000 the million-
+sentence warehouse's (`benchmarks/embeddings.py --million`) when it exists, else the real vectors with simulated
+variants (`benchmarks/scale.corpus_of`: each real vector plus Gaussian noise, cosine ~0.97 to its original).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ROOT, embed_in_child, measured, scale_corpus  # noqa: E402
+from benchmarks.scale import corpus_of, million_vectors  # noqa: E402
+from dagster_project.core.clustering import LouvainParams, knn_graph, leiden, louvain  # noqa: E402
+from dagster_project.core.community import top_neighbours  # noqa: E402
+from dagster_project.core.neighbors import Neighbours, add_vectors, new_index, search  # noqa: E402
+from dagster_project.resources import SentenceEmbedder  # noqa: E402
+
+K = 10
+PROBES = 1000
+
+
+def exact_probe_neighbours(x: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, float]:
+    """The exact K most similar other rows of each probe row, by the product's exact path (`top_neighbours`:
+    torch, scored in memory-bounded blocks, as a fit without the table does), and its seconds (torch warmed up
+    first)."""
+    top_neighbours(x[:10], K + 1, corpus=x[:1000])
+    started = time.perf_counter()
+    _, found = top_neighbours(x[probes], K + 1, corpus=x)
+    seconds = time.perf_counter() - started
+    return np.array([row[row != probe][:K] for row, probe in zip(found, probes)]), seconds
+
+
+def recall(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact)]))
+
+
+def usearch_index(x: np.ndarray, probes: np.ndarray, dtype: str = "f16", louvain_too: bool = True) -> dict:
+    """The asset's index: build, every row's neighbours, then Louvain (Leiden) on that graph."""
+    started = time.perf_counter()
+    index = new_index(x.shape[1]) if dtype == "f16" else _usearch(x.shape[1], dtype)
+    add_vectors(index, np.arange(len(x)), x)
+    build = time.perf_counter() - started
+    started = time.perf_counter()
+    found, similarity = search(index, np.arange(len(x)), x, K)
+    query = time.perf_counter() - started
+    out = {"build_s": build, "query_s": query, "probe_neighbours": found[probes]}
+    if louvain_too:
+        started = time.perf_counter()
+        graph = knn_graph(x, K, found=Neighbours(found, similarity))
+        out["labels"] = leiden(graph, LouvainParams().resolution)
+        out["louvain_s"] = time.perf_counter() - started
+    return out
+
+
+def _usearch(dimensions: int, dtype: str):
+    from usearch.index import Index
+
+    from dagster_project.core import neighbors
+
+    return Index(ndim=dimensions, metric="cos", dtype=dtype, connectivity=neighbors.CONNECTIVITY,
+                 expansion_add=neighbors.EXPANSION_ADD, expansion_search=neighbors.EXPANSION_SEARCH)
+
+
+def faiss_index(x: np.ndarray, probes: np.ndarray, kind: str) -> dict:
+    import faiss
+
+    started = time.perf_counter()
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(x.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 128
+    else:
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(x.shape[1]), x.shape[1], int(4 * np.sqrt(len(x))),
+                                   faiss.METRIC_INNER_PRODUCT)
+        index.train(x)
+    index.add(x)
+    build = time.perf_counter() - started
+    if kind == "hnsw":
+        index.hnsw.efSearch = 64
+    else:
+        index.nprobe = 16
+    started = time.perf_counter()
+    _, found = index.search(x, K + 1)
+    query = time.perf_counter() - started
+    rows = found[probes]
+    own = rows == probes[:, None]
+    rows = np.array([r[~o][:K] for r, o in zip(rows, own)])
+    return {"build_s": build, "query_s": query, "probe_neighbours": rows}
+
+
+def row(label: str, n: int, result: dict, seconds: float, peak: float, exact: np.ndarray) -> str:
+    return (f"| {n:,} | {label} | {recall(result['probe_neighbours'], exact):.4f} | {result['build_s']:.1f} | "
+            f"{result['query_s']:.1f} | {peak:.0f} |")
+
+
+def vectors_for(size: int, base: np.ndarray) -> tuple[np.ndarray, str]:
+    if size <= len(base):
+        return corpus_of(base, size), "real"
+    real = million_vectors(ROOT / "data" / "bench_million.duckdb")
+    if real is not None and len(real) >= size:
+        return real[:size], "real"
+    return corpus_of(base, size), "real + simulated variants"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--compare", action="store_true", help="other libraries and precisions at the first size")
+    args = parser.parse_args()
+    base = embed_in_child(scale_corpus()["text"].tolist(), SentenceEmbedder(device="cpu"))
+    print(f"# neighbours: {time.strftime('%Y-%m-%d')}, k = {K}, {PROBES} probes\n", flush=True)
+    print("| sentences | index | recall@10 | build s | all rows' neighbours s | peak MB |")
+    print("|---|---|---|---|---|---|", flush=True)
+    louvain_rows = []
+    for position, size in enumerate(args.sizes):
+        x, kind = vectors_for(size, base)
+        probes = np.sort(np.random.default_rng(0).choice(len(x), PROBES, replace=False))
+        (exact, exact_probe_s), _, _ = measured(exact_probe_neighbours, x, probes)  # torch stays in a child
+        result, seconds, peak = measured(usearch_index, x, probes)
+        if isinstance(result, Exception):
+            raise result
+        print(row(f"usearch HNSW f16 (the asset's), {kind}", size, result, seconds, peak, exact), flush=True)
+        projected = exact_probe_s * size / PROBES
+        louvain_rows.append((size, kind, result, projected))
+        if args.compare and position == 0:
+            candidates = [("usearch HNSW f32", usearch_index, ("f32", False)),
+                          ("usearch HNSW i8", usearch_index, ("i8", False))]
+            try:
+                import faiss  # noqa: F401
+
+                candidates += [("faiss HNSW flat", faiss_index, ("hnsw",)), ("faiss IVF flat", faiss_index, ("ivf",))]
+            except ImportError:
+                print("(faiss-cpu not installed: pip install faiss-cpu to compare it)")
+            for label, function, extra in candidates:
+                other, seconds, peak = measured(function, x, probes, *extra)
+                if isinstance(other, Exception):
+                    raise other
+                print(row(label, size, other, seconds, peak, exact), flush=True)
+        if size <= 100_000:
+            reference, seconds, peak = measured(lambda: louvain(x, LouvainParams()).labels)
+            louvain_rows[-1] += (reference, seconds)
+    print("\n| sentences | vectors | exact neighbours of every row, s (projected from the probes) | index build + "
+          "search s | ratio | Louvain on the index graph s | Louvain on exact neighbours s | ARI of the two |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size, kind, result, projected, *exact_fit in louvain_rows:
+        indexed = result["build_s"] + result["query_s"]
+        if exact_fit:
+            reference, seconds = exact_fit
+            compared = f"{seconds:.1f} | {adjusted_rand_score(reference, result['labels']):.3f}"
+        else:
+            compared = "not run | "
+        print(f"| {size:,} | {kind} | {projected:.0f} | {indexed:.1f} | {projected / indexed:.1f}x | "
+              f"{indexed + result['louvain_s']:.1f} ({result['louvain_s']:.1f} Leiden) | {compared} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
