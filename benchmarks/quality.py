@@ -14,7 +14,9 @@ product's defaults). EVoC (`evoc`, clustering made for embedding vectors) runs w
 Topic keywords are scored without labels: `coherence_npmi` (NPMI of every pair of each topic's top 10 keywords,
 sentences as documents) and `topic_diversity` (distinct words among all topics' keywords), both from
 `dagster_project.core.topics`, over the keywords the product's topic assets write with their defaults; for
-BERTopic over its own topic words (its default representation, top 10).
+BERTopic over its own topic words (its default representation, top 10). Louvain reads its graph from the
+nearest-neighbour index the `sentence_neighbors` asset keeps, built here the same way (its seconds include the
+index).
 
 Each clustering runs in a forked child process so that its peak memory (RSS above the child's start) and time
 are its own. Prints a markdown table (NMI, ARI, V-measure with noise counted as one group; clusters found; noise
@@ -42,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402, F401
 
 from benchmarks.common import dataset_names, embed_in_child, load_dataset, measured  # noqa: E402
-from dagster_project.core.clustering import ALGORITHMS, run_clustering  # noqa: E402
+from dagster_project.core.clustering import ALGORITHMS  # noqa: E402
+from dagster_project.core.neighbors import Neighbours, add_vectors, new_index, search  # noqa: E402
 from dagster_project.core.topics import coherence_npmi, summarize_topics, topic_diversity  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
@@ -97,7 +100,13 @@ def cluster(x: np.ndarray, name: str, params: object) -> tuple[np.ndarray, dict]
         return labels, {"keywords": words}
     if name == "evoc":
         return evoc_clusters(x), {}
-    result = run_clustering(name, x, params)
+    algorithm = ALGORITHMS[name]
+    extra = {}
+    if algorithm.uses_neighbours:  # as in the refresh: the graph from the sentence_neighbors index, built here
+        index, rows = new_index(x.shape[1]), np.arange(len(x))
+        add_vectors(index, rows, x)
+        extra["neighbours"] = Neighbours(*search(index, rows, x, (params or algorithm.params()).n_neighbors))
+    result = algorithm.fit(x, params or algorithm.params(), "cpu", **extra)
     return result.labels, result.details
 
 

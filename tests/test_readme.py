@@ -53,6 +53,7 @@ def test_own_data_without_make_runs_everything_in_parallel_processes(own_data):
     runs = dg.DagsterInstance.from_config(str(work / "data/mine.dagster")).get_runs()
     assert [run.status.value for run in runs] == ["SUCCESS"]
     assert "Warehouse data/mine.duckdb:" in log  # python -m dagster_project.show
+    assert "Most similar to 'how long do I let the dough rise'" in log  # python -m dagster_project.search
 
 
 def test_file_sensor_on_an_up_to_date_warehouse_launches_nothing(own_data, monkeypatch):
@@ -71,7 +72,7 @@ def test_every_sql_query_of_the_readme_returns_rows(own_data):
     work, _, _ = own_data
     [sql] = blocks("sql")
     statements = [s.strip() for s in sql.split(";") if s.strip()]
-    assert len(statements) == 9
+    assert len(statements) == 10
     with duckdb.connect(str(work / "data/mine.duckdb")) as conn:  # one of them names a topic
         for statement in statements:
             assert conn.execute(statement).fetchall(), statement

@@ -18,9 +18,9 @@ from sklearn.cluster import DBSCAN, HDBSCAN, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
 from .assign import assign_to_fit, closest_centres
-from .community import communities, kth_neighbor_similarity, neighbour_lists, top_neighbours
+from .community import communities_from_neighbours, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
-from .neighbors import Neighbours
+from .neighbors import INDEX_ABOVE, Neighbours, indexed, neighbours_above
 from .torch_kmeans import TorchKMeans
 
 
@@ -427,6 +427,31 @@ def coverage_similarity(
                         f"(themselves included) at cosine >= {similarity:.4f}")
 
 
+SEARCHES = ("auto", "exact", "index")
+SEARCH_HELP = ("How each sentence's neighbours above the similarity are found: exact (every pair scored, in "
+               "blocks), index (an approximate nearest-neighbour index, each pair found verified exactly), auto "
+               f"(the index from {INDEX_ABOVE:,} sentences).")
+
+
+def threshold_lists(embeddings: np.ndarray, search: str,
+                    device: str = "cpu") -> tuple[Callable[[float], tuple], str]:
+    """A function giving, for a similarity threshold, the CSR neighbour lists (indptr, indices) of every row at
+    or above it, itself included: scored exactly, or through one index of the rows built on first use; and which
+    of the two it is."""
+    if search not in SEARCHES:
+        raise ClusteringError(f"search '{search}' is not one of {', '.join(SEARCHES)}.")
+    if search == "exact" or (search == "auto" and len(embeddings) < INDEX_ABOVE):
+        return (lambda threshold: neighbour_lists(embeddings, threshold, device=device)), "exact"
+    built: list = []
+
+    def lists(threshold: float) -> tuple:
+        if not built:
+            built.append(indexed(embeddings))
+        return neighbours_above(embeddings, threshold, built[0])
+
+    return lists, "approximate index, pairs verified exactly"
+
+
 @dataclass(frozen=True)
 class CommunityParams:
     threshold: float | None = doc(
@@ -436,6 +461,7 @@ class CommunityParams:
     target_coverage: float = doc("Share of sentences the automatic threshold aims to assign.", 0.8)
     sample_size: int = doc("Sentences sampled to choose the automatic threshold.", 5000)
     seed: int = doc("Random seed of the sample.", 0)
+    search: str = doc(SEARCH_HELP, "auto")
 
 
 COVERAGE_SLACK = 0.05  # a re-fit keeps the previous automatic threshold while it assigns this close to the target
@@ -448,15 +474,22 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
     target_coverage, so that a re-fit of a grown corpus finds the communities it had."""
     n = len(embeddings)
     min_size = max(1, min(params.min_community_size, n))
-    details: dict[str, Any] = {"min_community_size": min_size}
     first = previous.exemplars if previous is not None else None
+    lists, how = threshold_lists(embeddings, params.search, device)
+    details: dict[str, Any] = {"min_community_size": min_size, "neighbours": how}
+
+    def communities(threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        if n == 0 or n < min_size:
+            return np.full(n, -1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return communities_from_neighbours(*lists(threshold), min_size, first)
+
     if params.threshold is not None:
         details["threshold"] = round(float(params.threshold), 4)
-        labels, centres = communities(embeddings, params.threshold, min_size, first, device=device)
+        labels, centres = communities(params.threshold)
         return ClusteringResult(labels, details, centres)
     kept = previous.details.get("threshold") if previous is not None else None
     if kept is not None:
-        labels, centres = communities(embeddings, kept, min_size, first, device=device)
+        labels, centres = communities(kept)
         assigned = float(np.mean(labels >= 0))
         if assigned >= params.target_coverage - COVERAGE_SLACK:
             return ClusteringResult(labels, {
@@ -471,7 +504,7 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
     coverage, attempts = params.target_coverage, []
     for _ in range(3):
         threshold, how = coverage_similarity(embeddings, min_size, coverage, params.sample_size, params.seed, device)
-        labels, centres = communities(embeddings, threshold, min_size, first, device=device)
+        labels, centres = communities(threshold)
         assigned = float(np.mean(labels >= 0))
         attempts.append({"threshold": round(threshold, 4), "neighbour_coverage": round(coverage, 4),
                          "assigned": round(assigned, 4)})
@@ -547,6 +580,7 @@ class DBSCANParams:
     reduce_dimensions: int = doc("Dimensions after the reduction.", 16)
     sample_size: int = doc("Sentences sampled to choose eps.", 5000)
     seed: int = doc("Random seed of the sample and the reduction.", 0)
+    search: str = doc(SEARCH_HELP, "auto")
 
 
 def dbscan(embeddings: np.ndarray, params: DBSCANParams, device: str = "cpu") -> ClusteringResult:
@@ -566,7 +600,8 @@ def dbscan(embeddings: np.ndarray, params: DBSCANParams, device: str = "cpu") ->
     details["eps"] = round(eps, 4)
     # The eps-neighbourhoods, found block by block (memory: the pairs within eps, never n x n), handed to
     # scikit-learn as a sparse precomputed graph: a stored entry (distance 0) marks a neighbour.
-    indptr, indices = neighbour_lists(reduced.astype(np.float32), 1.0 - eps, device=device)
+    lists, details["neighbours"] = threshold_lists(reduced.astype(np.float32), params.search, device)
+    indptr, indices = lists(1.0 - eps)
     details["neighbour_pairs"] = int(len(indices))
     graph = csr_matrix((np.zeros(len(indices), dtype=np.float32), indices, indptr), shape=(n, n))
     labels = DBSCAN(eps=0.5, min_samples=min_samples, metric="precomputed").fit(graph).labels_

@@ -153,3 +153,50 @@ def as_neighbours(ids: np.ndarray, rows: pd.DataFrame, k: int) -> Neighbours:
     indices[row, rank[keep]] = np.searchsorted(ids, rows["neighbor_id"].to_numpy()[keep])
     similarities[row, rank[keep]] = rows["similarity"].to_numpy()[keep]
     return Neighbours(indices, similarities)
+
+
+FIRST_RADIUS_K = 32  # neighbours searched first per row when collecting every neighbour above a threshold
+INDEX_ABOVE = 50_000  # sentences from which threshold neighbourhoods come from an index rather than all pairs
+
+
+def indexed(embeddings: np.ndarray):
+    """An index of the rows of `embeddings` (keys: row positions)."""
+    index = new_index(embeddings.shape[1])
+    add_vectors(index, np.arange(len(embeddings)), embeddings)
+    return index
+
+
+def neighbours_above(embeddings: np.ndarray, threshold: float, index=None) -> tuple[np.ndarray, np.ndarray]:
+    """CSR form (indptr, indices) of every row's neighbours at cosine >= threshold, itself included, as
+    `community.neighbour_lists` gives them, found through an approximate index instead of scoring every pair:
+    each row searches FIRST_RADIUS_K neighbours, and four times more while all it found are above the threshold;
+    every pair found is verified on the float32 vectors and recorded both ways (a pair the index missed from one
+    end is still kept from the other)."""
+    n = len(embeddings)
+    index = index if index is not None else indexed(embeddings)
+    rows_found, cols_found = [np.arange(n)], [np.arange(n)]
+    todo, k = np.arange(n), FIRST_RADIUS_K
+    while len(todo):
+        k = min(k, n - 1)
+        found, _ = search(index, todo, embeddings[todo], k) if k else (np.zeros((len(todo), 0), np.int64), None)
+        rows = np.repeat(todo, found.shape[1]).reshape(found.shape)
+        valid = found >= 0
+        exact = np.zeros(found.shape, dtype=np.float32)
+        exact[valid] = np.einsum("ij,ij->i", embeddings[rows[valid]], embeddings[found[valid]])
+        keep = valid & (exact >= np.float32(threshold))
+        rows_found.append(rows[keep])
+        cols_found.append(found[keep])
+        saturated = keep.all(axis=1) if k else np.zeros(len(todo), bool)
+        if k >= n - 1:
+            break
+        todo, k = todo[saturated], k * 4
+        if len(todo):  # searched again with more neighbours: drop what this round found for them
+            again = np.isin(rows_found[-1], todo)
+            rows_found[-1], cols_found[-1] = rows_found[-1][~again], cols_found[-1][~again]
+    rows = np.concatenate(rows_found + cols_found[1:])
+    cols = np.concatenate(cols_found + rows_found[1:])
+    pairs = np.unique(rows.astype(np.int64) * n + cols)
+    rows, cols = pairs // n, pairs % n
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, cols

@@ -35,6 +35,11 @@ CONTRACT = {
                            "ari": "DOUBLE", "v_measure": "DOUBLE", "seconds": "DOUBLE",
                            "materialized_at": "TIMESTAMP"},
     "recommended": {"algorithm": "VARCHAR", "reason": "VARCHAR", "chosen_at": "TIMESTAMP"},
+    "sentence_neighbors": {"model_key": "VARCHAR", "sentence_id": "BIGINT", "neighbor_id": "BIGINT",
+                           "similarity": "FLOAT"},
+    "near_duplicates": {"model_key": "VARCHAR", "group_id": "BIGINT", "sentence_id": "BIGINT", "similarity": "FLOAT",
+                        "size": "INTEGER"},
+    "sentence_outliers": {"model_key": "VARCHAR", "sentence_id": "BIGINT", "kth_similarity": "FLOAT"},
     "sentence_map": {"sentence_id": "BIGINT", "x": "FLOAT", "y": "FLOAT"},
     "topic_hierarchy": {"algorithm": "VARCHAR", "merge_id": "INTEGER", "left": "INTEGER", "right": "INTEGER",
                         "distance": "DOUBLE", "size": "INTEGER"},
@@ -98,6 +103,8 @@ def test_tables_follow_the_data_contract(first_run):
         assert sorted(m[0] for m in metrics) == sorted(ALGORITHMS)
         assert all(m[1] is not None for m in metrics)  # the sample corpus is labelled
         assert conn.execute("SELECT count(*) FROM sentence_map WHERE isfinite(x) AND isfinite(y)").fetchone()[0] == 160
+        assert conn.execute("SELECT count(*), count(DISTINCT sentence_id) FROM sentence_neighbors").fetchone() == (
+            1600, 160)
 
 
 def test_kmeans_recovers_the_groups_without_being_told_k(first_run):

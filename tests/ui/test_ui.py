@@ -22,7 +22,8 @@ playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                 "--disable-background-networking", "--disable-component-update"]
-ASSETS = ["sentences", "sentence_embeddings", "sentence_map", "clustering_metrics", "recommended", "topic_report"] + [
+ASSETS = ["sentences", "sentence_embeddings", "sentence_neighbors", "sentence_map", "clustering_metrics", "recommended",
+          "topic_report"] + [
     f"{name}_{kind}" for name in ("kmeans", "minibatch_kmeans", "agglomerative", "community_detection", "louvain",
                                   "hdbscan", "dbscan") for kind in ("clusters", "topics")]
 

@@ -1,0 +1,114 @@
+"""The scheduled refresh at scale, after embedding: what `refresh_everything` (the daily schedule's job) does, as
+`make run` runs it (every step in its own process, in parallel), on N sentences whose embeddings are cached.
+
+    python benchmarks/refresh.py [--sentences 1000000] [--keep data/bench_refresh]
+
+Sentences: the labelled datasets' sentences, then numbered variants of them (as `benchmarks/embeddings.py
+--million` writes them), in one CSV file. Their vectors are put in the warehouse's embedding cache beforehand, so
+the run embeds nothing and measures everything after embedding: the datasets' sentences get their real
+all-MiniLM-L6-v2 vectors, each variant its sentence's vector plus Gaussian noise (cosine ~0.97 to it, as
+`benchmarks/scale.py` simulates them). Prints seconds per step (from the run's own step events), the run's wall
+seconds and the peak RSS of its largest process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ROOT, embed_in_child, scale_corpus  # noqa: E402
+from benchmarks.embeddings import million_texts  # noqa: E402
+from dagster_project.core.text import normalize_text, text_hash  # noqa: E402
+from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder  # noqa: E402
+
+SELECTION = "not group:adaptation and not group:on_demand"  # what `make run` and the schedule's job run
+
+
+def vectors_for(texts: list[str], base_texts: list[str], base: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The real vector of each dataset sentence; for its numbered variants, that vector plus noise."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(texts), base.shape[1]), dtype=np.float32)
+    out[:len(base_texts)] = base
+    for start in range(len(base_texts), len(texts), len(base_texts)):
+        block = base[:min(len(base_texts), len(texts) - start)]
+        noisy = block + rng.standard_normal(block.shape, dtype=np.float32) * (0.25 / np.sqrt(base.shape[1]))
+        out[start:start + len(block)] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    return out
+
+
+def prepare(work: Path, total: int, embedder: SentenceEmbedder) -> tuple[Path, Path]:
+    """The corpus file and a warehouse whose embedding cache already holds every sentence's vector."""
+    corpus, db = work / "corpus", work / "warehouse.duckdb"
+    if db.exists():
+        return corpus, db
+    base_texts = scale_corpus().drop_duplicates("text")["text"].tolist()
+    texts = million_texts(total)
+    base = embed_in_child(base_texts, embedder)
+    vectors = vectors_for(texts, base_texts, base)
+    corpus.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"text": texts}).to_csv(corpus / "sentences.csv", index=False)
+    DuckDBWarehouse(database=str(db)).query("SELECT 1")  # the schema
+    hashes = [text_hash(normalize_text(t)) for t in texts]
+    with duckdb.connect(str(db)) as conn:
+        for start in range(0, total, 100_000):
+            conn.register("batch", pa.table({
+                "text_hash": hashes[start:start + 100_000],
+                "embedding": pa.array(list(vectors[start:start + 100_000]), pa.list_(pa.float32()))}))
+            conn.execute("INSERT INTO embedding_cache (model_key, text_hash, embedding) SELECT ?, text_hash, "
+                         "embedding FROM batch ON CONFLICT DO NOTHING", [embedder.model_key])
+    return corpus, db
+
+
+def step_seconds(home: Path) -> pd.DataFrame:
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    run = instance.get_runs(limit=1)[0]
+    stats = instance.get_run_step_stats(run.run_id)
+    return pd.DataFrame([{"step": s.step_key, "seconds": s.end_time - s.start_time, "status": s.status.value}
+                         for s in stats if s.end_time]).sort_values("seconds", ascending=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=int, default=1_000_000)
+    parser.add_argument("--keep", default=str(ROOT / "data" / "bench_refresh"),
+                        help="folder of the corpus, warehouse and Dagster home (kept, reused if there)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    work = Path(args.keep) / str(args.sentences)
+    work.mkdir(parents=True, exist_ok=True)
+    embedder = SentenceEmbedder(device="cpu")
+    corpus, db = prepare(work, args.sentences, embedder)
+    home = work / f"dagster-{time.strftime('%Y%m%d-%H%M%S')}"
+    home.mkdir()
+    env = {**os.environ, "SENTENCES_PATH": str(corpus), "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(home),
+           "EMBEDDING_DEVICE": "cpu"}
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
+                          "--select", SELECTION], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    if run.returncode:
+        print(run.stdout[-3000:], run.stderr[-6000:])
+        raise SystemExit(f"the run failed after {seconds:.0f} s")
+    steps = step_seconds(home)
+    print(f"# refresh after embedding: {args.sentences:,} sentences, {time.strftime('%Y-%m-%d')}, "
+          f"{os.cpu_count()} cores\n")
+    print(steps.round(1).to_markdown(index=False))
+    print(f"\nwhole run: {seconds:.0f} s wall; largest process's peak RSS {peak:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
