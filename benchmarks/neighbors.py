@@ -1,6 +1,7 @@
 """The nearest-neighbour index behind `sentence_neighbors` against exact search, and Louvain on its graph.
 
     python benchmarks/neighbors.py [--sizes 100000 1000000] [--compare]
+    python benchmarks/neighbors.py --agreement
 
 For each size: the exact 10 most similar other vectors of 1,000 probe rows (the baseline, scored in blocks), then,
 in a forked child, the index the asset builds (USearch HNSW, half precision; `dagster_project/core/neighbors.py`):
@@ -10,6 +11,10 @@ At 100,000 also Louvain on exact neighbours (the fit without the table), its sec
 agreement (ARI) of the two partitions, and, for scale, the agreement of Leiden with another seed on the same
 exact graph. `--compare`: at the first size, the other candidate libraries and
 precisions measured the same way (faiss-cpu when installed).
+
+`--agreement`: on every labelled dataset, community detection and DBSCAN (defaults) with their neighbourhoods
+above the threshold found exactly and through the index (`search` exact / index): the ARI of the two answers and
+the seconds of each.
 
 Vectors: 100,000 real all-MiniLM-L6-v2 embeddings of the labelled datasets' sentences; 1,000,000 the million-
 sentence warehouse's (`benchmarks/embeddings.py --million`) when it exists, else the real vectors with simulated
@@ -27,9 +32,16 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ROOT, embed_in_child, measured, scale_corpus  # noqa: E402
+from benchmarks.common import ROOT, dataset_names, embed_in_child, load_dataset, measured, scale_corpus  # noqa: E402
 from benchmarks.scale import corpus_of, million_vectors  # noqa: E402
-from dagster_project.core.clustering import LouvainParams, knn_graph, leiden, louvain  # noqa: E402
+from dagster_project.core.clustering import (  # noqa: E402
+    ALGORITHMS,
+    LouvainParams,
+    knn_graph,
+    leiden,
+    louvain,
+    run_clustering,
+)
 from dagster_project.core.community import top_neighbours  # noqa: E402
 from dagster_project.core.neighbors import Neighbours, add_vectors, new_index, search  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
@@ -120,11 +132,35 @@ def vectors_for(size: int, base: np.ndarray) -> tuple[np.ndarray, str]:
     return corpus_of(base, size), "real + simulated variants"
 
 
+def agreement() -> None:
+    """Threshold neighbourhoods through the index against exact ones, per dataset."""
+    embedder = SentenceEmbedder(device="cpu")
+    print(f"# threshold neighbourhoods, index against exact: {time.strftime('%Y-%m-%d')}\n")
+    print("| dataset | sentences | algorithm | ARI index vs exact | exact s | index s | clusters (exact) | "
+          "noise (exact) |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    for name in dataset_names():
+        x = embed_in_child(load_dataset(name)["text"].tolist(), embedder)
+        for algorithm in ("community_detection", "dbscan"):
+            params = ALGORITHMS[algorithm].params
+            runs = [measured(run_clustering, algorithm, x, params(search=search)) for search in ("exact", "index")]
+            for result, _, _ in runs:
+                if isinstance(result, Exception):
+                    raise result
+            (exact, exact_s, _), (approximate, index_s, _) = runs
+            print(f"| {name} | {len(x):,} | {algorithm} | {adjusted_rand_score(exact.labels, approximate.labels):.4f} "
+                  f"| {exact_s:.1f} | {index_s:.1f} | {exact.n_clusters} | {np.mean(exact.labels < 0):.1%} |",
+                  flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--compare", action="store_true", help="other libraries and precisions at the first size")
+    parser.add_argument("--agreement", action="store_true", help="community detection and DBSCAN, index vs exact")
     args = parser.parse_args()
+    if args.agreement:
+        return agreement()
     base = embed_in_child(scale_corpus()["text"].tolist(), SentenceEmbedder(device="cpu"))
     print(f"# neighbours: {time.strftime('%Y-%m-%d')}, k = {K}, {PROBES} probes\n", flush=True)
     print("| sentences | index | recall@10 | build s | all rows' neighbours s | peak MB |")
