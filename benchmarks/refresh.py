@@ -1,21 +1,22 @@
 """The scheduled refresh at scale, after embedding: what `refresh_everything` (the daily schedule's job) does, as
 `make run` runs it (every step in its own process, in parallel), on N sentences whose embeddings are cached.
 
-    python benchmarks/refresh.py [--sentences 1000000] [--keep data/bench_refresh]
+    python benchmarks/refresh.py [--sentences 1000000] [--then 10000] [--keep data/bench_refresh]
 
 Sentences: the labelled datasets' sentences, then numbered variants of them (as `benchmarks/embeddings.py
 --million` writes them), in one CSV file. Their vectors are put in the warehouse's embedding cache beforehand, so
 the run embeds nothing and measures everything after embedding: the datasets' sentences get their real
 all-MiniLM-L6-v2 vectors, each variant its sentence's vector plus Gaussian noise (cosine ~0.97 to it, as
-`benchmarks/scale.py` simulates them). Prints seconds per step (from the run's own step events), the run's wall
-seconds and the peak RSS of its largest process.
+`benchmarks/scale.py` simulates them). Then `--then` more sentences arrive (a second file, vectors cached as well)
+and the refresh runs again, as the next day's would. Prints, per run, seconds per step (from the run's own step
+events), the run's wall seconds and the peak RSS of its largest process.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -47,27 +48,28 @@ def vectors_for(texts: list[str], base_texts: list[str], base: np.ndarray, seed:
     return out
 
 
-def prepare(work: Path, total: int, embedder: SentenceEmbedder) -> tuple[Path, Path]:
-    """The corpus file and a warehouse whose embedding cache already holds every sentence's vector."""
+def prepare(work: Path, total: int, then: int, embedder: SentenceEmbedder) -> tuple[Path, Path, list[str]]:
+    """The corpus folder (the first `total` sentences), a warehouse whose embedding cache already holds every
+    sentence's vector, and the `then` sentences that arrive next."""
     corpus, db = work / "corpus", work / "warehouse.duckdb"
-    if db.exists():
-        return corpus, db
     base_texts = scale_corpus().drop_duplicates("text")["text"].tolist()
-    texts = million_texts(total)
+    texts = million_texts(total + then)
+    if db.exists():
+        return corpus, db, texts[total:]
     base = embed_in_child(base_texts, embedder)
     vectors = vectors_for(texts, base_texts, base)
     corpus.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"text": texts}).to_csv(corpus / "sentences.csv", index=False)
+    pd.DataFrame({"text": texts[:total]}).to_csv(corpus / "sentences.csv", index=False)
     DuckDBWarehouse(database=str(db)).query("SELECT 1")  # the schema
     hashes = [text_hash(normalize_text(t)) for t in texts]
     with duckdb.connect(str(db)) as conn:
-        for start in range(0, total, 100_000):
+        for start in range(0, len(texts), 100_000):
             conn.register("batch", pa.table({
                 "text_hash": hashes[start:start + 100_000],
                 "embedding": pa.array(list(vectors[start:start + 100_000]), pa.list_(pa.float32()))}))
             conn.execute("INSERT INTO embedding_cache (model_key, text_hash, embedding) SELECT ?, text_hash, "
                          "embedding FROM batch ON CONFLICT DO NOTHING", [embedder.model_key])
-    return corpus, db
+    return corpus, db, texts[total:]
 
 
 def step_seconds(home: Path) -> pd.DataFrame:
@@ -80,9 +82,32 @@ def step_seconds(home: Path) -> pd.DataFrame:
                          for s in stats if s.end_time]).sort_values("seconds", ascending=False)
 
 
+# Runs a command and prints the peak RSS (KB) of the largest process under it, on the last line.
+PEAK = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
+def refresh(corpus: Path, db: Path, home: Path) -> tuple[float, float, pd.DataFrame]:
+    """One run of the schedule's assets, in a child process: (wall seconds, the peak RSS in GB of its largest
+    process, seconds per step)."""
+    home.mkdir()
+    env = {**os.environ, "SENTENCES_PATH": str(corpus), "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(home),
+           "EMBEDDING_DEVICE": "cpu"}
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", PEAK, sys.executable, "-m", "dagster", "asset", "materialize",
+                          "-m", "dagster_project.definitions", "--select", SELECTION],
+                         env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if run.returncode:
+        print(run.stdout[-3000:], run.stderr[-6000:])
+        raise SystemExit(f"the run failed after {seconds:.0f} s")
+    return seconds, int(run.stdout.split()[-1]) / 2**20, step_seconds(home)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentences", type=int, default=1_000_000)
+    parser.add_argument("--then", type=int, default=10_000, help="sentences that arrive before the second run")
     parser.add_argument("--keep", default=str(ROOT / "data" / "bench_refresh"),
                         help="folder of the corpus, warehouse and Dagster home (kept, reused if there)")
     args = parser.parse_args()
@@ -90,24 +115,20 @@ def main() -> None:
     work = Path(args.keep) / str(args.sentences)
     work.mkdir(parents=True, exist_ok=True)
     embedder = SentenceEmbedder(device="cpu")
-    corpus, db = prepare(work, args.sentences, embedder)
-    home = work / f"dagster-{time.strftime('%Y%m%d-%H%M%S')}"
-    home.mkdir()
-    env = {**os.environ, "SENTENCES_PATH": str(corpus), "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(home),
-           "EMBEDDING_DEVICE": "cpu"}
-    started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
-                          "--select", SELECTION], env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    if run.returncode:
-        print(run.stdout[-3000:], run.stderr[-6000:])
-        raise SystemExit(f"the run failed after {seconds:.0f} s")
-    steps = step_seconds(home)
-    print(f"# refresh after embedding: {args.sentences:,} sentences, {time.strftime('%Y-%m-%d')}, "
-          f"{os.cpu_count()} cores\n")
-    print(steps.round(1).to_markdown(index=False))
-    print(f"\nwhole run: {seconds:.0f} s wall; largest process's peak RSS {peak:.2f} GB")
+    corpus, prepared, arriving = prepare(work, args.sentences, args.then, embedder)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    db = work / f"run-{stamp}.duckdb"  # every run of the benchmark starts from the prepared warehouse
+    shutil.copy(prepared, db)
+    (corpus / "arriving.csv").unlink(missing_ok=True)
+    print(f"# refresh after embedding: {args.sentences:,} sentences, then {args.then:,} more; "
+          f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores\n", flush=True)
+    for day, label in enumerate((f"{args.sentences:,} sentences", f"{args.then:,} arrive")):
+        if day:
+            pd.DataFrame({"text": arriving}).to_csv(corpus / "arriving.csv", index=False)
+        seconds, peak, steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}")
+        print(f"## run {day + 1}: {label}\n")
+        print(steps.round(1).to_markdown(index=False))
+        print(f"\nwhole run: {seconds:.0f} s wall; largest process's peak RSS {peak:.2f} GB\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -164,9 +164,10 @@ def stored_neighbours(warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarra
     """The `sentence_neighbors` lists of the sentences `ids` as row positions, when every one of them has its
     min(k, sentences - 1) neighbours stored for this model; else None (the fit scores neighbours exactly)."""
     k = min(k, len(ids) - 1)
+    if k < 1:
+        return None
     rows = warehouse.neighbour_rows(model_key, k)
-    counts = rows["sentence_id"].value_counts()
-    if k < 1 or not (counts.reindex(ids).fillna(0) >= k).all():
+    if not (rows["sentence_id"].value_counts().reindex(ids).fillna(0) >= k).all():
         return None
     return as_neighbours(ids, rows, k)
 

@@ -52,7 +52,7 @@ def texts_of(warehouse: DuckDBWarehouse, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(texts, on="sentence_id", how="left")
 
 
-@dg.asset(deps=[sentence_embeddings], group_name="neighbors", kinds={"duckdb"})
+@dg.asset(deps=[sentence_embeddings], group_name="neighbors", kinds={"usearch", "duckdb"})
 def sentence_neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig, warehouse: DuckDBWarehouse,
                        embedder: SentenceEmbedder) -> dg.MaterializeResult:
     """Every sentence's k most similar other sentences in `sentence_neighbors` (model_key, sentence_id,
@@ -82,13 +82,12 @@ def sentence_neighbors(context: dg.AssetExecutionContext, config: NeighborsConfi
     else:
         why = "index kept, new sentences added"
     in_index = index.contains(ids.astype(np.uint64)) if len(index) else np.zeros(len(ids), bool)
-    current = pd.Index(ids)
     gone = np.setdiff1d(stored.index.to_numpy(np.int64), ids)
     if len(gone):
         index.remove(gone.astype(np.uint64))
     add_embeddings(index, warehouse, model_key, ids[~in_index])
     k = min(config.k, max(len(ids) - 1, 0))
-    lists_kept = current.isin(stored.index) & in_index
+    lists_kept = np.isin(ids, stored.index.to_numpy(np.int64)) & in_index
     if built or not len(stored) or int(stored["n"].max()) != k:
         fresh = ids  # every list (first build, or k or the corpus size below k changed)
     else:
@@ -106,11 +105,12 @@ def sentence_neighbors(context: dg.AssetExecutionContext, config: NeighborsConfi
     warehouse.replace_neighbours(model_key, rows, gone)
     if len(ids):
         save_index(index, path)
+    else:  # nothing left to index: no stale index for the next run
+        path.unlink(missing_ok=True)
     for other in path.parent.glob(f"{Path(warehouse.database).name}.neighbors-*.usearch"):
         if other != path:  # an index of a model no longer used
             other.unlink()
-    pairs = warehouse.neighbour_rows(model_key, config.k, "similarity >= ? AND sentence_id < neighbor_id",
-                                     [config.near_duplicate_similarity])
+    pairs = warehouse.neighbour_rows(model_key, config.k, "similarity >= ?", [config.near_duplicate_similarity])
     duplicates = near_duplicate_groups(pairs).assign(model_key=model_key)
     warehouse.replace_table("near_duplicates", duplicates)
     isolated = texts_of(warehouse, warehouse.query(
