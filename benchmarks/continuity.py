@@ -1,14 +1,14 @@
 """Topic continuity across scheduled refreshes of a growing corpus.
 
-    python benchmarks/continuity.py [--datasets atis searchsnippets ...] [--speed 100000] [--algorithms kmeans ...]
+    python benchmarks/continuity.py [--datasets atis searchsnippets ...] [--speed 100000]
 
 Each labelled dataset is replayed as daily arrivals: 60% on day one, then nine equal daily parts, each a file with
 its day's `timestamp`; the job the daily schedule runs (`refresh_everything`, in process) refreshes the warehouse
-after each day. Per algorithm it prints: how each day's run ended (fitted again or new sentences assigned), the
-share of the previous day's sentences that kept their topic_id on assignment days and across re-fits, births and
-retirements per re-fit, and the NMI after the last day as a share of one fresh run of the whole corpus in the same
-process. The embeddings are computed once (benchmark cache) and placed in each warehouse's cache, so the runs time
-clustering and topics, not the model.
+after each day. Per algorithm of that job it prints: how each day's run ended (fitted again or new sentences
+assigned), the share of the previous day's sentences that kept their topic_id on assignment days and across
+re-fits, births and retirements per re-fit, and the NMI after the last day as a share of one fresh run of the whole
+corpus in the same process. The embeddings are computed once (benchmark cache) and placed in each warehouse's
+cache, so the runs time clustering and topics, not the model.
 
 `--speed N` then builds N sentences (every dataset, sampled), refreshes with 99% of them, adds the last 1% and
 times, per algorithm, the run that assigns them against a forced re-fit (refit = true) of the same corpus: the
@@ -34,7 +34,7 @@ from sklearn.metrics import normalized_mutual_info_score
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import dataset_names, embed_in_child, load_dataset, scale_corpus  # noqa: E402
 from dagster_project.automation import refresh_everything  # noqa: E402
-from dagster_project.core.clustering import ALGORITHMS  # noqa: E402
+from dagster_project.core.clustering import SCHEDULED  # noqa: E402
 from dagster_project.core.text import text_hash  # noqa: E402
 from dagster_project.definitions import all_assets, all_checks  # noqa: E402
 from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder  # noqa: E402
@@ -75,7 +75,7 @@ class Warehouse:
         os.environ["SENTENCES_PATH"] = str(self.folder / "in")
         config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         if refit:
-            config["ops"] = {f"{name}_clusters": {"config": {"refit": True}} for name in ALGORITHMS}
+            config["ops"] = {f"{name}_clusters": {"config": {"refit": True}} for name in SCHEDULED}
         started = time.perf_counter()
         result = self.defs.resolve_job_def("refresh_everything").execute_in_process(
             run_config=config, instance=self.instance, raise_on_error=False)
@@ -119,7 +119,7 @@ def replay(name: str, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame
         result, steps, seconds = daily.refresh()
         after = daily.assignments()
         events = events_since(daily.db, since)
-        for algorithm in ALGORITHMS:
+        for algorithm in SCHEDULED:
             row = {"dataset": name, "day": day, "algorithm": algorithm, "status": status(result, algorithm),
                    "seconds": seconds}
             if before is not None:
@@ -183,7 +183,7 @@ def speed(size: int, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame:
     shutil.copy(workdir / "speed-copy.duckdb", store.db)  # the same corpus and memory, fitted again
     refit, fit_steps, fit_total = store.refresh(refit=True)
     rows = []
-    for name in ALGORITHMS:
+    for name in SCHEDULED:
         steps = [f"{name}_clusters", f"{name}_topics"]
         inc, fit = sum(inc_steps.get(s, 0) for s in steps), sum(fit_steps.get(s, 0) for s in steps)
         rows.append({"algorithm": name, "incremental run": status(incremental, name),

@@ -510,7 +510,10 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
                          "assigned": round(assigned, 4)})
         if assigned >= params.target_coverage or coverage >= 0.995:
             break
-        coverage = min(0.995, coverage + 2 * (params.target_coverage - assigned))
+        # on a grid of 0.01, so that a slightly different first answer (neighbours found through an index, say)
+        # retries at the same threshold rather than a nearby one that greedy selection turns into other communities
+        step = max(round(coverage + 2 * (params.target_coverage - assigned), 2), round(coverage + 0.01, 2))
+        coverage = min(0.995, step)
     details.update(threshold=round(float(threshold), 4), threshold_selection=how, threshold_attempts=attempts)
     return ClusteringResult(labels, details, centres)
 
