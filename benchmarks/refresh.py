@@ -40,7 +40,7 @@ def vectors_for(texts: list[str], base_texts: list[str], base: np.ndarray, seed:
     """The real vector of each dataset sentence; for its numbered variants, that vector plus noise."""
     rng = np.random.default_rng(seed)
     out = np.empty((len(texts), base.shape[1]), dtype=np.float32)
-    out[:len(base_texts)] = base
+    out[:len(base_texts)] = base[:len(texts)]
     for start in range(len(base_texts), len(texts), len(base_texts)):
         block = base[:min(len(base_texts), len(texts) - start)]
         noisy = block + rng.standard_normal(block.shape, dtype=np.float32) * (0.25 / np.sqrt(base.shape[1]))
