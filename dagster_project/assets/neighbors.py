@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pydantic
+from filelock import FileLock
 
 from ..core.neighbors import (
     add_vectors,
@@ -52,23 +53,9 @@ def texts_of(warehouse: DuckDBWarehouse, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(texts, on="sentence_id", how="left")
 
 
-@dg.asset(deps=[sentence_embeddings], group_name="neighbors", kinds={"usearch", "duckdb"})
-def sentence_neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig, warehouse: DuckDBWarehouse,
-                       embedder: SentenceEmbedder) -> dg.MaterializeResult:
-    """Every sentence's k most similar other sentences in `sentence_neighbors` (model_key, sentence_id,
-    neighbor_id, similarity), from an approximate nearest-neighbour index (USearch HNSW, half-precision vectors)
-    kept beside the DuckDB file. New sentences are added to the index and get their lists, and the stored lists
-    they now enter or whose neighbours left are searched again, without rebuilding it (a new model builds its
-    own). Also `near_duplicates` (groups of sentences linked at near_duplicate_similarity or more) and the view
-    `sentence_outliers` (each sentence's similarity to its k-th neighbour: the lowest are the most isolated).
-    Louvain builds its graph from this table."""
-    if config.k < 1 or not 0 < config.near_duplicate_similarity <= 1:
-        raise dg.Failure(description=f"sentence_neighbors: k ({config.k}) must be at least 1 and "
-                                     f"near_duplicate_similarity ({config.near_duplicate_similarity}) in (0, 1].",
-                         allow_retries=False)
-    started = time.perf_counter()
-    model_key = embedder.model_key
-    path = index_path(warehouse.database, model_key)
+def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config: NeighborsConfig) -> dict:
+    """Bring the index at `path` and the `sentence_neighbors` lists up to date with the window's sentences
+    (add the new, remove the gone, search the lists that changed); what was done, for the metadata."""
     ids = warehouse.window_ids()
     dimensions = int(warehouse.query("SELECT len(embedding) AS d FROM embedding_cache WHERE model_key = ? LIMIT 1",
                                      [model_key])["d"].iloc[0]) if len(ids) else 0
@@ -110,6 +97,31 @@ def sentence_neighbors(context: dg.AssetExecutionContext, config: NeighborsConfi
     for other in path.parent.glob(f"{Path(warehouse.database).name}.neighbors-*.usearch"):
         if other != path:  # an index of a model no longer used
             other.unlink()
+    return {"index": f"built ({why})" if built else why, "index_sentences": len(index),
+            "added_to_index": int((~in_index).sum()), "removed_from_index": len(gone),
+            "lists_searched": len(fresh) + len(entered), "lists_entered_by_new_sentences": len(entered), "k": k,
+            "search_seconds": round(search_seconds, 3)}
+
+
+@dg.asset(deps=[sentence_embeddings], group_name="neighbors", kinds={"usearch", "duckdb"})
+def sentence_neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig, warehouse: DuckDBWarehouse,
+                       embedder: SentenceEmbedder) -> dg.MaterializeResult:
+    """Every sentence's k most similar other sentences in `sentence_neighbors` (model_key, sentence_id,
+    neighbor_id, similarity), from an approximate nearest-neighbour index (USearch HNSW, half-precision vectors)
+    kept beside the DuckDB file. New sentences are added to the index and get their lists, and the stored lists
+    they now enter or whose neighbours left are searched again, without rebuilding it (a new model builds its
+    own). Also `near_duplicates` (groups of sentences linked at near_duplicate_similarity or more) and the view
+    `sentence_outliers` (each sentence's similarity to its k-th neighbour: the lowest are the most isolated).
+    Louvain builds its graph from this table."""
+    if config.k < 1 or not 0 < config.near_duplicate_similarity <= 1:
+        raise dg.Failure(description=f"sentence_neighbors: k ({config.k}) must be at least 1 and "
+                                     f"near_duplicate_similarity ({config.near_duplicate_similarity}) in (0, 1].",
+                         allow_retries=False)
+    started = time.perf_counter()
+    model_key = embedder.model_key
+    path = index_path(warehouse.database, model_key)
+    with FileLock(f"{path}.lock", timeout=warehouse.lock_timeout_seconds):  # one run at a time grows the index
+        done = update_index(warehouse, model_key, path, config)
     pairs = warehouse.neighbour_rows(model_key, config.k, "similarity >= ?", [config.near_duplicate_similarity])
     duplicates = near_duplicate_groups(pairs).assign(model_key=model_key)
     warehouse.replace_table("near_duplicates", duplicates)
@@ -117,19 +129,12 @@ def sentence_neighbors(context: dg.AssetExecutionContext, config: NeighborsConfi
         "SELECT sentence_id, kth_similarity FROM sentence_outliers WHERE model_key = ? "
         "ORDER BY kth_similarity, sentence_id LIMIT 10", [model_key]))
     shown = texts_of(warehouse, duplicates.head(20)[["group_id", "sentence_id", "similarity"]])
-    context.log.info(f"sentence_neighbors: {len(fresh) + len(entered)} lists searched, {len(duplicates)} "
+    context.log.info(f"sentence_neighbors: {done['lists_searched']} lists searched, {len(duplicates)} "
                      f"sentences in near-duplicate groups")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": int(warehouse.query("SELECT count(*) AS n FROM sentence_neighbors")["n"].iloc[0]),
         "index_file": dg.MetadataValue.path(str(path)),
-        "index_sentences": len(index),
-        "index": f"built ({why})" if built else why,
-        "added_to_index": int((~in_index).sum()),
-        "removed_from_index": len(gone),
-        "lists_searched": len(fresh) + len(entered),
-        "lists_entered_by_new_sentences": len(entered),
-        "k": k,
-        "search_seconds": round(search_seconds, 3),
+        **done,
         "seconds": round(time.perf_counter() - started, 3),
         "near_duplicate_groups": int(duplicates["group_id"].nunique()) if len(duplicates) else 0,
         "near_duplicates": dg.MetadataValue.md(shown.round(3).to_markdown(index=False) if len(shown) else

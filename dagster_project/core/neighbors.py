@@ -65,6 +65,18 @@ class Neighbours:
     similarities: np.ndarray  # (n, k) float32
 
 
+def batch_matches(matches, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, distances, found per row) of a search, as (rows, count) arrays: USearch answers a single query
+    vector with one flat result (`Matches`) rather than a batch."""
+    if hasattr(matches, "counts"):
+        return matches.keys.astype(np.int64), matches.distances, np.asarray(matches.counts)
+    found = len(matches.keys)
+    keys = np.full((1, count), -1, dtype=np.int64)
+    distances = np.full((1, count), np.inf, dtype=np.float32)
+    keys[0, :found], distances[0, :found] = matches.keys, matches.distances
+    return keys, distances, np.array([found])
+
+
 def search(index, keys: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """For each row (its key and vector), the keys of its k most similar other vectors in the index and their
     cosine similarities (key -1 and similarity NaN where fewer exist), most similar first, in chunks."""
@@ -73,16 +85,15 @@ def search(index, keys: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.nda
     similarity = np.full((len(keys), k), np.nan, dtype=np.float32)
     for start in range(0, len(keys), SEARCH_CHUNK):
         stop = min(start + SEARCH_CHUNK, len(keys))
-        matches = index.search(np.ascontiguousarray(vectors[start:stop], dtype=np.float32), k + 1,
-                               threads=threads())
-        got = matches.keys.astype(np.int64)
-        valid = np.arange(k + 1)[None, :] < matches.counts[:, None]
+        got, distances, counts = batch_matches(
+            index.search(np.ascontiguousarray(vectors[start:stop], dtype=np.float32), k + 1, threads=threads()), k + 1)
+        valid = np.arange(k + 1)[None, :] < counts[:, None]
         valid &= got != keys[start:stop, None]  # a sentence is not its own neighbour
         order = np.argsort(~valid, axis=1, kind="stable")[:, :k]  # the valid ones first, in rank order
         rows = np.arange(stop - start)[:, None]
         keep = valid[rows, order]
         found[start:stop] = np.where(keep, got[rows, order], -1)
-        similarity[start:stop] = np.where(keep, 1.0 - matches.distances[rows, order], np.nan)
+        similarity[start:stop] = np.where(keep, 1.0 - distances[rows, order], np.nan)
     return found, similarity
 
 

@@ -37,6 +37,8 @@ def test_search_leaves_each_row_out_of_its_own_list(sample_embeddings):
     assert not (found == ids[:, None]).any()
     assert np.array_equal(np.sort(found, axis=1), np.sort(ids[np.argsort(-exact, axis=1)[:, :5]], axis=1))
     assert (np.diff(similarity, axis=1) <= 1e-6).all()  # most similar first
+    one, _ = search(index, ids[:1], sample_embeddings[:1], 5)  # USearch answers one query in another shape
+    assert np.array_equal(one, found[:1])
     assert np.array_equal(search(indexed(sample_embeddings), np.arange(3), sample_embeddings[:3], 200)[0][:, -1],
                           [-1, -1, -1])  # fewer than asked: padded with -1
 
