@@ -10,15 +10,18 @@ import numpy as np
 import pandas as pd
 import pydantic
 
-from ..core.clustering import ALGORITHMS, Algorithm, ClusteringResult, PreviousFit
+from ..core.assign import UNFITTED, label_streamed, stratified_rows
+from ..core.clustering import ALGORITHMS, Algorithm, ClusteringResult, PreviousFit, sample_rows
 from ..core.neighbors import Neighbours, as_neighbours
 from ..core.plots import hierarchy_png, k_selection_png, markdown_image, top_topics_png, topic_map_png, trends_png
 from ..core.topic_memory import (
     RefitPolicy,
+    TopicShapes,
     assign_to_topics,
     drift_reason,
     match_topics,
     refit_reason,
+    shapes_from_sums,
     topic_means,
     topic_shapes,
 )
@@ -41,6 +44,9 @@ def config_class(params: type, name: str, base: type[dg.Config] = dg.Config) -> 
                                  **fields)
 
 
+FIT_SAMPLE = 200_000  # sentences a fit reads at most (the rest assigned, streamed)
+
+
 class RefitConfig(dg.Config):
     """When a run fits again rather than assigning the new sentences to the topics it knows."""
 
@@ -52,6 +58,16 @@ class RefitConfig(dg.Config):
     refit_when_unassigned: float = pydantic.Field(default=0.05, description=(
         "Fit again once the new sentences that fit no topic (farther from the nearest centre than the topic's "
         "own spread) reach this share of the last fit."))
+
+
+class ClusteringRunConfig(RefitConfig):
+    """A clustering run: when it fits again, and how much of the corpus a fit reads."""
+
+    fit_sample: int = pydantic.Field(default=FIT_SAMPLE, description=(
+        "Most sentences a fit reads: a larger corpus is fitted on a seeded sample of this many (Louvain: on the "
+        "whole neighbour graph of sentence_neighbors, which holds no vectors) and every other sentence then "
+        "assigned to the nearest cluster centre in chunks, so memory stays bounded whatever the corpus (details "
+        "say so)."))
 
 
 def plain(value: typing.Any) -> typing.Any:
@@ -146,18 +162,18 @@ def active_topics(registry: pd.DataFrame, dim: int) -> tuple[pd.DataFrame, np.nd
     return active, np.array(active["centroid"].tolist(), dtype=np.float32)
 
 
-def previous_fit(last: dict | None, params: typing.Any, model_key: str, frame: pd.DataFrame,
-                 embeddings: np.ndarray, before: np.ndarray) -> PreviousFit | None:
-    """What a re-fit starts from (`PreviousFit`): only when the last run fitted (or assigned after a fit) with
-    the same parameters and model, and some sentence of this fit had a topic."""
+def previous_fit(last: dict | None, params: typing.Any, model_key: str, ids: np.ndarray, before: np.ndarray,
+                 centres: np.ndarray) -> PreviousFit | None:
+    """What a re-fit of the sentences `ids` starts from (`PreviousFit`: their topics `before`, the previous topics'
+    mean embeddings `centres`): only when the last run fitted (or assigned after a fit) with the same parameters
+    and model, and some sentence of this fit had a topic."""
     details = (last or {}).get("details") or {}
     if (not last or "failed" in details or last.get("model_key") != model_key
             or last.get("params") != plain(dataclasses.asdict(params)) or not (before >= 0).any()):
         return None
-    rows = pd.Series(np.arange(len(frame)), index=frame["sentence_id"].to_numpy())
+    rows = pd.Series(np.arange(len(ids)), index=ids)
     exemplars = rows.reindex(details.get("exemplars", [])).dropna().to_numpy(dtype=np.int64)
-    return PreviousFit(labels=before, centres=topic_means(embeddings, before), exemplars=exemplars,
-                       details=details)
+    return PreviousFit(labels=before, centres=centres, exemplars=exemplars, details=details)
 
 
 def stored_neighbours(warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray, k: int) -> Neighbours | None:
@@ -172,45 +188,85 @@ def stored_neighbours(warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarra
     return as_neighbours(ids, rows, k)
 
 
+def label_everything(warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray, labels: np.ndarray,
+                     sample: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, TopicShapes]:
+    """Every sentence's label and the clusters' shapes after a fit of part of the corpus (`labels`: UNFITTED for
+    the sentences the fit did not see), in one pass over the embeddings, a chunk at a time: an unseen sentence
+    joins the nearest centre of the fit's sampled clusters (`sample`: rows, `vectors`: their embeddings), or none
+    when the fit left noise and it lies beyond that cluster's spread. Radii from a stratified sample."""
+    if len(sample) == len(ids):
+        return labels, topic_shapes(vectors, labels)
+    seen = labels[sample]
+    fitted = topic_shapes(vectors[seen >= 0], seen[seen >= 0])
+    noisy = bool((seen == -1).any())
+    chunks = (chunk for _, chunk in warehouse.embedding_chunks(model_key, ids))
+    labels, sums = label_streamed(chunks, labels, fitted.centres, fitted.cluster_ids,
+                                  fitted.radii if noisy else None)
+    rows = stratified_rows(labels, len(sample))
+    _, measured = warehouse.embeddings_of(model_key, ids[rows])
+    return labels, shapes_from_sums(sums, labels, measured, labels[rows])
+
+
 def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, params: typing.Any, reason: str,
-                  warehouse: DuckDBWarehouse, embedder: SentenceEmbedder, last: dict | None) -> dg.MaterializeResult:
-    """Fit on every sentence of the window (starting from the last fit where the algorithm can), then name the
-    clusters by the previous topics' ids."""
+                  fit_sample: int, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder,
+                  last: dict | None) -> dg.MaterializeResult:
+    """Fit on the sentences of the window (on a sample beyond `fit_sample`, the rest assigned; starting from the
+    last fit where the algorithm can), then name the clusters by the previous topics' ids."""
     name, model_key = algorithm.name, embedder.model_key
-    frame, embeddings = warehouse.load_embeddings(model_key)
-    registry = warehouse.topic_registry(name)
-    active, centres = active_topics(registry, embeddings.shape[1])
+    ids = warehouse.window_ids()
+    n = len(ids)
     previous = warehouse.assignments(name)[["sentence_id", "topic_id"]]
-    before = frame[["sentence_id"]].merge(previous, on="sentence_id", how="left")["topic_id"]
-    before = before.fillna(-1).to_numpy(dtype=np.int64)
-    start = previous_fit(last, params, model_key, frame, embeddings, before) if algorithm.follows_previous else None
-    extra = {"previous": start} if start is not None else {}
+    before = pd.Series(ids).map(previous.set_index("sentence_id")["topic_id"]).fillna(-1).to_numpy(np.int64)
+    neighbours = stored_neighbours(warehouse, model_key, ids, params.n_neighbors) if algorithm.uses_neighbours \
+        else None
+    sample = sample_rows(n, fit_sample, getattr(params, "seed", 0))
+    frame, vectors = (warehouse.load_embeddings(model_key) if len(sample) == n
+                      else warehouse.embeddings_of(model_key, ids[sample]))
+    on_graph = neighbours is not None and len(sample) < n  # every sentence, from its stored neighbours
+    fit_rows = np.arange(n) if on_graph else sample
+    extra = {}
+    if algorithm.follows_previous:
+        start = previous_fit(last, params, model_key, ids[fit_rows], before[fit_rows],
+                             topic_means(vectors, before[sample]))
+        extra = {"previous": start} if start is not None else {}
     if algorithm.uses_neighbours:
-        extra["neighbours"] = stored_neighbours(warehouse, model_key, frame["sentence_id"].to_numpy(np.int64),
-                                                params.n_neighbors)
+        extra["neighbours"] = neighbours
     started = time.perf_counter()
     try:
-        result = algorithm.fit(embeddings, params, embedder.compute_device, **extra)
+        result = algorithm.fit(None if on_graph else vectors, params, embedder.compute_device, **extra)
     except Exception as err:  # one algorithm that cannot run must not stop the others' refresh
         failure = f"{type(err).__name__}: {err}"
         context.log.error(f"{name} could not run; its rows are cleared, the other algorithms go on. {failure}")
-        warehouse.replace_algorithm_rows(name, failed_tables(model_key, params, failure, len(frame)))
+        warehouse.replace_algorithm_rows(name, failed_tables(model_key, params, failure, n))
         return dg.MaterializeResult(
             metadata={"status": "failed", "reason": failure, "params": dg.MetadataValue.json(
                 dataclasses.asdict(params))},
             check_results=[dg.AssetCheckResult(check_name="fit_succeeded", passed=False,
                                                severity=dg.AssetCheckSeverity.ERROR, metadata={"reason": failure})])
+    labels = np.full(n, UNFITTED, dtype=np.int64)
+    labels[fit_rows] = result.labels
+    labels, shapes = label_everything(warehouse, model_key, ids, labels, sample, vectors)
+    scale = {} if len(fit_rows) == n else {"fit_sample": {
+        "fitted": len(fit_rows), "assigned": n - len(fit_rows),
+        "note": f"{n:,} sentences, over fit_sample={fit_sample:,}: fitted on a seeded sample of {len(fit_rows):,}, "
+                "every other sentence assigned to the most similar cluster centre, a chunk at a time"}}
+    if on_graph:
+        scale = {"fit_sample": {"fitted": n, "note": f"{n:,} sentences, over fit_sample={fit_sample:,}: fitted on "
+                                "the whole sentence_neighbors graph (no vectors); shapes from a streamed pass"}}
+    result = dataclasses.replace(result, labels=labels, details={**result.details, **scale},
+                                 exemplars=None if result.exemplars is None else fit_rows[result.exemplars])
+    frame = pd.DataFrame({"sentence_id": ids})
     seconds = time.perf_counter() - started
     now = pd.Timestamp.now()
-    shapes = topic_shapes(embeddings, result.labels)
+    registry = warehouse.topic_registry(name)
+    active, centres = active_topics(registry, vectors.shape[1])
     matching = match_topics(
-        pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels}), previous, shapes,
+        pd.DataFrame({"sentence_id": ids, "cluster_id": result.labels}), previous, shapes,
         active["topic_id"].to_numpy(), centres, active["size"].to_numpy(), warehouse.next_topic_id(name))
     topic_ids = pd.Series(result.labels).map(matching.topic_of_cluster).fillna(-1).to_numpy(dtype=np.int64)
     changes = pd.Series([e["event"] for e in matching.events], dtype=object).value_counts().to_dict()
     memory = {"fitted_at": str(now), "fitted_sentences": len(frame), "added": 0, "removed": 0, "unassigned": 0}
-    exemplars = {} if result.exemplars is None else {
-        "exemplars": frame["sentence_id"].to_numpy()[result.exemplars].tolist()}
+    exemplars = {} if result.exemplars is None else {"exemplars": ids[result.exemplars].tolist()}
     details = {**result.details, **exemplars, "mode": "fitted", "refit_reason": reason, "memory": memory,
                "topics": {"continued": len(shapes.cluster_ids) - changes.get("born", 0) - changes.get("split_from", 0),
                           **changes}}
@@ -229,7 +285,8 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
         figures["k_selection"] = dg.MetadataValue.md(markdown_image(png, "silhouette per cut of the tree"))
     context.log.info(f"{name}: fitted ({reason}): {result.n_clusters} clusters, {noise} noise, {seconds:.2f}s")
     metadata = {
-        "status": "fitted" + (" on a sample, the rest assigned" if "fitted_on_sample" in details else ""),
+        "status": "fitted" + (" on a sample, the rest assigned" if "fitted_on_sample" in details
+                              or details.get("fit_sample", {}).get("assigned") else ""),
         "why": reason,
         "dagster/row_count": len(frame),
         "n_clusters": result.n_clusters,
@@ -356,7 +413,7 @@ def on_demand_note(algorithm: Algorithm) -> str:
 
 def build_clustering_assets(algorithm: Algorithm) -> list:
     name = algorithm.name
-    ClusterConfig = config_class(algorithm.params, algorithm.name, RefitConfig)
+    ClusterConfig = config_class(algorithm.params, algorithm.name, ClusteringRunConfig)
 
     fit_check = dg.AssetCheckSpec("fit_succeeded", asset=f"{name}_clusters",
                                   description="The algorithm ran on the current sentences; if not, why.")
@@ -378,9 +435,8 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
     )
     def clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: DuckDBWarehouse,
                  embedder: SentenceEmbedder) -> dg.MaterializeResult:
-        refit_fields = set(RefitConfig.model_fields)
-        policy = RefitPolicy(**{field: getattr(config, field) for field in refit_fields})
-        params = algorithm.params(**config.model_dump(exclude=refit_fields))
+        policy = RefitPolicy(**{field: getattr(config, field) for field in RefitConfig.model_fields})
+        params = algorithm.params(**config.model_dump(exclude=set(ClusteringRunConfig.model_fields)))
         last = warehouse.last_run(name)
         reason = refit_reason(policy, last, plain(dataclasses.asdict(params)), embedder.model_key)
         if reason is None:
@@ -388,7 +444,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
             if isinstance(outcome, dg.MaterializeResult):
                 return outcome
             reason = outcome
-        return fit_and_match(context, algorithm, params, reason, warehouse, embedder, last)
+        return fit_and_match(context, algorithm, params, reason, config.fit_sample, warehouse, embedder, last)
 
     @dg.asset_check(asset=clusters, name="every_sentence_assigned_once")
     def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
+from scipy.sparse import csr_matrix
 
 ASSIGN_CHUNK = 65_536  # rows scored at a time: memory is one chunk of scores, whatever the corpus
 
@@ -49,3 +52,53 @@ def assign_to_fit(embeddings: np.ndarray, fitted: np.ndarray, labels: np.ndarray
         out[:] = ids[nearest_centre(embeddings, centres)]
     out[fitted] = labels
     return out
+
+
+UNFITTED = -2  # the label of a row the fit did not see, until it is assigned
+
+
+def stratified_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Sorted positions of at most about `limit` rows: each label in proportion to its count, every label with
+    one row at least."""
+    labels = np.asarray(labels)
+    if len(labels) <= limit:
+        return np.arange(len(labels))
+    shuffled = np.random.default_rng(seed).permutation(len(labels))
+    ids, inverse, counts = np.unique(labels[shuffled], return_inverse=True, return_counts=True)
+    quota = np.maximum(np.round(counts * (limit / len(labels))), 1)
+    order = np.argsort(inverse, kind="stable")
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[order] = np.arange(len(labels)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.sort(shuffled[rank < quota[inverse]])
+
+
+def label_streamed(chunks: Iterable[np.ndarray], labels: np.ndarray, centres: np.ndarray, centre_ids: np.ndarray,
+                   radii: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's label and the vector sum of every cluster (ids 0..max), in one pass over the embedding rows,
+    a chunk at a time in row order: a row labelled UNFITTED takes the id of the most similar of `centres` (unit
+    rows; -1 when farther than that centre's cosine `radius`, with `radii`); every other row keeps its label."""
+    labels = np.array(labels, dtype=np.int64)
+    sums = None
+    start = 0
+    for chunk in chunks:
+        part = labels[start:start + len(chunk)]
+        todo = np.flatnonzero(part == UNFITTED)
+        if len(todo):
+            if not len(centres):
+                part[todo] = -1
+            else:
+                best, similarity = closest_centres(chunk[todo], centres)
+                far = np.zeros(len(todo), bool) if radii is None else 1.0 - similarity > radii[best] + 1e-6
+                part[todo] = np.where(far, -1, centre_ids[best])
+        if sums is None:
+            sums = np.zeros((max(int(labels.max(initial=-1)), int(centre_ids.max(initial=-1))) + 1,
+                             chunk.shape[1]), np.float64)
+        kept = part >= 0
+        if kept.any():
+            membership = csr_matrix((np.ones(int(kept.sum())), (part[kept], np.flatnonzero(kept))),
+                                    shape=(len(sums), len(chunk)))
+            sums += membership @ np.asarray(chunk, np.float64)
+        start += len(chunk)
+    if start != len(labels):
+        raise ValueError(f"the embedding chunks held {start} rows for {len(labels)} labels")
+    return labels, sums if sums is not None else np.zeros((0, 0))

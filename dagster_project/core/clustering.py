@@ -66,7 +66,8 @@ def relabel_by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([mapping.get(int(v), -1) for v in labels], dtype=np.int64)
 
 
-def _sample(n: int, size: int, seed: int) -> np.ndarray:
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded sample of `size` of n rows (all when n <= size)."""
     if n <= size:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
@@ -89,7 +90,7 @@ def choose_k(
     clusters (the large k are most of the search's cost). At most one cluster per 10 sampled sentences.
     Inertia per k is kept for an elbow plot. With `previous` (the k of the last fit) that k is scored too and
     kept when it is on the plateau, so that a re-fit of a grown corpus keeps its topics' granularity."""
-    sample = embeddings[_sample(len(embeddings), sample_size, seed)]
+    sample = embeddings[sample_rows(len(embeddings), sample_size, seed)]
     k_max = min(k_max, max(2, len(sample) // 10), len(sample) - 1, len(np.unique(sample, axis=0)))
     if k_max < 2:
         return 1, {"k_selection": "too few distinct sentences to compare k; one cluster"}
@@ -232,7 +233,7 @@ def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu",
     """Symmetric sparse graph linking every row to its `neighbours` most similar other rows, weighted by cosine
     similarity (negative similarities dropped); an edge found from either end is kept. The neighbours are `found`
     (from the `sentence_neighbors` index) when given, else scored exactly."""
-    n = len(embeddings)
+    n = len(embeddings) if found is None else len(found.indices)
     if found is None:
         similarities, indices = top_neighbours(embeddings, neighbours + 1, device=device)
     else:
@@ -278,16 +279,17 @@ def communities_from(graph: csr_matrix, start: np.ndarray, resolution: float, se
     return leiden(graph, resolution, np.unique(membership, return_inverse=True)[1], seed)
 
 
-def louvain(embeddings: np.ndarray, params: LouvainParams, device: str = "cpu",
+def louvain(embeddings: np.ndarray | None, params: LouvainParams, device: str = "cpu",
             previous: PreviousFit | None = None, neighbours: Neighbours | None = None) -> ClusteringResult:
     """Modularity communities of the k-nearest-neighbour graph, optimised by the Leiden algorithm (the Louvain
     method refined; it measured better on every tuning dataset, see docs/benchmarks.md): the number of clusters
     follows from the graph, every sentence is assigned. With `previous`, the same modularity is optimised from
     the previous communities (`communities_from`). `neighbours`: each row's most similar rows already found (the
-    `sentence_neighbors` table), used when they hold n_neighbors per row."""
+    `sentence_neighbors` table), used when they hold n_neighbors per row (the embeddings are then not needed:
+    None)."""
     from sknetwork.clustering import get_modularity
 
-    n = len(embeddings)
+    n = len(embeddings) if embeddings is not None else len(neighbours.indices)
     if params.n_neighbors < 1 or params.resolution <= 0:
         raise ClusteringError(
             f"louvain: n_neighbors ({params.n_neighbors}) must be at least 1 and resolution ({params.resolution}) "
@@ -382,7 +384,7 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
         if fits < 2:
             raise ClusteringError(f"agglomerative: max_memory_gb={params.max_memory_gb} holds no tree of even 2 "
                                   "sentences; raise it (8 GB holds about 32,000 sentences).")
-        sample = _sample(n, fits, params.seed)
+        sample = sample_rows(n, fits, params.seed)
         fitted = agglomerative(embeddings[sample], params, device)
         labels = assign_to_fit(embeddings, sample, fitted.labels)
         return ClusteringResult(relabel_by_size(labels), {
@@ -421,7 +423,7 @@ def coverage_similarity(
     """The cosine similarity at which `coverage` of the sentences have `neighbours` neighbours in the corpus
     (themselves included), estimated exactly for a sample of sentences against the whole corpus; and how it was
     chosen."""
-    sample = embeddings[_sample(len(embeddings), sample_size, seed)]
+    sample = embeddings[sample_rows(len(embeddings), sample_size, seed)]
     similarity = float(np.quantile(kth_neighbor_similarity(sample, neighbours, embeddings, device=device), 1.0 - coverage))
     return similarity, (f"{coverage:.0%} of {len(sample)} sampled sentences have {neighbours} neighbours "
                         f"(themselves included) at cosine >= {similarity:.4f}")

@@ -7,6 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from .assign import stratified_rows
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
            "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"]
@@ -40,12 +41,7 @@ LEGEND_TOPICS = 30
 
 def stratified_sample(frame: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:
     """At most about `limit` rows, each cluster in proportion to its size and every cluster with one row at least."""
-    if len(frame) <= limit:
-        return frame
-    shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
-    clusters = shuffled["topic_id"]
-    quota = clusters.map((clusters.value_counts() * (limit / len(frame))).round().clip(lower=1))
-    return shuffled[clusters.groupby(clusters).cumcount().to_numpy() < quota.to_numpy()].sort_index()
+    return frame.iloc[stratified_rows(frame["topic_id"].to_numpy(), limit, seed)]
 
 
 def _colour(cluster: int) -> str:

@@ -37,6 +37,18 @@ def topic_shapes(embeddings: np.ndarray, labels: np.ndarray, quantile: float = S
     return TopicShapes(ids, centres.astype(np.float32), radii, sizes)
 
 
+def shapes_from_sums(sums: np.ndarray, labels: np.ndarray, vectors: np.ndarray, vector_labels: np.ndarray,
+                     quantile: float = SPREAD_QUANTILE) -> TopicShapes:
+    """`topic_shapes` from a pass over the corpus (`sums`: each cluster id's vector sum, `labels`: every row's) and
+    a sample of its rows (`vectors`, `vector_labels`) holding every cluster, where the radii are measured."""
+    sizes = np.bincount(labels[labels >= 0], minlength=len(sums))
+    ids = np.flatnonzero(sizes)
+    centres = sums[ids] / np.maximum(np.linalg.norm(sums[ids], axis=1, keepdims=True), 1e-12)
+    radii = np.array([np.quantile(1.0 - vectors[vector_labels == c] @ centres[i], quantile)
+                      for i, c in enumerate(ids)], dtype=np.float64)
+    return TopicShapes(ids, centres.astype(np.float32), radii, sizes[ids].astype(np.int64))
+
+
 def topic_means(embeddings: np.ndarray, topic_ids: np.ndarray) -> np.ndarray:
     """The plain mean embedding of each topic (ids >= 0), largest topic first: where a k-means re-fit starts so
     that, on an unchanged corpus, its first step gives back the previous partition."""

@@ -82,6 +82,8 @@ ALTER TABLE clustering_metrics ADD COLUMN IF NOT EXISTS coherence_npmi DOUBLE;
 ALTER TABLE clustering_metrics ADD COLUMN IF NOT EXISTS topic_diversity DOUBLE;
 """
 
+EMBEDDING_CHUNK = 100_000  # embeddings read at a time by the passes over a whole corpus
+
 CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"}
 
 # (algorithm, reason) of every algorithm whose latest clustering could not run.
@@ -228,6 +230,19 @@ class DuckDBWarehouse(DuckDBResource):
         matrix = matrix.reshape(len(table), -1)[order] if len(table) else np.zeros((0, 0), dtype=np.float32)
         frame = table.drop_columns(["embedding"]).take(order).to_pandas()
         return frame, matrix
+
+    def embeddings_of(self, model_key: str, ids: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        """`load_embeddings` of the window's sentences `ids` only."""
+        return self.load_embeddings(model_key, "s.sentence_id IN (SELECT unnest(?))",
+                                    [np.asarray(ids, np.int64).tolist()])
+
+    def embedding_chunks(self, model_key: str, ids: np.ndarray,
+                         rows: int = EMBEDDING_CHUNK) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+        """`load_embeddings` of the window's sentences, `rows` at a time in id order (`ids`: the window's sorted
+        ids, as `window_ids` gives them): memory is one chunk, whatever the corpus."""
+        for start in range(0, len(ids), rows):
+            part = ids[start:start + rows]
+            yield self.load_embeddings(model_key, "s.sentence_id BETWEEN ? AND ?", [int(part[0]), int(part[-1])])
 
     def new_sentences(self, algorithm: str, model_key: str) -> tuple[pd.DataFrame, np.ndarray, int]:
         """The sentences of the cluster window that `algorithm` has not assigned yet (sentence_id, text, label)

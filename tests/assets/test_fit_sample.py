@@ -1,0 +1,70 @@
+"""A corpus over `fit_sample`, through the job the schedule runs: each clustering fits a sample (Louvain: the whole
+neighbour graph), every other sentence is assigned to the nearest centre in chunks, and topics, metrics and the
+report cover every sentence."""
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from dagster_project.automation import refresh_everything
+from dagster_project.core.assign import centroids
+from dagster_project.core.clustering import sample_rows
+from dagster_project.definitions import all_assets, all_checks
+from dagster_project.resources import DuckDBWarehouse
+
+FIT_SAMPLE = 60  # of the sample corpus's 160 sentences
+
+
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory, embedder):
+    warehouse = DuckDBWarehouse(database=str(tmp_path_factory.mktemp("fit_sample") / "w.duckdb"))
+    defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
+                          resources={"warehouse": warehouse, "embedder": embedder})
+    config = {"ops": {f"{name}_clusters": {"config": {"fit_sample": FIT_SAMPLE}}
+                      for name in ("kmeans", "minibatch_kmeans", "louvain")}}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SENTENCES_PATH", raising=False)  # the sample corpus
+        result = defs.resolve_job_def("refresh_everything").execute_in_process(run_config=config)
+    return warehouse, result, embedder.model_key
+
+
+@pytest.mark.parametrize("name", ["kmeans", "minibatch_kmeans"])
+def test_a_fit_over_fit_sample_reads_a_sample_and_assigns_the_rest_to_the_nearest_centre(sampled, name):
+    warehouse, result, model_key = sampled
+    [materialization] = result.asset_materializations_for_node(f"{name}_clusters")
+    assert materialization.metadata["status"].value == "fitted on a sample, the rest assigned"
+    assert materialization.metadata["details"].value["fit_sample"]["fitted"] == FIT_SAMPLE
+    frame, vectors = warehouse.load_embeddings(model_key)
+    labels = warehouse.assignments(name)["cluster_id"].to_numpy()
+    assert len(labels) == len(frame) == 160 and (labels >= 0).all()
+    sample = sample_rows(len(frame), FIT_SAMPLE, 0)
+    rest = np.setdiff1d(np.arange(len(frame)), sample)
+    ids, centres = centroids(vectors[sample], labels[sample])
+    assert np.array_equal(labels[rest], ids[np.argmax(vectors[rest] @ centres.T, axis=1)])
+    sizes = warehouse.query("SELECT sum(size) AS n FROM topics WHERE algorithm = ? AND status = 'active'", [name])
+    assert int(sizes["n"].iloc[0]) == 160
+
+
+def test_louvain_over_fit_sample_fits_every_sentence_from_the_neighbour_graph(sampled):
+    warehouse, result, _ = sampled
+    [materialization] = result.asset_materializations_for_node("louvain_clusters")
+    details = materialization.metadata["details"].value
+    assert materialization.metadata["status"].value == "fitted"
+    assert details["fit_sample"]["fitted"] == 160 and details["neighbours"].startswith("sentence_neighbors")
+
+
+def test_topics_and_metrics_cover_every_sentence_after_a_sampled_fit(sampled):
+    warehouse, _, _ = sampled
+    topics = warehouse.query("SELECT algorithm, sum(size) AS n FROM topic_summaries GROUP BY 1 ORDER BY 1")
+    assert topics["n"].tolist() == [160] * len(topics) and len(topics) == 4
+    metrics = warehouse.query("SELECT algorithm, silhouette, nmi FROM clustering_metrics")
+    assert len(metrics) == 4 and metrics["silhouette"].notna().all()
+
+
+def test_embedding_chunks_read_the_window_in_id_order(sampled):
+    warehouse, _, model_key = sampled
+    frame, vectors = warehouse.load_embeddings(model_key)
+    chunks = list(warehouse.embedding_chunks(model_key, warehouse.window_ids(), rows=50))
+    assert [len(f) for f, _ in chunks] == [50, 50, 50, 10]
+    assert np.concatenate([f["sentence_id"].to_numpy() for f, _ in chunks]).tolist() == frame["sentence_id"].tolist()
+    assert np.array_equal(np.concatenate([v for _, v in chunks]), vectors)
