@@ -75,6 +75,9 @@ def plain(value: typing.Any) -> typing.Any:
     return json.loads(json.dumps(value, default=str))
 
 
+SUMMARY_SAMPLE = 200_000  # sentences a topic summary reads at most
+
+
 class TopicConfig(dg.Config):
     n_keywords: int = pydantic.Field(default=10, description=(
         "Keywords per topic (class-based TF-IDF; the first 10 are scored by clustering_metrics.coherence_npmi)."))
@@ -86,6 +89,9 @@ class TopicConfig(dg.Config):
         "picked by maximal marginal relevance with this diversity, up to 1 (most diverse)."))
     trend_period: typing.Literal["day", "week", "month"] = pydantic.Field(
         default="day", description="Period of `topic_trends` (by sentences.timestamp).")
+    sample_size: int = pydantic.Field(default=SUMMARY_SAMPLE, description=(
+        "Most sentences the keywords and representatives are drawn from: beyond it, a seeded sample holding every "
+        "topic in proportion to its size (one sentence at least); sizes always count every sentence."))
 
 
 def cluster_sizes_markdown(topic_ids: np.ndarray, limit: int = 15) -> str:
@@ -370,26 +376,34 @@ def assign_new(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy
 
 def summarize(name: str, config: TopicConfig, warehouse: DuckDBWarehouse,
               embedder: SentenceEmbedder) -> dict[str, bytes]:
-    """Keywords, representatives and labels of every topic of the latest fit (`topic_summaries`), and the topic
-    hierarchy; returns the map and hierarchy figures."""
-    frame, embeddings = warehouse.load_embeddings(embedder.model_key)
+    """Keywords, representatives and labels of every topic of the latest fit (`topic_summaries`; beyond
+    `sample_size` sentences, from a sample holding every topic in proportion, sizes still of every sentence), and
+    the topic hierarchy; returns the map and hierarchy figures."""
     assigned = warehouse.assignments(name)
-    if not np.array_equal(assigned["sentence_id"].to_numpy(), frame["sentence_id"].to_numpy()):
+    ids = warehouse.window_ids()
+    if not np.array_equal(assigned["sentence_id"].to_numpy(), ids):
         raise RuntimeError(
             f"cluster_assignments for '{name}' do not cover the current sentences. "
             f"Materialize {name}_clusters again, then {name}_topics."
         )
     labels = assigned["cluster_id"].to_numpy()
+    rows = stratified_rows(labels, config.sample_size)
+    frame, embeddings = (warehouse.load_embeddings(embedder.model_key) if len(rows) == len(ids)
+                         else warehouse.embeddings_of(embedder.model_key, ids[rows]))
     summary = summarize_topics(
-        frame["text"].tolist(), embeddings, labels,
+        frame["text"].tolist(), embeddings, labels[rows],
         n_keywords=config.n_keywords, n_representatives=config.n_representatives,
         ngram_range=(1, max(1, config.max_ngram)), embed=embedder.encode if config.diversity > 0 else None,
         diversity=config.diversity,
     )
-    topic_of = dict(zip(assigned["cluster_id"], assigned["topic_id"]))
+    sizes = pd.Series(labels).value_counts()
+    summary = summary.assign(size=summary["cluster_id"].map(sizes).astype("int64"),
+                             share=lambda t: t["size"] / max(len(labels), 1))
+    summary = summary.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)
+    topic_of = assigned.drop_duplicates("cluster_id").set_index("cluster_id")["topic_id"]
     summary = summary.assign(topic_id=summary["cluster_id"].map(topic_of).fillna(-1).astype("int64"),
                              keyword_label=summary["label"])
-    hierarchy = topic_hierarchy(embeddings, labels)
+    hierarchy = topic_hierarchy(embeddings, labels[rows], sizes.to_dict())
     warehouse.replace_algorithm_rows(name, {"topic_summaries": summary, "topic_hierarchy": hierarchy})
     names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
     figures = {}

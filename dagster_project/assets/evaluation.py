@@ -5,7 +5,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ..core.clustering import ALGORITHMS
+from ..core.clustering import ALGORITHMS, sample_rows
 from ..core.metrics import clustering_metrics as compute_metrics
 from ..core.plots import hierarchy_png, trends_png
 from ..core.recommend import recommend
@@ -18,6 +18,7 @@ from .clusterings import cluster_assets, topic_assets
 METRIC_COLUMNS = ["n_clusters", "noise_fraction", "silhouette", "davies_bouldin", "calinski_harabasz",
                   "coherence_npmi", "topic_diversity", "nmi", "ari", "v_measure", "seconds"]
 COHERENCE_SAMPLE = 200_000  # sentences the keywords' co-occurrence is counted in (seeded sample beyond)
+GEOMETRY_SAMPLE = 50_000  # sentences silhouette, Davies-Bouldin and Calinski-Harabasz are measured on (exact below)
 
 
 def keyword_metrics(warehouse: DuckDBWarehouse, name: str, texts: list[str]) -> dict[str, float | None]:
@@ -33,10 +34,15 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
                        embedder: SentenceEmbedder) -> dg.MaterializeResult:
     """Silhouette, Davies-Bouldin, Calinski-Harabasz of every clustering; the coherence (NPMI) and diversity of
     its topics' keywords, which need no labels; and NMI / ARI / V-measure against the input's labels when it has
-    them. Appends one row per algorithm to `clustering_metrics` (history kept)."""
+    them. Appends one row per algorithm to `clustering_metrics` (history kept). Beyond 50,000 sentences the
+    geometric metrics are of a seeded sample (`silhouette_sample_size`), the coherence of 200,000 sentences."""
     model_key = embedder.model_key
-    frame, embeddings = warehouse.load_embeddings(model_key)
-    texts = frame["text"].sample(min(len(frame), COHERENCE_SAMPLE), random_state=0).tolist()
+    frame = warehouse.window_sentences("label")
+    ids = frame["sentence_id"].to_numpy()
+    measured = sample_rows(len(ids), GEOMETRY_SAMPLE, 0)
+    _, embeddings = (warehouse.load_embeddings(model_key) if len(measured) == len(ids)
+                     else warehouse.embeddings_of(model_key, ids[measured]))
+    texts = warehouse.window_sentences("text", ids[sample_rows(len(ids), COHERENCE_SAMPLE, 0)])["text"].tolist()
     runs = warehouse.query("SELECT algorithm, params, seconds FROM clustering_runs").set_index("algorithm")
     truth = frame["label"].to_numpy(dtype=object) if frame["label"].notna().any() else None
     now = pd.Timestamp.now()
@@ -46,7 +52,8 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
         if name not in runs.index or not np.array_equal(assigned["sentence_id"], frame["sentence_id"]):
             context.log.warning(f"{name}: no assignments for the current sentences; skipped")
             continue
-        values = compute_metrics(embeddings, assigned["cluster_id"].to_numpy(), truth, embedder.compute_device)
+        values = compute_metrics(embeddings, assigned["cluster_id"].to_numpy(), truth, embedder.compute_device,
+                                 None if len(measured) == len(ids) else measured)
         values.update(keyword_metrics(warehouse, name, texts))
         rows.append({"algorithm": name, "model_key": model_key, "params": json.loads(runs.at[name, "params"]),
                      **values, "seconds": float(runs.at[name, "seconds"]), "materialized_at": now})

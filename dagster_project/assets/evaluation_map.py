@@ -4,7 +4,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ..core.projection import place_near_neighbours, project_2d
+from ..core.clustering import sample_rows
+from ..core.projection import fit_projection, place_near_neighbours, project_2d
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .embeddings import sentence_embeddings
 
@@ -47,11 +48,17 @@ def sentence_map(config: MapConfig, warehouse: DuckDBWarehouse, embedder: Senten
             "status": "new sentences placed beside their nearest neighbours", "placed": len(new),
             "removed": int(state["stale"]), "dagster/row_count": int(state["mapped"] + len(new)),
             "method": state["methods"][0], "seconds": round(time.perf_counter() - started, 3)})
-    frame, embeddings = warehouse.load_embeddings(model_key)
-    points, method = project_2d(embeddings, config.method, config.fit_sample)
+    ids = warehouse.window_ids()
+    if len(ids) <= config.fit_sample:
+        points, method = project_2d(warehouse.load_embeddings(model_key)[1], config.method, config.fit_sample)
+    else:  # fitted on a sample, applied a chunk at a time
+        model, method = fit_projection(
+            warehouse.embeddings_of(model_key, ids[sample_rows(len(ids), config.fit_sample, 0)])[1], config.method)
+        points = np.concatenate([model.transform(vectors).astype(np.float32)
+                                 for _, vectors in warehouse.embedding_chunks(model_key, ids)])
     warehouse.replace_table("sentence_map", pd.DataFrame(
-        {"sentence_id": frame["sentence_id"], "x": points[:, 0], "y": points[:, 1], "method": method,
+        {"sentence_id": ids, "x": points[:, 0], "y": points[:, 1], "method": method,
          "model_key": model_key, "placed": False}))
     return dg.MaterializeResult(metadata={
-        "status": "projected", "dagster/row_count": len(frame), "method": method,
+        "status": "projected", "dagster/row_count": len(ids), "method": method,
         "seconds": round(time.perf_counter() - started, 3)})

@@ -95,10 +95,13 @@ def clustering_metrics(
     labels: np.ndarray,
     true_labels: np.ndarray | None = None,
     device: str = "cpu",
+    rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """n_clusters, noise_fraction, silhouette (cosine, exact over every clustered row),
     davies_bouldin, calinski_harabasz over non-noise rows; nmi, ari, v_measure over all rows with noise as one
-    group. A metric that is undefined (fewer than two clusters, no labels) is None."""
+    group. A metric that is undefined (fewer than two clusters, no labels) is None. With `rows`, `embeddings`
+    are those rows of the corpus only (a sample): silhouette, Davies-Bouldin and Calinski-Harabasz are then of
+    that sample (`silhouette_sample_size`), the rest still of every row."""
     labels = np.asarray(labels)
     clustered = labels >= 0
     n_clusters = len(np.unique(labels[clustered]))
@@ -114,10 +117,11 @@ def clustering_metrics(
         "ari": None,
         "v_measure": None,
     }
-    x, y = embeddings[clustered], labels[clustered]
-    if 2 <= n_clusters < len(y):
+    measured = labels if rows is None else labels[rows]
+    x, y = embeddings[measured >= 0], measured[measured >= 0]
+    if 2 <= len(np.unique(y)) < len(y):
         result["silhouette"] = cosine_silhouette(x, y, device)
-        result["silhouette_sample_size"] = int(len(y))  # exact: every clustered sentence
+        result["silhouette_sample_size"] = int(len(y))  # every clustered sentence measured, or those sampled
         result["davies_bouldin"] = davies_bouldin(x, y, device)
         result["calinski_harabasz"] = calinski_harabasz(x, y, device)
     if true_labels is not None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.decomposition import PCA
 
 
-def project_2d(embeddings: np.ndarray, method: str = "auto", fit_sample: int = 20_000,
-               seed: int = 0) -> tuple[np.ndarray, str]:
-    """(n x 2 coordinates, method used). `auto` uses UMAP when umap-learn is installed, else PCA.
-    Large corpora are fitted on a sample of `fit_sample` rows and the fit applied to all."""
-    n = len(embeddings)
-    if n < 3:
-        return np.zeros((n, 2), dtype=np.float32), "none"
+def fit_projection(sample: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[Any, str]:
+    """A 2-D projection fitted on the rows `sample` (its `transform` applies it to any rows), and the method
+    used: `auto` uses UMAP when umap-learn is installed, else PCA."""
     if method == "auto":
         try:
             import umap  # noqa: F401
@@ -20,16 +18,25 @@ def project_2d(embeddings: np.ndarray, method: str = "auto", fit_sample: int = 2
             method = "umap"
         except ImportError:
             method = "pca"
-    rng = np.random.default_rng(seed)
-    fit_rows = embeddings if n <= fit_sample else embeddings[rng.choice(n, fit_sample, replace=False)]
     if method == "umap":
         import umap
 
-        model = umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit(fit_rows)
-    elif method == "pca":
-        model = PCA(n_components=2, random_state=seed).fit(fit_rows)
-    else:
-        raise ValueError(f"projection method '{method}' is not one of auto, umap, pca")
+        return umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit(sample), method
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit(sample), method
+    raise ValueError(f"projection method '{method}' is not one of auto, umap, pca")
+
+
+def project_2d(embeddings: np.ndarray, method: str = "auto", fit_sample: int = 20_000,
+               seed: int = 0) -> tuple[np.ndarray, str]:
+    """(n x 2 coordinates, method used) of `fit_projection`; large corpora are fitted on a sample of `fit_sample`
+    rows and the fit applied to all."""
+    n = len(embeddings)
+    if n < 3:
+        return np.zeros((n, 2), dtype=np.float32), "none"
+    rng = np.random.default_rng(seed)
+    fit_rows = embeddings if n <= fit_sample else embeddings[rng.choice(n, fit_sample, replace=False)]
+    model, method = fit_projection(fit_rows, method, seed)
     return model.transform(embeddings).astype(np.float32), method
 
 

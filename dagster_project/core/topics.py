@@ -167,16 +167,17 @@ def summarize_topics(
     return frame.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)
 
 
-def topic_hierarchy(embeddings: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+def topic_hierarchy(embeddings: np.ndarray, labels: np.ndarray, sizes: dict[int, int] | None = None) -> pd.DataFrame:
     """Which topics merge first when fewer are wanted: average-linkage (cosine) merges of the cluster centroids.
-    One row per merge: merge_id (clusters are 0..k-1, merge i creates node k+i), left, right, distance, size."""
+    One row per merge: merge_id (clusters are 0..k-1, merge i creates node k+i), left, right, distance, size
+    (from `sizes`, cluster id -> sentences, when the rows are a sample of them)."""
     from scipy.cluster.hierarchy import linkage
 
     ids, means = centroids(embeddings, labels)
     columns = ["merge_id", "left", "right", "distance", "size"]
     if len(ids) < 2:
         return pd.DataFrame(columns=columns)
-    sizes = {int(c): int((labels == c).sum()) for c in ids}
+    sizes = {int(c): int(sizes[int(c)]) if sizes else int((labels == c).sum()) for c in ids}
     tree = linkage(means.astype(np.float64), method="average", metric="cosine")
     node_ids = [int(c) for c in ids]  # leaves keep their cluster ids
     next_node = int(ids.max()) + 1

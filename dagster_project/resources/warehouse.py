@@ -231,6 +231,13 @@ class DuckDBWarehouse(DuckDBResource):
         frame = table.drop_columns(["embedding"]).take(order).to_pandas()
         return frame, matrix
 
+    def window_sentences(self, column: str, ids: np.ndarray | None = None) -> pd.DataFrame:
+        """sentence_id and one `column` of the window's sentences (those of `ids` only, when given), in id order."""
+        window, params = self.window_scope()
+        only = "" if ids is None else " AND s.sentence_id IN (SELECT unnest(?))"
+        return self.query(f"SELECT s.sentence_id, s.{column} FROM sentences s WHERE {window}{only} ORDER BY 1",
+                          [*params, *([] if ids is None else [np.asarray(ids, np.int64).tolist()])])
+
     def embeddings_of(self, model_key: str, ids: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         """`load_embeddings` of the window's sentences `ids` only."""
         return self.load_embeddings(model_key, "s.sentence_id IN (SELECT unnest(?))",

@@ -20,8 +20,10 @@ def sampled(tmp_path_factory, embedder):
     warehouse = DuckDBWarehouse(database=str(tmp_path_factory.mktemp("fit_sample") / "w.duckdb"))
     defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
                           resources={"warehouse": warehouse, "embedder": embedder})
-    config = {"ops": {f"{name}_clusters": {"config": {"fit_sample": FIT_SAMPLE}}
-                      for name in ("kmeans", "minibatch_kmeans", "louvain")}}
+    config = {"ops": {**{f"{name}_clusters": {"config": {"fit_sample": FIT_SAMPLE}}
+                         for name in ("kmeans", "minibatch_kmeans", "louvain")},
+                      "kmeans_topics": {"config": {"sample_size": FIT_SAMPLE}},
+                      "sentence_map": {"config": {"fit_sample": FIT_SAMPLE, "method": "pca"}}}}
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("SENTENCES_PATH", raising=False)  # the sample corpus
         result = defs.resolve_job_def("refresh_everything").execute_in_process(run_config=config)
@@ -57,6 +59,11 @@ def test_topics_and_metrics_cover_every_sentence_after_a_sampled_fit(sampled):
     warehouse, _, _ = sampled
     topics = warehouse.query("SELECT algorithm, sum(size) AS n FROM topic_summaries GROUP BY 1 ORDER BY 1")
     assert topics["n"].tolist() == [160] * len(topics) and len(topics) == 4
+    summarized = warehouse.query("SELECT keywords, representative_sentences FROM topic_summaries "
+                                 "WHERE algorithm = 'kmeans'")  # keywords from a sample of 60 sentences
+    assert summarized["keywords"].map(len).gt(0).all() and summarized["representative_sentences"].map(len).gt(0).all()
+    root = warehouse.query("SELECT max(size) AS n FROM topic_hierarchy WHERE algorithm = 'kmeans'")
+    assert int(root["n"].iloc[0]) == 160
     metrics = warehouse.query("SELECT algorithm, silhouette, nmi FROM clustering_metrics")
     assert len(metrics) == 4 and metrics["silhouette"].notna().all()
 
@@ -68,3 +75,13 @@ def test_embedding_chunks_read_the_window_in_id_order(sampled):
     assert [len(f) for f, _ in chunks] == [50, 50, 50, 10]
     assert np.concatenate([f["sentence_id"].to_numpy() for f, _ in chunks]).tolist() == frame["sentence_id"].tolist()
     assert np.array_equal(np.concatenate([v for _, v in chunks]), vectors)
+
+
+def test_the_map_is_fitted_on_a_sample_and_applied_a_chunk_at_a_time(sampled):
+    from sklearn.decomposition import PCA
+
+    warehouse, _, model_key = sampled
+    frame, vectors = warehouse.load_embeddings(model_key)
+    points = warehouse.query("SELECT x, y FROM sentence_map ORDER BY sentence_id")[["x", "y"]].to_numpy()
+    expected = PCA(n_components=2, random_state=0).fit(vectors[sample_rows(160, FIT_SAMPLE, 0)]).transform(vectors)
+    assert len(points) == 160 and np.allclose(points, expected, atol=1e-4)

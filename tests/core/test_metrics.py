@@ -68,3 +68,17 @@ def test_metrics_on_real_embeddings_equal_scikit_learn(sample_embeddings):
     m = clustering_metrics(sample_embeddings, labels)
     assert m["davies_bouldin"] == pytest.approx(davies_bouldin_score(sample_embeddings, labels), rel=1e-5)
     assert m["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(sample_embeddings, labels), rel=1e-5)
+
+
+def test_geometric_metrics_of_a_sample_and_label_agreement_of_every_row():
+    x = np.random.default_rng(3).standard_normal((300, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = np.argmax(x[:, :3], axis=1)
+    truth = np.where(np.arange(300) < 150, "a", "b").astype(object)
+    rows = np.arange(0, 300, 4)
+    sampled = clustering_metrics(x[rows], labels, truth, rows=rows)
+    of_sample = clustering_metrics(x[rows], labels[rows])
+    everything = clustering_metrics(x, labels, truth)
+    assert sampled["silhouette"] == of_sample["silhouette"] and sampled["silhouette_sample_size"] == 75
+    assert sampled["davies_bouldin"] == of_sample["davies_bouldin"]
+    assert sampled["nmi"] == everything["nmi"] and sampled["n_sentences"] == 300
