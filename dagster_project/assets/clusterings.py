@@ -205,7 +205,7 @@ def label_everything(warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray
     seen = labels[sample]
     fitted = topic_shapes(vectors[seen >= 0], seen[seen >= 0])
     noisy = bool((seen == -1).any())
-    chunks = (chunk for _, chunk in warehouse.embedding_chunks(model_key, ids))
+    chunks = ((np.searchsorted(ids, chunk_ids), chunk) for chunk_ids, chunk in warehouse.embedding_chunks(model_key))
     labels, sums = label_streamed(chunks, labels, fitted.centres, fitted.cluster_ids,
                                   fitted.radii if noisy else None)
     rows = stratified_rows(labels, len(sample))

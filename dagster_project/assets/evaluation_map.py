@@ -54,8 +54,9 @@ def sentence_map(config: MapConfig, warehouse: DuckDBWarehouse, embedder: Senten
     else:  # fitted on a sample, applied a chunk at a time
         model, method = fit_projection(
             warehouse.embeddings_of(model_key, ids[sample_rows(len(ids), config.fit_sample, 0)])[1], config.method)
-        points = np.concatenate([model.transform(vectors).astype(np.float32)
-                                 for _, vectors in warehouse.embedding_chunks(model_key, ids)])
+        points = np.zeros((len(ids), 2), dtype=np.float32)
+        for chunk_ids, vectors in warehouse.embedding_chunks(model_key):
+            points[np.searchsorted(ids, chunk_ids)] = model.transform(vectors)
     warehouse.replace_table("sentence_map", pd.DataFrame(
         {"sentence_id": ids, "x": points[:, 0], "y": points[:, 1], "method": method,
          "model_key": model_key, "placed": False}))

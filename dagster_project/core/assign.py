@@ -72,33 +72,29 @@ def stratified_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray
     return np.sort(shuffled[rank < quota[inverse]])
 
 
-def label_streamed(chunks: Iterable[np.ndarray], labels: np.ndarray, centres: np.ndarray, centre_ids: np.ndarray,
-                   radii: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def label_streamed(chunks: Iterable[tuple[np.ndarray, np.ndarray]], labels: np.ndarray, centres: np.ndarray,
+                   centre_ids: np.ndarray, radii: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every row's label and the vector sum of every cluster (ids 0..max), in one pass over the embedding rows,
-    a chunk at a time in row order: a row labelled UNFITTED takes the id of the most similar of `centres` (unit
-    rows; -1 when farther than that centre's cosine `radius`, with `radii`); every other row keeps its label."""
+    a chunk (row positions, their vectors) at a time in any order: a row labelled UNFITTED takes the id of the
+    most similar of `centres` (unit rows; -1 when farther than that centre's cosine `radius`, with `radii`);
+    every other row keeps its label. `centres` give the dimension even when there are none (0 x d)."""
     labels = np.array(labels, dtype=np.int64)
-    sums = None
-    start = 0
-    for chunk in chunks:
-        part = labels[start:start + len(chunk)]
-        todo = np.flatnonzero(part == UNFITTED)
-        if len(todo):
-            if not len(centres):
-                part[todo] = -1
-            else:
-                best, similarity = closest_centres(chunk[todo], centres)
-                far = np.zeros(len(todo), bool) if radii is None else 1.0 - similarity > radii[best] + 1e-6
-                part[todo] = np.where(far, -1, centre_ids[best])
-        if sums is None:
-            sums = np.zeros((max(int(labels.max(initial=-1)), int(centre_ids.max(initial=-1))) + 1,
-                             chunk.shape[1]), np.float64)
+    sums = np.zeros((max(int(labels.max(initial=-1)), int(centre_ids.max(initial=-1))) + 1, centres.shape[1]))
+    seen = np.zeros(len(labels), dtype=bool)
+    for positions, chunk in chunks:
+        seen[positions] = True
+        todo = positions[labels[positions] == UNFITTED]
+        if len(todo) and len(centres):
+            best, similarity = closest_centres(chunk[labels[positions] == UNFITTED], centres)
+            far = np.zeros(len(todo), bool) if radii is None else 1.0 - similarity > radii[best] + 1e-6
+            labels[todo] = np.where(far, -1, centre_ids[best])
+        labels[todo[labels[todo] == UNFITTED]] = -1  # no centre to join
+        part = labels[positions]
         kept = part >= 0
         if kept.any():
             membership = csr_matrix((np.ones(int(kept.sum())), (part[kept], np.flatnonzero(kept))),
                                     shape=(len(sums), len(chunk)))
             sums += membership @ np.asarray(chunk, np.float64)
-        start += len(chunk)
-    if start != len(labels):
-        raise ValueError(f"the embedding chunks held {start} rows for {len(labels)} labels")
-    return labels, sums if sums is not None else np.zeros((0, 0))
+    if not seen.all():
+        raise ValueError(f"the embedding chunks held no vector for {int((~seen).sum())} of {len(labels)} rows")
+    return labels, sums

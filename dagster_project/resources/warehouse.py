@@ -83,6 +83,14 @@ ALTER TABLE clustering_metrics ADD COLUMN IF NOT EXISTS topic_diversity DOUBLE;
 """
 
 EMBEDDING_CHUNK = 100_000  # embeddings read at a time by the passes over a whole corpus
+VECTOR_READ_MEMORY = "1GB"  # DuckDB's buffer pool while it reads vectors (it scans the whole cache)
+
+
+def vectors_sql(model_key: str, where: str, columns: str = "s.sentence_id, s.text, s.label") -> str:
+    """The sentences meeting `where` with their vectors for model_key (read through `vector_reads`). The key is
+    written into the query, not passed as a parameter, so that DuckDB pushes it into the cache's scan."""
+    return (f"SELECT {columns}, c.embedding FROM embedding_cache c JOIN sentences s ON c.text_hash = s.text_hash "
+            f"WHERE c.model_key = {sql_string(model_key)} AND {where}")
 
 CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"}
 
@@ -191,13 +199,28 @@ class DuckDBWarehouse(DuckDBResource):
             ).fetchall()[0][0]
         return pending, int(cached)
 
-    def load_embeddings(self, model_key: str, only: str = "true",
-                        only_params: list[Any] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    @contextmanager
+    def vector_reads(self, ids: np.ndarray | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for `vectors_sql`: DuckDB keeps its join as written, the hash table built on the sentences.
+        Left to itself it estimates that a fifth of the cache matches the model and builds on the cache, vectors
+        and all (18 GB and 2.5 minutes to load a million sentences' vectors); its buffer pool is bounded, so that
+        scanning the cache does not keep it in memory. `ids`: registered as `wanted`."""
+        with self.get_connection() as conn:
+            conn.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+            conn.execute(f"SET memory_limit = '{VECTOR_READ_MEMORY}'")
+            if ids is not None:
+                conn.register("wanted", pa.table({"sentence_id": np.asarray(ids, np.int64)}))
+            yield conn
+
+    def load_embeddings(self, model_key: str, only: str = "true", only_params: list[Any] | None = None,
+                        ids: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
         """Every sentence (sentence_id, text, label) of the cluster window in id order (or those of it that meet
-        the SQL condition `only`), and its embedding matrix for model_key."""
+        the SQL condition `only`, or whose id is in `ids`), and its embedding matrix for model_key."""
+        if ids is not None:
+            only = "s.sentence_id IN (SELECT sentence_id FROM wanted)"
         window, params = self.window_scope()
         window, params = f"{window} AND {only}", [*params, *(only_params or [])]
-        with self.get_connection() as conn:
+        with self.vector_reads(ids) as conn:
             missing = conn.execute(
                 f"""SELECT count(*) FROM sentences s ANTI JOIN embedding_cache c
                    ON c.text_hash = s.text_hash AND c.model_key = ? WHERE {window}""",
@@ -208,15 +231,8 @@ class DuckDBWarehouse(DuckDBResource):
                     f"{missing} sentence(s) have no embedding for model '{model_key}'. "
                     "Materialize sentence_embeddings first (with the same EMBEDDING_MODEL and EMBEDDING_DEVICE)."
                 )
-            # The model key is written into the query, not passed as a parameter: with a parameter DuckDB guesses
-            # that a fifth of the cache matches and builds the join's hash table on the cache side, vectors and
-            # all (2.5 minutes and 18 GB at a million sentences, against 4 seconds and 5 GB). Rows are put in id
-            # order here rather than by an ORDER BY that would sort the vectors too.
-            table = conn.sql(
-                f"""SELECT s.sentence_id, s.text, s.label, c.embedding FROM sentences s JOIN embedding_cache c
-                   ON c.text_hash = s.text_hash AND c.model_key = {sql_string(model_key)} WHERE {window}""",
-                params=params,
-            ).to_arrow_table()
+            # Rows are put in id order here rather than by an ORDER BY that would sort the vectors too.
+            table = conn.sql(vectors_sql(model_key, window), params=params).to_arrow_table()
             if self.cluster_window and only == "true" and not len(table):
                 sources = [r[0] for r in conn.execute(
                     "SELECT DISTINCT source FROM sentences ORDER BY source LIMIT 5").fetchall()]
@@ -234,22 +250,25 @@ class DuckDBWarehouse(DuckDBResource):
     def window_sentences(self, column: str, ids: np.ndarray | None = None) -> pd.DataFrame:
         """sentence_id and one `column` of the window's sentences (those of `ids` only, when given), in id order."""
         window, params = self.window_scope()
-        only = "" if ids is None else " AND s.sentence_id IN (SELECT unnest(?))"
-        return self.query(f"SELECT s.sentence_id, s.{column} FROM sentences s WHERE {window}{only} ORDER BY 1",
-                          [*params, *([] if ids is None else [np.asarray(ids, np.int64).tolist()])])
+        only = "" if ids is None else " AND s.sentence_id IN (SELECT sentence_id FROM wanted)"
+        with self.vector_reads(ids) as conn:
+            return conn.execute(f"SELECT s.sentence_id, s.{column} FROM sentences s WHERE {window}{only} ORDER BY 1",
+                                params).df()
 
     def embeddings_of(self, model_key: str, ids: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         """`load_embeddings` of the window's sentences `ids` only."""
-        return self.load_embeddings(model_key, "s.sentence_id IN (SELECT unnest(?))",
-                                    [np.asarray(ids, np.int64).tolist()])
+        return self.load_embeddings(model_key, ids=ids)
 
-    def embedding_chunks(self, model_key: str, ids: np.ndarray,
-                         rows: int = EMBEDDING_CHUNK) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-        """`load_embeddings` of the window's sentences, `rows` at a time in id order (`ids`: the window's sorted
-        ids, as `window_ids` gives them): memory is one chunk, whatever the corpus."""
-        for start in range(0, len(ids), rows):
-            part = ids[start:start + rows]
-            yield self.load_embeddings(model_key, "s.sentence_id BETWEEN ? AND ?", [int(part[0]), int(part[-1])])
+    def embedding_chunks(self, model_key: str, rows: int = EMBEDDING_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(sentence ids, embedding matrix) of the window's sentences, about `rows` at a time, in no set order:
+        one query streamed, so memory is a chunk whatever the corpus (the database is held until the last one)."""
+        window, params = self.window_scope()
+        with self.vector_reads() as conn:
+            for batch in conn.execute(vectors_sql(model_key, window, "s.sentence_id"), params).to_arrow_reader(rows):
+                if batch.num_rows:
+                    vectors = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
+                    yield (batch.column("sentence_id").to_numpy(zero_copy_only=False).astype(np.int64),
+                           vectors.astype(np.float32, copy=False).reshape(batch.num_rows, -1))
 
     def new_sentences(self, algorithm: str, model_key: str) -> tuple[pd.DataFrame, np.ndarray, int]:
         """The sentences of the cluster window that `algorithm` has not assigned yet (sentence_id, text, label)

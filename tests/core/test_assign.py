@@ -1,6 +1,7 @@
 """Labelling a corpus a chunk at a time after a fit of part of it."""
 
 import numpy as np
+import pytest
 
 from dagster_project.core.assign import UNFITTED, centroids, label_streamed, stratified_rows
 from dagster_project.core.topic_memory import shapes_from_sums, topic_shapes
@@ -18,7 +19,8 @@ def test_streamed_labels_and_shapes_match_those_of_the_whole_matrix():
     ids, centres = centroids(x[fitted], fit_labels)
     labels = np.full(500, UNFITTED)
     labels[fitted] = fit_labels
-    chunks = (x[start:start + 37] for start in range(0, 500, 37))
+    order = np.random.default_rng(2).permutation(500)  # chunks come in any order
+    chunks = ((order[start:start + 37], x[order[start:start + 37]]) for start in range(0, 500, 37))
     streamed, sums = label_streamed(chunks, labels, centres, ids)
     expected = ids[np.argmax(x @ centres.T, axis=1)]
     expected[fitted] = fit_labels
@@ -34,7 +36,7 @@ def test_rows_beyond_a_noisy_fits_spread_stay_unassigned():
     centres = x[:2]
     labels = np.full(200, UNFITTED)
     labels[:2] = [0, 1]
-    streamed, _ = label_streamed([x[:100], x[100:]], labels, centres, np.array([0, 1]), radii=np.array([0.5, 0.5]))
+    streamed, _ = label_streamed([(np.arange(100), x[:100]), (np.arange(100, 200), x[100:])], labels, centres, np.array([0, 1]), radii=np.array([0.5, 0.5]))
     similarity = (x[2:] @ centres.T).max(axis=1)
     assert np.array_equal(streamed[2:] == -1, 1.0 - similarity > 0.5 + 1e-6)
 
@@ -43,3 +45,11 @@ def test_stratified_rows_keep_every_label():
     labels = np.r_[np.zeros(10_000, int), np.ones(3, int), [7]]
     rows = stratified_rows(labels, 100)
     assert set(labels[rows]) == {0, 1, 7} and 95 <= len(rows) <= 105 and np.all(np.diff(rows) > 0)
+
+
+def test_a_row_missing_from_the_chunks_is_an_error():
+    x = unit_rows(10)
+    labels = np.full(10, UNFITTED)
+    labels[0] = 0
+    with pytest.raises(ValueError, match="no vector for 1 of 10"):
+        label_streamed([(np.arange(9), x[:9])], labels, x[:1], np.array([0]))
