@@ -9,7 +9,8 @@ the run embeds nothing and measures everything after embedding: the datasets' se
 all-MiniLM-L6-v2 vectors, each variant its sentence's vector plus Gaussian noise (cosine ~0.97 to it, as
 `benchmarks/scale.py` simulates them). Then `--then` more sentences arrive (a second file, vectors cached as well)
 and the refresh runs again, as the next day's would. Prints, per run, seconds per step (from the run's own step
-events), the run's wall seconds and the peak RSS of its largest process.
+events), the run's wall seconds, and the peak RSS of its largest process (with the steps running then) and of
+all its processes together, sampled every half second.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,30 +80,53 @@ def step_seconds(home: Path) -> pd.DataFrame:
     instance = dg.DagsterInstance.from_config(str(home))
     run = instance.get_runs(limit=1)[0]
     stats = instance.get_run_step_stats(run.run_id)
-    return pd.DataFrame([{"step": s.step_key, "seconds": s.end_time - s.start_time, "status": s.status.value}
+    return pd.DataFrame([{"step": s.step_key, "seconds": s.end_time - s.start_time, "status": s.status.value,
+                          "start": s.start_time, "end": s.end_time}
                          for s in stats if s.end_time]).sort_values("seconds", ascending=False)
 
 
-# Runs a command and prints the peak RSS (KB) of the largest process under it, on the last line.
-PEAK = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+def watch_memory(run: subprocess.Popen, every: float = 0.5) -> tuple[float, float, float]:
+    """Until `run` ends, sample the RSS of every process under it: (the largest single process's peak in GB, the
+    peak of their sum in GB, the time of that single peak)."""
+    import psutil
+
+    largest = total = 0.0
+    at = time.time()
+    root = psutil.Process(run.pid)
+    while run.poll() is None:
+        sizes = []
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                sizes.append(process.memory_info().rss / 2**30)
+            except psutil.Error:  # ended between the listing and the reading
+                pass
+        if sizes and max(sizes) > largest:
+            largest, at = max(sizes), time.time()
+        total = max(total, sum(sizes))
+        time.sleep(every)
+    return largest, total, at
 
 
-def refresh(corpus: Path, db: Path, home: Path) -> tuple[float, float, pd.DataFrame]:
-    """One run of the schedule's assets, in a child process: (wall seconds, the peak RSS in GB of its largest
-    process, seconds per step)."""
+def refresh(corpus: Path, db: Path, home: Path) -> tuple[float, tuple[float, float, float], pd.DataFrame]:
+    """One run of the schedule's assets, in a child process: (wall seconds, its memory as `watch_memory` saw it,
+    seconds per step)."""
     home.mkdir()
     env = {**os.environ, "SENTENCES_PATH": str(corpus), "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(home),
            "EMBEDDING_DEVICE": "cpu"}
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-c", PEAK, sys.executable, "-m", "dagster", "asset", "materialize",
-                          "-m", "dagster_project.definitions", "--select", SELECTION],
-                         env=env, capture_output=True, text=True)
+    with subprocess.Popen([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
+                           "--select", SELECTION], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as run:
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.extend(run.stdout), daemon=True)
+        reader.start()
+        memory = watch_memory(run)
+        reader.join()
     seconds = time.perf_counter() - started
     if run.returncode:
-        print(run.stdout[-3000:], run.stderr[-6000:])
+        print("".join(output)[-6000:])
         raise SystemExit(f"the run failed after {seconds:.0f} s")
-    return seconds, int(run.stdout.split()[-1]) / 2**20, step_seconds(home)
+    return seconds, memory, step_seconds(home)
 
 
 def main() -> None:
@@ -125,10 +150,12 @@ def main() -> None:
     for day, label in enumerate((f"{args.sentences:,} sentences", f"{args.then:,} arrive")):
         if day:
             pd.DataFrame({"text": arriving}).to_csv(corpus / "arriving.csv", index=False)
-        seconds, peak, steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}")
+        seconds, (largest, total, at), steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}")
+        running = steps[(steps["start"] <= at) & (steps["end"] >= at)]["step"].tolist()
         print(f"## run {day + 1}: {label}\n")
-        print(steps.round(1).to_markdown(index=False))
-        print(f"\nwhole run: {seconds:.0f} s wall; largest process's peak RSS {peak:.2f} GB\n", flush=True)
+        print(steps.drop(columns=["start", "end"]).round(1).to_markdown(index=False))
+        print(f"\nwhole run: {seconds:.0f} s wall; largest process's peak RSS {largest:.2f} GB (steps running then: "
+              f"{', '.join(running) or 'none'}); peak RSS of all its processes together {total:.2f} GB\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -123,12 +123,13 @@ def vectors_are_finite_unit_and_model_sized(
 ) -> dg.AssetCheckResult:
     """Every vector of the model has the model's dimension, no NaN or infinity, and unit length."""
     dimension = embedder.dimension
-    row = warehouse.query(
-        """SELECT count(*) FILTER (WHERE len(embedding) <> ?) AS wrong_dimension,
-                  count(*) FILTER (WHERE NOT isfinite(list_sum(embedding))) AS not_finite,
-                  count(*) FILTER (WHERE abs(sqrt(list_dot_product(embedding, embedding)) - 1) > 1e-3) AS not_unit
-           FROM embedding_cache WHERE model_key = ?""",
-        [dimension, embedder.model_key],
-    ).iloc[0]
+    with warehouse.vector_reads() as conn:  # a bounded buffer pool: the scan does not keep the cache in memory
+        row = conn.execute(
+            """SELECT count(*) FILTER (WHERE len(embedding) <> ?) AS wrong_dimension,
+                      count(*) FILTER (WHERE NOT isfinite(list_sum(embedding))) AS not_finite,
+                      count(*) FILTER (WHERE abs(sqrt(list_dot_product(embedding, embedding)) - 1) > 1e-3) AS not_unit
+               FROM embedding_cache WHERE model_key = ?""",
+            [dimension, embedder.model_key],
+        ).df().iloc[0]
     counts = {k: int(v) for k, v in row.items()}
     return dg.AssetCheckResult(passed=not any(counts.values()), metadata={"dimension": dimension, **counts})
