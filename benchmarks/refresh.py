@@ -9,8 +9,8 @@ the run embeds nothing and measures everything after embedding: the datasets' se
 all-MiniLM-L6-v2 vectors, each variant its sentence's vector plus Gaussian noise (cosine ~0.97 to it, as
 `benchmarks/scale.py` simulates them). Then `--then` more sentences arrive (a second file, vectors cached as well)
 and the refresh runs again, as the next day's would. Prints, per run, seconds per step (from the run's own step
-events), the run's wall seconds, and the peak RSS of its largest process (with the steps running then) and of
-all its processes together, sampled every half second.
+events) with each step's peak RSS, the run's wall seconds, and the peak RSS of its largest process and of all
+its processes together, sampled every half second.
 """
 
 from __future__ import annotations
@@ -85,29 +85,43 @@ def step_seconds(home: Path) -> pd.DataFrame:
                          for s in stats if s.end_time]).sort_values("seconds", ascending=False)
 
 
-def watch_memory(run: subprocess.Popen, every: float = 0.5) -> tuple[float, float, float]:
-    """Until `run` ends, sample the RSS of every process under it: (the largest single process's peak in GB, the
-    peak of their sum in GB, the time of that single peak)."""
+def watch_memory(run: subprocess.Popen, every: float = 0.5) -> tuple[pd.DataFrame, float]:
+    """Until `run` ends, sample the RSS of every process under it: each process's start time and peak RSS in GB,
+    and the peak of their sum."""
     import psutil
 
-    largest = total = 0.0
-    at = time.time()
+    peaks: dict[int, tuple[float, float, float, int]] = {}
+    total = 0.0
     root = psutil.Process(run.pid)
     while run.poll() is None:
-        sizes = []
+        now = 0.0
         for process in [root, *root.children(recursive=True)]:
             try:
-                sizes.append(process.memory_info().rss / 2**30)
+                rss = process.memory_info().rss / 2**30
+                peaks[process.pid] = (process.create_time(), time.time(),
+                                      max(rss, peaks.get(process.pid, (0, 0, 0))[2]), process.ppid())
+                now += rss
             except psutil.Error:  # ended between the listing and the reading
                 pass
-        if sizes and max(sizes) > largest:
-            largest, at = max(sizes), time.time()
-        total = max(total, sum(sizes))
+        total = max(total, now)
         time.sleep(every)
-    return largest, total, at
+    return pd.DataFrame([(pid, *value) for pid, value in peaks.items()],
+                        columns=["pid", "created", "last_seen", "peak_gb", "parent"]), total
 
 
-def refresh(corpus: Path, db: Path, home: Path) -> tuple[float, tuple[float, float, float], pd.DataFrame]:
+def step_memory(steps: pd.DataFrame, processes: pd.DataFrame, every: float = 0.5) -> pd.Series:
+    """Each step's peak RSS: of the step processes (forked by the executor's fork server, the parent of most of
+    them) alive through the whole step, the one started last before it; unknown for a step shorter than a
+    sample."""
+    processes = processes[processes["parent"] == processes["parent"].mode().iloc[0]].sort_values("created")
+    peaks = {}
+    for step in steps.itertuples():
+        alive = processes[(processes["created"] <= step.start) & (processes["last_seen"] >= step.end - every)]
+        peaks[step.step] = alive["peak_gb"].iloc[-1] if len(alive) and step.seconds > every else float("nan")
+    return steps["step"].map(peaks)
+
+
+def refresh(corpus: Path, db: Path, home: Path) -> tuple[float, tuple[pd.DataFrame, float], pd.DataFrame]:
     """One run of the schedule's assets, in a child process: (wall seconds, its memory as `watch_memory` saw it,
     seconds per step)."""
     home.mkdir()
@@ -150,12 +164,12 @@ def main() -> None:
     for day, label in enumerate((f"{args.sentences:,} sentences", f"{args.then:,} arrive")):
         if day:
             pd.DataFrame({"text": arriving}).to_csv(corpus / "arriving.csv", index=False)
-        seconds, (largest, total, at), steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}")
-        running = steps[(steps["start"] <= at) & (steps["end"] >= at)]["step"].tolist()
+        seconds, (processes, total), steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}")
+        steps["peak RSS GB"] = step_memory(steps, processes)
         print(f"## run {day + 1}: {label}\n")
-        print(steps.drop(columns=["start", "end"]).round(1).to_markdown(index=False))
-        print(f"\nwhole run: {seconds:.0f} s wall; largest process's peak RSS {largest:.2f} GB (steps running then: "
-              f"{', '.join(running) or 'none'}); peak RSS of all its processes together {total:.2f} GB\n", flush=True)
+        print(steps.drop(columns=["start", "end"]).round(2).to_markdown(index=False))
+        print(f"\nwhole run: {seconds:.0f} s wall; largest process's peak RSS {processes['peak_gb'].max():.2f} GB; "
+              f"all its processes together {total:.2f} GB at most\n", flush=True)
 
 
 if __name__ == "__main__":
