@@ -12,6 +12,11 @@ agreement (ARI) of the two partitions, and, for scale, the agreement of Leiden w
 exact graph. `--compare`: at the first size, the other candidate libraries and
 precisions measured the same way (faiss-cpu when installed).
 
+`--threshold`: only the last table of the default run: community detection and DBSCAN (defaults, neighbourhoods
+through the index, as `search` auto does from 50,000 sentences) end to end at each size: seconds, peak RSS,
+clusters, noise, the threshold chosen; at sizes where all pairs are affordable (100,000) also the exact answer and
+the agreement (ARI) of the two.
+
 `--agreement`: on every labelled dataset, community detection and DBSCAN (defaults) with their neighbourhoods
 above the threshold found exactly and through the index (`search` exact / index): the ARI of the two answers and
 the seconds of each.
@@ -153,15 +158,45 @@ def agreement() -> None:
                   flush=True)
 
 
+EXACT_UP_TO = 100_000  # sizes at which the threshold algorithms also run on every pair, for their agreement
+
+
+def threshold_algorithms(sizes: list[int], base: np.ndarray) -> None:
+    """Community detection and DBSCAN through the index, end to end, at each size (and exactly where affordable)."""
+    print("\n| sentences | vectors | algorithm | index s | peak MB | clusters | noise | threshold | exact s | "
+          "ARI index vs exact |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    for size in sizes:
+        x, kind = vectors_for(size, base)
+        for algorithm in ("community_detection", "dbscan"):
+            params = ALGORITHMS[algorithm].params
+            result, seconds, peak = measured(run_clustering, algorithm, x, params(search="index"))
+            if isinstance(result, Exception):
+                raise result
+            threshold = result.details.get("threshold", result.details.get("eps"))
+            exact = "not run (every pair: hours) | "
+            if size <= EXACT_UP_TO:
+                reference, exact_s, _ = measured(run_clustering, algorithm, x, params(search="exact"))
+                if isinstance(reference, Exception):
+                    raise reference
+                exact = f"{exact_s:.1f} | {adjusted_rand_score(reference.labels, result.labels):.4f}"
+            print(f"| {size:,} | {kind} | {algorithm} | {seconds:.1f} | {peak:.0f} | {result.n_clusters:,} | "
+                  f"{np.mean(result.labels < 0):.1%} | {'eps ' if algorithm == 'dbscan' else ''}{threshold} | "
+                  f"{exact} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--compare", action="store_true", help="other libraries and precisions at the first size")
     parser.add_argument("--agreement", action="store_true", help="community detection and DBSCAN, index vs exact")
+    parser.add_argument("--threshold", action="store_true", help="only community detection and DBSCAN at each size")
     args = parser.parse_args()
     if args.agreement:
         return agreement()
     base = embed_in_child(scale_corpus()["text"].tolist(), SentenceEmbedder(device="cpu"))
+    if args.threshold:
+        return threshold_algorithms(args.sizes, base)
     print(f"# neighbours: {time.strftime('%Y-%m-%d')}, k = {K}, {PROBES} probes\n", flush=True)
     print("| sentences | index | recall@10 | build s | all rows' neighbours s | peak MB |")
     print("|---|---|---|---|---|---|", flush=True)
@@ -208,6 +243,7 @@ def main() -> None:
             compared = "not run | | "
         print(f"| {size:,} | {kind} | {projected:.0f} | {indexed:.1f} | {projected / indexed:.1f}x | "
               f"{indexed + result['louvain_s']:.1f} ({result['louvain_s']:.1f} Leiden) | {compared} |", flush=True)
+    threshold_algorithms(args.sizes, base)
 
 
 if __name__ == "__main__":
