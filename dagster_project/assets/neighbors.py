@@ -3,6 +3,7 @@ outliers."""
 
 import hashlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -14,16 +15,15 @@ from filelock import FileLock
 from ..core.neighbors import (
     add_vectors,
     near_duplicate_groups,
-    neighbours_of,
+    neighbour_chunks,
     new_index,
     open_index,
     outdated_by,
     save_index,
 )
 from ..resources import DuckDBWarehouse, SentenceEmbedder
+from ..resources.warehouse import EMBEDDING_CHUNK
 from .embeddings import sentence_embeddings
-
-LOAD_CHUNK = 100_000  # embeddings read from DuckDB at a time while adding to the index
 
 
 class NeighborsConfig(dg.Config):
@@ -39,12 +39,14 @@ def index_path(database: str, model_key: str) -> Path:
     return db.with_name(f"{db.name}.neighbors-{hashlib.sha256(model_key.encode()).hexdigest()[:12]}.usearch")
 
 
-def add_embeddings(index, warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray) -> None:
-    """Add the embeddings of sentences `ids` to the index, a chunk at a time (memory: one chunk)."""
-    for start in range(0, len(ids), LOAD_CHUNK):
-        frame, vectors = warehouse.load_embeddings(model_key, "s.sentence_id IN (SELECT unnest(?))",
-                                                   [ids[start:start + LOAD_CHUNK].tolist()])
-        add_vectors(index, frame["sentence_id"].to_numpy(np.int64), vectors)
+def add_embeddings(index, warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray, every: bool) -> None:
+    """Add the embeddings of sentences `ids` to the index, a chunk at a time (memory: one chunk): all of the
+    window's (`every`) in one streamed read, else by id."""
+    chunks = warehouse.embedding_chunks(model_key) if every else (
+        (ids[start:start + EMBEDDING_CHUNK], warehouse.embeddings_of(model_key, ids[start:start + EMBEDDING_CHUNK])[1])
+        for start in range(0, len(ids), EMBEDDING_CHUNK))
+    for keys, vectors in chunks:
+        add_vectors(index, keys, vectors)
 
 
 def texts_of(warehouse: DuckDBWarehouse, frame: pd.DataFrame) -> pd.DataFrame:
@@ -72,7 +74,7 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
     gone = np.setdiff1d(stored.index.to_numpy(np.int64), ids)
     if len(gone):
         index.remove(gone.astype(np.uint64))
-    add_embeddings(index, warehouse, model_key, ids[~in_index])
+    add_embeddings(index, warehouse, model_key, ids[~in_index], every=not in_index.any())
     k = min(config.k, max(len(ids) - 1, 0))
     lists_kept = np.isin(ids, stored.index.to_numpy(np.int64)) & in_index
     if built or not len(stored) or int(stored["n"].max()) != k:
@@ -82,14 +84,20 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
             "SELECT DISTINCT sentence_id FROM sentence_neighbors WHERE model_key = ? AND list_contains(?, neighbor_id)",
             [model_key, gone.tolist()])["sentence_id"].to_numpy(np.int64) if len(gone) else np.zeros(0, np.int64)
         fresh = np.union1d(ids[~lists_kept], np.intersect1d(touched, ids))
+    entered: list[np.ndarray] = []
+
+    def lists() -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+        """The fresh lists, then those of stored sentences that a new sentence now enters, a chunk at a time."""
+        for keys, rows in neighbour_chunks(index, fresh if k else fresh[:0], k):
+            if not built:
+                entered.append(np.setdiff1d(np.intersect1d(outdated_by(rows, stored["kth"]), ids), fresh))
+            yield keys, rows
+        entered[:] = [np.unique(np.concatenate(entered or [np.zeros(0, np.int64)]))]
+        yield from neighbour_chunks(index, entered[0], k)
+
     search_started = time.perf_counter()
-    rows = neighbours_of(index, fresh, k) if k else neighbours_of(index, np.zeros(0, np.int64), 1)
-    entered = (outdated_by(rows, stored["kth"]) if not built else np.zeros(0, np.int64))
-    entered = np.setdiff1d(np.intersect1d(entered, ids), fresh)
-    if len(entered):
-        rows = pd.concat([rows, neighbours_of(index, entered, k)], ignore_index=True)
+    warehouse.replace_neighbours(model_key, lists(), gone)
     search_seconds = time.perf_counter() - search_started
-    warehouse.replace_neighbours(model_key, rows, gone)
     if len(ids):
         save_index(index, path)
     else:  # nothing left to index: no stale index for the next run
@@ -99,8 +107,8 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
             other.unlink()
     return {"index": f"built ({why})" if built else why, "index_sentences": len(index),
             "added_to_index": int((~in_index).sum()), "removed_from_index": len(gone),
-            "lists_searched": len(fresh) + len(entered), "lists_entered_by_new_sentences": len(entered), "k": k,
-            "search_seconds": round(search_seconds, 3)}
+            "lists_searched": len(fresh) + len(entered[0]), "lists_entered_by_new_sentences": len(entered[0]),
+            "k": k, "search_and_write_seconds": round(search_seconds, 3)}
 
 
 @dg.asset(deps=[sentence_embeddings], group_name="neighbors", kinds={"usearch", "duckdb"})

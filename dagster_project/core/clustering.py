@@ -257,7 +257,7 @@ def leiden(graph: csr_matrix, resolution: float, start: np.ndarray | None = None
 
     upper = csr_matrix(graph).tocoo()
     keep = upper.row < upper.col
-    network = igraph.Graph(n=graph.shape[0], edges=np.column_stack([upper.row[keep], upper.col[keep]]).tolist())
+    network = igraph.Graph(n=graph.shape[0], edges=np.column_stack([upper.row[keep], upper.col[keep]]))  # no lists
     partition = leidenalg.RBConfigurationVertexPartition(
         network, weights=upper.data[keep].tolist(), resolution_parameter=resolution,
         initial_membership=None if start is None else np.asarray(start).tolist())

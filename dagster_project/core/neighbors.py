@@ -5,6 +5,7 @@ grown with new sentences, and what is read from it: each sentence's k most simil
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,30 +141,40 @@ def near_duplicate_groups(pairs: pd.DataFrame) -> pd.DataFrame:
                               ignore_index=True)[columns]
 
 
-def neighbours_of(index, keys: np.ndarray, k: int) -> pd.DataFrame:
-    """`sentence_neighbors` rows of `keys` (each in the index), searched with the vectors the index holds, a
-    chunk at a time."""
-    parts = [neighbour_rows(chunk, *search(index, chunk, stored_vectors(index, chunk), k))
-             for chunk in np.array_split(np.asarray(keys, dtype=np.int64), max(1, -(-len(keys) // SEARCH_CHUNK)))]
-    return pd.concat(parts, ignore_index=True) if parts else neighbour_rows(np.zeros(0, np.int64),
-                                                                           np.zeros((0, k), np.int64),
-                                                                           np.zeros((0, k), np.float32))
+def neighbour_chunks(index, keys: np.ndarray, k: int) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """(keys, their `sentence_neighbors` rows) of `keys` (each in the index), searched with the vectors the index
+    holds, SEARCH_CHUNK keys at a time: memory is one chunk's lists, whatever the corpus."""
+    keys = np.asarray(keys, dtype=np.int64)
+    for start in range(0, len(keys), SEARCH_CHUNK):
+        chunk = keys[start:start + SEARCH_CHUNK]
+        yield chunk, neighbour_rows(chunk, *search(index, chunk, stored_vectors(index, chunk), k))
 
 
 def as_neighbours(ids: np.ndarray, rows: pd.DataFrame, k: int) -> Neighbours:
-    """`sentence_neighbors` rows of the sentences `ids` (sorted) as row positions: each row's at most k most
-    similar rows among `ids` (neighbours outside them dropped)."""
+    """`sentence_neighbors` rows (ordered by sentence_id, most similar first, as `neighbour_rows` reads them) of
+    the sentences `ids` (sorted) as row positions: each row's at most k most similar rows among `ids` (neighbours
+    outside them dropped). Memory: a few arrays of the rows' length, no sort."""
     ids = np.asarray(ids, dtype=np.int64)
-    rows = rows[rows["sentence_id"].isin(ids) & rows["neighbor_id"].isin(ids)]
-    rows = rows.sort_values(["sentence_id", "similarity"], ascending=[True, False], kind="stable")
-    rank = rows.groupby("sentence_id").cumcount().to_numpy()
+    sentence, neighbour = rows["sentence_id"].to_numpy(np.int64), rows["neighbor_id"].to_numpy(np.int64)
+    row, column = positions_in(ids, sentence), positions_in(ids, neighbour)
+    keep = (row >= 0) & (column >= 0)
+    row, column, similarity = row[keep], column[keep], rows["similarity"].to_numpy(np.float32)[keep]
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if len(row) else np.zeros(0, np.int64)
+    rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
     keep = rank < k
-    row = np.searchsorted(ids, rows["sentence_id"].to_numpy()[keep])
     indices = np.full((len(ids), k), -1, dtype=np.int64)
     similarities = np.full((len(ids), k), np.nan, dtype=np.float32)
-    indices[row, rank[keep]] = np.searchsorted(ids, rows["neighbor_id"].to_numpy()[keep])
-    similarities[row, rank[keep]] = rows["similarity"].to_numpy()[keep]
+    indices[row[keep], rank[keep]] = column[keep]
+    similarities[row[keep], rank[keep]] = similarity[keep]
     return Neighbours(indices, similarities)
+
+
+def positions_in(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each key in the sorted `ids`, -1 for a key not among them."""
+    if not len(ids):
+        return np.full(len(keys), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
+    return np.where(ids[at] == keys, at, -1)
 
 
 FIRST_RADIUS_K = 32  # neighbours searched first per row when collecting every neighbour above a threshold
@@ -177,33 +188,47 @@ def indexed(embeddings: np.ndarray):
     return index
 
 
+def verified_above(index, embeddings: np.ndarray, rows: np.ndarray, k: int,
+                   threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Search the k nearest neighbours of `rows` and keep those at cosine >= threshold on the float32 vectors:
+    (rows, neighbours) of the pairs kept, and which rows had all k kept. Scored a rank at a time: memory is the
+    rows' vectors and one gathered column, never rows x k vectors."""
+    found, _ = search(index, rows, embeddings[rows], k)
+    own = embeddings[rows]
+    exact = np.full(found.shape, -np.inf, dtype=np.float32)
+    for rank in range(found.shape[1]):
+        valid = found[:, rank] >= 0
+        exact[valid, rank] = np.einsum("ij,ij->i", own[valid], embeddings[found[valid, rank]])
+    keep = exact >= np.float32(threshold)
+    return np.repeat(rows, found.shape[1]).reshape(found.shape)[keep], found[keep], keep.all(axis=1)
+
+
 def neighbours_above(embeddings: np.ndarray, threshold: float, index=None) -> tuple[np.ndarray, np.ndarray]:
     """CSR form (indptr, indices) of every row's neighbours at cosine >= threshold, itself included, as
     `community.neighbour_lists` gives them, found through an approximate index instead of scoring every pair:
     each row searches FIRST_RADIUS_K neighbours, and four times more while all it found are above the threshold;
     every pair found is verified on the float32 vectors and recorded both ways (a pair the index missed from one
-    end is still kept from the other)."""
+    end is still kept from the other). Searched in chunks of rows that shrink as k grows: memory is the pairs
+    above the threshold plus one chunk."""
     n = len(embeddings)
     index = index if index is not None else indexed(embeddings)
     rows_found, cols_found = [np.arange(n)], [np.arange(n)]
-    todo, k = np.arange(n), FIRST_RADIUS_K
-    while len(todo):
-        k = min(k, n - 1)
-        found, _ = search(index, todo, embeddings[todo], k) if k else (np.zeros((len(todo), 0), np.int64), None)
-        rows = np.repeat(todo, found.shape[1]).reshape(found.shape)
-        valid = found >= 0
-        exact = np.zeros(found.shape, dtype=np.float32)
-        exact[valid] = np.einsum("ij,ij->i", embeddings[rows[valid]], embeddings[found[valid]])
-        keep = valid & (exact >= np.float32(threshold))
-        rows_found.append(rows[keep])
-        cols_found.append(found[keep])
-        saturated = keep.all(axis=1) if k else np.zeros(len(todo), bool)
-        if k >= n - 1:
-            break
-        todo, k = todo[saturated], k * 4
-        if len(todo):  # searched again with more neighbours: drop what this round found for them
-            again = np.isin(rows_found[-1], todo)
-            rows_found[-1], cols_found[-1] = rows_found[-1][~again], cols_found[-1][~again]
+    todo, k = np.arange(n), min(FIRST_RADIUS_K, n - 1)
+    while len(todo) and k:
+        last = k >= n - 1  # every other row searched: nothing left to search again
+        step = max(1, SEARCH_CHUNK * FIRST_RADIUS_K // k)
+        saturated = []
+        for start in range(0, len(todo), step):
+            chunk = todo[start:start + step]
+            rows, cols, full = verified_above(index, embeddings, chunk, k, threshold)
+            if not last:  # searched again with more neighbours: drop what this round found for them
+                again = np.isin(rows, chunk[full])
+                rows, cols = rows[~again], cols[~again]
+                saturated.append(chunk[full])
+            rows_found.append(rows)
+            cols_found.append(cols)
+        todo = np.concatenate(saturated) if saturated else todo[:0]
+        k = min(k * 4, n - 1)
     rows = np.concatenate(rows_found + cols_found[1:])
     cols = np.concatenate(cols_found + rows_found[1:])
     pairs = np.unique(rows.astype(np.int64) * n + cols)

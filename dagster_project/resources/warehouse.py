@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -559,21 +560,25 @@ class DuckDBWarehouse(DuckDBResource):
                        only_params: list[Any] | None = None) -> pd.DataFrame:
         """`sentence_neighbors` rows of model_key (those meeting the SQL condition `only`), at most k per sentence,
         most similar first."""
-        return self.query(
-            f"""SELECT sentence_id, neighbor_id, similarity FROM sentence_neighbors WHERE model_key = ? AND {only}
-                QUALIFY row_number() OVER (PARTITION BY sentence_id ORDER BY similarity DESC, neighbor_id) <= ?
-                ORDER BY sentence_id, similarity DESC""", [model_key, *(only_params or []), k])
+        with self.vector_reads() as conn:  # DuckDB's sort spills beyond its bounded memory
+            return conn.execute(
+                f"""SELECT sentence_id, neighbor_id, similarity FROM sentence_neighbors WHERE model_key = ? AND {only}
+                    QUALIFY row_number() OVER (PARTITION BY sentence_id ORDER BY similarity DESC, neighbor_id) <= ?
+                    ORDER BY sentence_id, similarity DESC, neighbor_id""", [model_key, *(only_params or []), k]).df()
 
-    def replace_neighbours(self, model_key: str, rows: pd.DataFrame, gone: np.ndarray) -> None:
-        """Replace the `sentence_neighbors` lists of the sentences in `rows`, drop those of sentences `gone` (and
-        every list of another model), in one transaction."""
-        replaced = np.unique(np.concatenate([rows["sentence_id"].to_numpy(np.int64), np.asarray(gone, np.int64)]))
+    def replace_neighbours(self, model_key: str, lists: Iterable[tuple[np.ndarray, pd.DataFrame]],
+                           gone: np.ndarray) -> None:
+        """Replace the `sentence_neighbors` lists of the sentences of each (sentence ids, their rows) in `lists`, a
+        chunk at a time, drop those of sentences `gone` (and every list of another model), in one transaction."""
         with self.transaction() as conn:
             conn.execute("DELETE FROM sentence_neighbors WHERE model_key <> ?", [model_key])
-            conn.register("replaced_ids", pd.DataFrame({"sentence_id": replaced}))
-            conn.execute("DELETE FROM sentence_neighbors WHERE sentence_id IN (SELECT sentence_id FROM replaced_ids)")
-            conn.unregister("replaced_ids")
-            self._append(conn, "sentence_neighbors", rows.assign(model_key=model_key))
+            for ids, rows in chain([(gone, None)], lists):
+                conn.register("replaced_ids", pa.table({"sentence_id": np.asarray(ids, np.int64)}))
+                conn.execute("DELETE FROM sentence_neighbors WHERE sentence_id IN "
+                             "(SELECT sentence_id FROM replaced_ids)")
+                conn.unregister("replaced_ids")
+                if rows is not None and len(rows):
+                    self._append(conn, "sentence_neighbors", rows.assign(model_key=model_key))
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         if table not in ("sentence_map", "recommended", "near_duplicates"):

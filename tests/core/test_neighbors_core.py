@@ -59,8 +59,10 @@ def test_a_new_sentence_outdates_the_lists_it_enters():
 
 
 def test_table_rows_become_row_positions_within_the_window():
-    rows = pd.DataFrame({"sentence_id": [10, 10, 20, 30], "neighbor_id": [20, 99, 10, 10],
-                         "similarity": [0.9, 0.95, 0.9, 0.5]})
+    rows = pd.DataFrame({"sentence_id": [10, 10, 20, 30, 30, 40], "neighbor_id": [99, 20, 10, 20, 10, 10],
+                         "similarity": [0.95, 0.9, 0.9, 0.6, 0.5, 0.8]})  # as read: by sentence, most similar first
+    found = as_neighbours(np.array([10, 20, 30]), rows, 1)
+    assert found.indices.tolist() == [[1], [0], [1]]  # 99 and 40 are outside the window; 30's best kept
     found = as_neighbours(np.array([10, 20, 30]), rows, 2)
-    assert found.indices.tolist() == [[1, -1], [0, -1], [0, -1]]  # 99 is outside the window
+    assert found.indices.tolist() == [[1, -1], [0, -1], [1, 0]]
     assert found.similarities[0, 0] == pytest.approx(0.9)
