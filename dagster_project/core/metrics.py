@@ -10,6 +10,7 @@ from sklearn import metrics
 from .community import as_tensor
 
 BLOCK_ROWS = 65_536  # rows per block of the blockwise passes (metrics here, k-means in torch)
+PAIR_BLOCK = 2**22  # centroid pairs scored at a time (Davies-Bouldin)
 
 
 def _groups(labels: np.ndarray, x: Any) -> tuple[Any, Any, Any]:
@@ -68,11 +69,17 @@ def davies_bouldin(embeddings: np.ndarray, labels: np.ndarray, device: str = "cp
         own = index[start : start + BLOCK_ROWS]
         spread.index_add_(0, own, torch.linalg.vector_norm(x[start : start + BLOCK_ROWS] - centroids[own], dim=1))
     spread /= counts
-    separation = torch.cdist(centroids, centroids, compute_mode="donot_use_mm_for_euclid_dist")
-    if torch.allclose(spread, torch.zeros_like(spread)) or torch.allclose(separation, torch.zeros_like(separation)):
+    if torch.allclose(spread, torch.zeros_like(spread)):
         return 0.0
-    separation[separation == 0] = torch.inf  # itself (and equal centroids) never the worst pair, as scikit-learn
-    return float(((spread[:, None] + spread[None, :]) / separation).max(dim=1).values.mean())
+    k, worst, apart = len(counts), torch.empty_like(spread), False
+    step = max(1, PAIR_BLOCK // k)  # a block of centroids against all: memory is never k x k
+    for start in range(0, k, step):
+        block = slice(start, start + step)
+        separation = torch.cdist(centroids[block], centroids, compute_mode="donot_use_mm_for_euclid_dist")
+        apart = apart or not torch.allclose(separation, torch.zeros_like(separation))
+        separation[separation == 0] = torch.inf  # itself (and equal centroids) never the worst pair, as scikit-learn
+        worst[block] = ((spread[block, None] + spread[None, :]) / separation).max(dim=1).values
+    return float(worst.mean()) if apart else 0.0
 
 
 def calinski_harabasz(embeddings: np.ndarray, labels: np.ndarray, device: str = "cpu") -> float:

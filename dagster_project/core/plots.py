@@ -112,7 +112,8 @@ def hierarchy_png(hierarchy, topic_labels: dict[int, str], title: str, max_leave
 
     if hierarchy.empty:
         return None
-    leaves = sorted(topic_labels)
+    joined = set(hierarchy["left"].astype(int)) | set(hierarchy["right"].astype(int))
+    leaves = sorted(joined - set(hierarchy["merge_id"].astype(int)))  # the topics it joins (the largest, if capped)
     position = {cluster: i for i, cluster in enumerate(leaves)}
     n = len(leaves)
     leaf_count = {cluster: 1 for cluster in leaves}

@@ -167,10 +167,15 @@ def summarize_topics(
     return frame.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)
 
 
-def topic_hierarchy(embeddings: np.ndarray, labels: np.ndarray, sizes: dict[int, int] | None = None) -> pd.DataFrame:
+HIERARCHY_TOPICS = 5_000  # topics the hierarchy joins at most: its linkage holds every pair of them
+
+
+def topic_hierarchy(embeddings: np.ndarray, labels: np.ndarray, sizes: dict[int, int] | None = None,
+                    limit: int = HIERARCHY_TOPICS) -> pd.DataFrame:
     """Which topics merge first when fewer are wanted: average-linkage (cosine) merges of the cluster centroids.
     One row per merge: merge_id (clusters are 0..k-1, merge i creates node k+i), left, right, distance, size
-    (from `sizes`, cluster id -> sentences, when the rows are a sample of them)."""
+    (from `sizes`, cluster id -> sentences, when the rows are a sample of them). Above `limit` topics, it joins
+    the `limit` largest (memory and time grow with the square of the topics)."""
     from scipy.cluster.hierarchy import linkage
 
     ids, means = centroids(embeddings, labels)
@@ -178,9 +183,12 @@ def topic_hierarchy(embeddings: np.ndarray, labels: np.ndarray, sizes: dict[int,
     if len(ids) < 2:
         return pd.DataFrame(columns=columns)
     sizes = {int(c): int(sizes[int(c)]) if sizes else int((labels == c).sum()) for c in ids}
+    next_node = int(ids.max()) + 1
+    if len(ids) > limit:
+        largest = np.sort(np.argsort([-sizes[int(c)] for c in ids], kind="stable")[:limit])
+        ids, means = ids[largest], means[largest]
     tree = linkage(means.astype(np.float64), method="average", metric="cosine")
     node_ids = [int(c) for c in ids]  # leaves keep their cluster ids
-    next_node = int(ids.max()) + 1
     rows = []
     for i, (a, b, distance, _) in enumerate(tree):
         left, right = node_ids[int(a)], node_ids[int(b)]

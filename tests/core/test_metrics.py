@@ -1,9 +1,17 @@
 import numpy as np
 import pytest
+from sklearn.metrics import (
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_score,
+)
 
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
-
-from dagster_project.core.metrics import calinski_harabasz, clustering_metrics, cosine_silhouette, davies_bouldin
+from dagster_project.core.metrics import (
+    calinski_harabasz,
+    clustering_metrics,
+    cosine_silhouette,
+    davies_bouldin,
+)
 from dagster_project.core.projection import project_2d
 
 
@@ -61,6 +69,16 @@ def test_davies_bouldin_and_calinski_harabasz_equal_scikit_learn(n, k, dim):
     labels = rng.integers(0, k, n)
     assert davies_bouldin(x, labels) == pytest.approx(davies_bouldin_score(x, labels), rel=1e-6)
     assert calinski_harabasz(x, labels) == pytest.approx(calinski_harabasz_score(x, labels), rel=1e-6)
+
+
+def test_davies_bouldin_scores_centroid_pairs_in_blocks(monkeypatch):
+    import dagster_project.core.metrics as metrics
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((400, 6)).astype(np.float32)
+    labels = rng.integers(0, 30, 400)
+    monkeypatch.setattr(metrics, "PAIR_BLOCK", 70)  # blocks of 2 centroids against all 30, the last one shorter
+    assert davies_bouldin(x, labels) == pytest.approx(davies_bouldin_score(x, labels), rel=1e-6)
 
 
 def test_metrics_on_real_embeddings_equal_scikit_learn(sample_embeddings):

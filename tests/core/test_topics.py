@@ -1,5 +1,6 @@
 import numpy as np
 
+from dagster_project.core.plots import hierarchy_png
 from dagster_project.core.topics import (
     NOISE_LABEL,
     coherence_npmi,
@@ -80,6 +81,16 @@ def test_hierarchy_merges_the_closest_topics_first():
     assert tree[["merge_id", "left", "right", "size"]].values.tolist() == [[3, 0, 1, 4], [4, 2, 3, 6]]
     assert tree["distance"].is_monotonic_increasing
     assert topic_hierarchy(vectors[:2], labels[:2]).empty
+
+
+def test_hierarchy_of_more_topics_than_its_limit_joins_the_largest():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(6), [5, 9, 2, 7, 1, 4])
+    vectors = rng.standard_normal((len(labels), 4)).astype(np.float32)
+    tree = topic_hierarchy(vectors, labels, limit=3)
+    assert set(tree["left"]) | set(tree["right"]) == {1, 3, 0, 6}  # topics 1, 3, 0, then the first merge
+    assert tree["merge_id"].tolist() == [6, 7] and tree["size"].iloc[-1] == 21  # merge ids after every topic
+    assert hierarchy_png(tree, {i: f"t{i}" for i in range(6)}, "capped") is not None
 
 
 def test_markup_left_in_scraped_text_never_becomes_a_keyword():
