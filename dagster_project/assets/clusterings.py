@@ -226,8 +226,7 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     neighbours = stored_neighbours(warehouse, model_key, ids, params.n_neighbors) if algorithm.uses_neighbours \
         else None
     sample = sample_rows(n, fit_sample, getattr(params, "seed", 0))
-    frame, vectors = (warehouse.load_embeddings(model_key) if len(sample) == n
-                      else warehouse.embeddings_of(model_key, ids[sample]))
+    frame, vectors = warehouse.sampled_embeddings(model_key, ids, sample)
     on_graph = neighbours is not None and len(sample) < n  # every sentence, from its stored neighbours
     fit_rows = np.arange(n) if on_graph else sample
     extra = {}
@@ -388,8 +387,7 @@ def summarize(name: str, config: TopicConfig, warehouse: DuckDBWarehouse,
         )
     labels = assigned["cluster_id"].to_numpy()
     rows = stratified_rows(labels, config.sample_size)
-    frame, embeddings = (warehouse.load_embeddings(embedder.model_key) if len(rows) == len(ids)
-                         else warehouse.embeddings_of(embedder.model_key, ids[rows]))
+    frame, embeddings = warehouse.sampled_embeddings(embedder.model_key, ids, rows)
     summary = summarize_topics(
         frame["text"].tolist(), embeddings, labels[rows],
         n_keywords=config.n_keywords, n_representatives=config.n_representatives,

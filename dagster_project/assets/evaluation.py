@@ -40,8 +40,7 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
     frame = warehouse.window_sentences("label")
     ids = frame["sentence_id"].to_numpy()
     measured = sample_rows(len(ids), GEOMETRY_SAMPLE, 0)
-    _, embeddings = (warehouse.load_embeddings(model_key) if len(measured) == len(ids)
-                     else warehouse.embeddings_of(model_key, ids[measured]))
+    _, embeddings = warehouse.sampled_embeddings(model_key, ids, measured)
     texts = warehouse.window_sentences("text", ids[sample_rows(len(ids), COHERENCE_SAMPLE, 0)])["text"].tolist()
     runs = warehouse.query("SELECT algorithm, params, seconds FROM clustering_runs").set_index("algorithm")
     truth = frame["label"].to_numpy(dtype=object) if frame["label"].notna().any() else None

@@ -260,6 +260,11 @@ class DuckDBWarehouse(DuckDBResource):
         """`load_embeddings` of the window's sentences `ids` only."""
         return self.load_embeddings(model_key, ids=ids)
 
+    def sampled_embeddings(self, model_key: str, ids: np.ndarray, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        """`load_embeddings` of the sentences at positions `rows` of the window's ids `ids` (a sample of it, or
+        every position: then read without registering the ids)."""
+        return self.load_embeddings(model_key) if len(rows) == len(ids) else self.embeddings_of(model_key, ids[rows])
+
     def embedding_chunks(self, model_key: str, rows: int = EMBEDDING_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(sentence ids, embedding matrix) of the window's sentences, about `rows` at a time, in no set order:
         one query streamed, so memory is a chunk whatever the corpus (the database is held until the last one)."""
