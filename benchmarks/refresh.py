@@ -1,7 +1,7 @@
 """The scheduled refresh at scale, after embedding: what `refresh_everything` (the daily schedule's job) does, as
 `make run` runs it (every step in its own process, in parallel), on N sentences whose embeddings are cached.
 
-    python benchmarks/refresh.py [--sentences 1000000] [--then 10000] [--keep data/bench_refresh]
+    python benchmarks/refresh.py [--sentences 1000000] [--then 10000] [--keep data/bench_refresh] [--select ...]
 
 Sentences: the labelled datasets' sentences, then numbered variants of them (as `benchmarks/embeddings.py
 --million` writes them), in one CSV file. Their vectors are put in the warehouse's embedding cache beforehand, so
@@ -10,7 +10,8 @@ all-MiniLM-L6-v2 vectors, each variant its sentence's vector plus Gaussian noise
 `benchmarks/scale.py` simulates them). Then `--then` more sentences arrive (a second file, vectors cached as well)
 and the refresh runs again, as the next day's would. Prints, per run, seconds per step (from the run's own step
 events) with each step's peak RSS, the run's wall seconds, and the peak RSS of its largest process and of all
-its processes together, sampled every half second.
+its processes together, sampled every half second. `--select`: other assets than the schedule's (a Dagster
+selection, with their upstream: `+key:louvain_clusters`); `--then 0`: no second run.
 """
 
 from __future__ import annotations
@@ -121,15 +122,16 @@ def step_memory(steps: pd.DataFrame, processes: pd.DataFrame, every: float = 0.5
     return steps["step"].map(peaks)
 
 
-def refresh(corpus: Path, db: Path, home: Path) -> tuple[float, tuple[pd.DataFrame, float], pd.DataFrame]:
-    """One run of the schedule's assets, in a child process: (wall seconds, its memory as `watch_memory` saw it,
-    seconds per step)."""
+def refresh(corpus: Path, db: Path, home: Path,
+            selection: str = SELECTION) -> tuple[float, tuple[pd.DataFrame, float], pd.DataFrame]:
+    """One run of the schedule's assets (or `selection`), in a child process: (wall seconds, its memory as
+    `watch_memory` saw it, seconds per step)."""
     home.mkdir()
     env = {**os.environ, "SENTENCES_PATH": str(corpus), "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(home),
            "EMBEDDING_DEVICE": "cpu"}
     started = time.perf_counter()
     with subprocess.Popen([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
-                           "--select", SELECTION], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           "--select", selection], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True) as run:
         output: list[str] = []
         reader = threading.Thread(target=lambda: output.extend(run.stdout), daemon=True)
@@ -149,6 +151,7 @@ def main() -> None:
     parser.add_argument("--then", type=int, default=10_000, help="sentences that arrive before the second run")
     parser.add_argument("--keep", default=str(ROOT / "data" / "bench_refresh"),
                         help="folder of the corpus, warehouse and Dagster home (kept, reused if there)")
+    parser.add_argument("--select", default=SELECTION, help="the assets to run (a Dagster asset selection)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(args.keep) / str(args.sentences)
@@ -160,11 +163,12 @@ def main() -> None:
     shutil.copy(prepared, db)
     (corpus / "arriving.csv").unlink(missing_ok=True)
     print(f"# refresh after embedding: {args.sentences:,} sentences, then {args.then:,} more; "
-          f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores\n", flush=True)
-    for day, label in enumerate((f"{args.sentences:,} sentences", f"{args.then:,} arrive")):
+          f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {args.select}\n", flush=True)
+    days = [f"{args.sentences:,} sentences", *([f"{args.then:,} arrive"] if args.then else [])]
+    for day, label in enumerate(days):
         if day:
             pd.DataFrame({"text": arriving}).to_csv(corpus / "arriving.csv", index=False)
-        seconds, (processes, total), steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}")
+        seconds, (processes, total), steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}", args.select)
         steps["peak RSS GB"] = step_memory(steps, processes)
         print(f"## run {day + 1}: {label}\n")
         print(steps.drop(columns=["start", "end"]).round(2).to_markdown(index=False))
