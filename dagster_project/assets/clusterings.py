@@ -60,14 +60,21 @@ class RefitConfig(dg.Config):
         "own spread) reach this share of the last fit."))
 
 
+WHOLE_GRAPH_UP_TO = 2_000_000  # sentences up to which Louvain fits the whole stored neighbour graph
+
+
 class ClusteringRunConfig(RefitConfig):
     """A clustering run: when it fits again, and how much of the corpus a fit reads."""
 
     fit_sample: int = pydantic.Field(default=FIT_SAMPLE, description=(
         "Most sentences a fit reads: a larger corpus is fitted on a seeded sample of this many (Louvain: on the "
-        "whole neighbour graph of sentence_neighbors, which holds no vectors) and every other sentence then "
+        "whole neighbour graph of sentence_neighbors, up to whole_graph_up_to) and every other sentence then "
         "assigned to the nearest cluster centre in chunks, so memory stays bounded whatever the corpus (details "
         "say so)."))
+    whole_graph_up_to: int = pydantic.Field(default=WHOLE_GRAPH_UP_TO, description=(
+        "Louvain only: up to this many sentences it fits every one of them on the graph of sentence_neighbors "
+        "(no vectors read, about 2 KB of memory per sentence); beyond, it fits fit_sample sentences on their "
+        "neighbours among themselves, as the other algorithms fit a sample."))
 
 
 def plain(value: typing.Any) -> typing.Any:
@@ -214,7 +221,7 @@ def label_everything(warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray
 
 
 def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, params: typing.Any, reason: str,
-                  fit_sample: int, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder,
+                  config: ClusteringRunConfig, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder,
                   last: dict | None) -> dg.MaterializeResult:
     """Fit on the sentences of the window (on a sample beyond `fit_sample`, the rest assigned; starting from the
     last fit where the algorithm can), then name the clusters by the previous topics' ids."""
@@ -223,8 +230,9 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     n = len(ids)
     previous = warehouse.assignments(name)[["sentence_id", "topic_id"]]
     before = pd.Series(ids).map(previous.set_index("sentence_id")["topic_id"]).fillna(-1).to_numpy(np.int64)
-    neighbours = stored_neighbours(warehouse, model_key, ids, params.n_neighbors) if algorithm.uses_neighbours \
-        else None
+    fit_sample = config.fit_sample
+    on_stored = algorithm.uses_neighbours and n <= max(fit_sample, config.whole_graph_up_to)
+    neighbours = stored_neighbours(warehouse, model_key, ids, params.n_neighbors) if on_stored else None
     sample = sample_rows(n, fit_sample, getattr(params, "seed", 0))
     frame, vectors = warehouse.sampled_embeddings(model_key, ids, sample)
     on_graph = neighbours is not None and len(sample) < n  # every sentence, from its stored neighbours
@@ -253,7 +261,9 @@ def fit_and_match(context: dg.AssetExecutionContext, algorithm: Algorithm, param
     labels, shapes = label_everything(warehouse, model_key, ids, labels, sample, vectors)
     scale = {} if len(fit_rows) == n else {"fit_sample": {
         "fitted": len(fit_rows), "assigned": n - len(fit_rows),
-        "note": f"{n:,} sentences, over fit_sample={fit_sample:,}: fitted on a seeded sample of {len(fit_rows):,}, "
+        "note": f"{n:,} sentences, over fit_sample={fit_sample:,}"
+                + (f" and whole_graph_up_to={config.whole_graph_up_to:,}" if algorithm.uses_neighbours else "")
+                + f": fitted on a seeded sample of {len(fit_rows):,}, "
                 "every other sentence assigned to the most similar cluster centre, a chunk at a time"}}
     if on_graph:
         scale = {"fit_sample": {"fitted": n, "note": f"{n:,} sentences, over fit_sample={fit_sample:,}: fitted on "
@@ -456,7 +466,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
             if isinstance(outcome, dg.MaterializeResult):
                 return outcome
             reason = outcome
-        return fit_and_match(context, algorithm, params, reason, config.fit_sample, warehouse, embedder, last)
+        return fit_and_match(context, algorithm, params, reason, config, warehouse, embedder, last)
 
     @dg.asset_check(asset=clusters, name="every_sentence_assigned_once")
     def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:

@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 from .assign import assign_to_fit, closest_centres
 from .community import communities_from_neighbours, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
-from .neighbors import INDEX_ABOVE, Neighbours, indexed, neighbours_above
+from .neighbors import INDEX_ABOVE, Neighbours, indexed, neighbours_above, search
 from .torch_kmeans import TorchKMeans
 
 
@@ -232,8 +232,11 @@ def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu",
               found: Neighbours | None = None) -> csr_matrix:
     """Symmetric sparse graph linking every row to its `neighbours` most similar other rows, weighted by cosine
     similarity (negative similarities dropped); an edge found from either end is kept. The neighbours are `found`
-    (from the `sentence_neighbors` index) when given, else scored exactly."""
+    (from the `sentence_neighbors` index) when given, else found through an index of the rows from INDEX_ABOVE
+    rows, else scored exactly."""
     n = len(embeddings) if found is None else len(found.indices)
+    if found is None and n >= INDEX_ABOVE:
+        found = Neighbours(*search(indexed(embeddings), np.arange(n), embeddings, neighbours))
     if found is None:
         similarities, indices = top_neighbours(embeddings, neighbours + 1, device=device)
     else:
@@ -258,9 +261,12 @@ def leiden(graph: csr_matrix, resolution: float, start: np.ndarray | None = None
     upper = csr_matrix(graph).tocoo()
     keep = upper.row < upper.col
     network = igraph.Graph(n=graph.shape[0], edges=np.column_stack([upper.row[keep], upper.col[keep]]))  # no lists
+    weights = upper.data[keep].tolist()
+    del upper, keep  # leidenalg holds its own copy of the graph
     partition = leidenalg.RBConfigurationVertexPartition(
-        network, weights=upper.data[keep].tolist(), resolution_parameter=resolution,
+        network, weights=weights, resolution_parameter=resolution,
         initial_membership=None if start is None else np.asarray(start).tolist())
+    del weights
     optimiser = leidenalg.Optimiser()
     optimiser.set_rng_seed(seed)
     optimiser.optimise_partition(partition, n_iterations=LEIDEN_ITERATIONS)

@@ -1,6 +1,6 @@
 """A corpus over `fit_sample`, through the job the schedule runs: each clustering fits a sample (Louvain: the whole
 neighbour graph), every other sentence is assigned to the nearest centre in chunks, and topics, metrics and the
-report cover every sentence."""
+report cover every sentence; past `whole_graph_up_to`, Louvain fits a sample too."""
 
 import dagster as dg
 import numpy as np
@@ -86,3 +86,22 @@ def test_the_map_is_fitted_on_a_sample_and_applied_a_chunk_at_a_time(sampled):
     points = warehouse.query("SELECT x, y FROM sentence_map ORDER BY sentence_id")[["x", "y"]].to_numpy()
     expected = PCA(n_components=2, random_state=0).fit(vectors[sample_rows(160, FIT_SAMPLE, 0)]).transform(vectors)
     assert len(points) == 160 and np.allclose(points, expected, atol=1e-4)
+
+
+def test_louvain_over_whole_graph_up_to_fits_a_sample_on_its_own_neighbours(sampled, embedder):
+    warehouse, _, model_key = sampled  # last in this file: it fits Louvain again on the shared warehouse
+    config = {"ops": {"louvain_clusters": {"config": {"fit_sample": FIT_SAMPLE, "whole_graph_up_to": 100,
+                                                      "refit": True}}}}
+    result = dg.materialize(all_assets, selection="louvain_clusters", run_config=config,
+                            resources={"warehouse": warehouse, "embedder": embedder})
+    [materialization] = result.asset_materializations_for_node("louvain_clusters")
+    details = materialization.metadata["details"].value
+    assert materialization.metadata["status"].value == "fitted on a sample, the rest assigned"
+    assert details["fit_sample"] == {**details["fit_sample"], "fitted": FIT_SAMPLE, "assigned": 100}
+    assert details["neighbours"] == "exact"  # found among the 60 sampled sentences, not read from the table
+    frame, vectors = warehouse.load_embeddings(model_key)
+    labels = warehouse.assignments("louvain")["cluster_id"].to_numpy()
+    sample = sample_rows(len(frame), FIT_SAMPLE, 0)
+    rest = np.setdiff1d(np.arange(len(frame)), sample)
+    ids, centres = centroids(vectors[sample], labels[sample])
+    assert (labels >= 0).all() and np.array_equal(labels[rest], ids[np.argmax(vectors[rest] @ centres.T, axis=1)])

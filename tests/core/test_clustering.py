@@ -250,6 +250,16 @@ def test_knn_graph_links_each_sentence_to_scikit_learns_nearest_neighbours(sampl
     assert (graph != graph.T).nnz == 0 and graph.diagonal().sum() == 0
 
 
+def test_knn_graph_of_many_rows_comes_from_an_index_and_equals_the_exact_one(sample_embeddings, monkeypatch):
+    import dagster_project.core.clustering as clustering
+
+    exact = knn_graph(sample_embeddings, 10)
+    monkeypatch.setattr(clustering, "INDEX_ABOVE", 100)  # the 160 sample sentences count as many
+    indexed = knn_graph(sample_embeddings, 10)
+    assert ((indexed > 0) != (exact > 0)).nnz == 0  # the same edges: HNSW finds every neighbour at this size
+    assert abs(indexed - exact).max() < 1e-3 and not np.array_equal(indexed.data, exact.data)  # half-precision
+
+
 def test_louvain_finds_the_sample_corpus_subjects_without_being_told_how_many(sample_embeddings, sample_corpus):
     from sklearn.metrics import normalized_mutual_info_score
 
