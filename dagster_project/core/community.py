@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix, identity
 
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 
@@ -30,23 +31,24 @@ def block_rows(n: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
 
 def block_pairs(x: Any, start: int, stop: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of the pairs at cosine >= threshold between rows start:stop of the tensor `x` and rows
-    start: (itself included), plus the mirror of each pair that reaches a row after the block."""
+    start: (itself included); `csr_from_pairs` adds their mirrors."""
     index_type = np.int32 if len(x) < 2**31 else np.int64
     pairs = ((x[start:stop] @ x[start:].T) >= float(np.float32(threshold))).nonzero().cpu().numpy()
-    r = (pairs[:, 0] + start).astype(index_type)
-    c = (pairs[:, 1] + start).astype(index_type)
-    later = c >= stop
-    return np.concatenate([r, c[later]]), np.concatenate([c, r[later]])
+    return (pairs[:, 0] + start).astype(index_type), (pairs[:, 1] + start).astype(index_type)
 
 
 def csr_from_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR form (indptr, indices, each row's columns sorted) of the (rows, cols) pairs of every block."""
+    """CSR form (indptr, indices, each row's columns sorted) of the (rows, cols) pairs of every block, each pair
+    recorded both ways and every row its own neighbour: a boolean sparse matrix, so that about 30 bytes a pair
+    are held at most while it is built (the lists of a low threshold hold hundreds of pairs a row)."""
     rows = np.concatenate([r for r, _ in pairs]) if pairs else np.zeros(0, np.int32)
     cols = np.concatenate([c for _, c in pairs]) if pairs else np.zeros(0, np.int32)
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return indptr, cols[order]
+    pairs.clear()  # the blocks' arrays go as soon as they are joined
+    graph = csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n))
+    del rows, cols
+    graph = graph + graph.T + identity(n, dtype=bool, format="csr")
+    graph.sort_indices()
+    return graph.indptr.astype(np.int64), graph.indices
 
 
 def neighbour_lists(

@@ -210,9 +210,11 @@ def neighbours_above(embeddings: np.ndarray, threshold: float, index=None) -> tu
     every pair found is verified on the float32 vectors and recorded both ways (a pair the index missed from one
     end is still kept from the other). Searched in chunks of rows that shrink as k grows: memory is the pairs
     above the threshold plus one chunk."""
+    from .community import csr_from_pairs
+
     n = len(embeddings)
     index = index if index is not None else indexed(embeddings)
-    rows_found, cols_found = [np.arange(n)], [np.arange(n)]
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
     todo, k = np.arange(n), min(FIRST_RADIUS_K, n - 1)
     while len(todo) and k:
         last = k >= n - 1  # every other row searched: nothing left to search again
@@ -225,14 +227,7 @@ def neighbours_above(embeddings: np.ndarray, threshold: float, index=None) -> tu
                 again = np.isin(rows, chunk[full])
                 rows, cols = rows[~again], cols[~again]
                 saturated.append(chunk[full])
-            rows_found.append(rows)
-            cols_found.append(cols)
+            pairs.append((rows.astype(np.int32), cols.astype(np.int32)) if n < 2**31 else (rows, cols))
         todo = np.concatenate(saturated) if saturated else todo[:0]
         k = min(k * 4, n - 1)
-    rows = np.concatenate(rows_found + cols_found[1:])
-    cols = np.concatenate(cols_found + rows_found[1:])
-    pairs = np.unique(rows.astype(np.int64) * n + cols)
-    rows, cols = pairs // n, pairs % n
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return indptr, cols
+    return csr_from_pairs(pairs, n)
