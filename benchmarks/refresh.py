@@ -11,7 +11,8 @@ all-MiniLM-L6-v2 vectors, each variant its sentence's vector plus Gaussian noise
 and the refresh runs again, as the next day's would. Prints, per run, seconds per step (from the run's own step
 events) with each step's peak RSS, the run's wall seconds, and the peak RSS of its largest process and of all
 its processes together, sampled every half second. `--select`: other assets than the schedule's (a Dagster
-selection, with their upstream: `+key:louvain_clusters`); `--then 0`: no second run.
+selection, with their upstream: `+key:louvain_clusters`); `--then 0`: no second run; `--resume`: on the
+warehouse the last run left rather than a fresh copy of the prepared one.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--keep", default=str(ROOT / "data" / "bench_refresh"),
                         help="folder of the corpus, warehouse and Dagster home (kept, reused if there)")
     parser.add_argument("--select", default=SELECTION, help="the assets to run (a Dagster asset selection)")
+    parser.add_argument("--resume", action="store_true", help="run on the warehouse the last run left")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(args.keep) / str(args.sentences)
@@ -160,7 +162,10 @@ def main() -> None:
     corpus, prepared, arriving = prepare(work, args.sentences, args.then, embedder)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     db = work / f"run-{stamp}.duckdb"  # every run of the benchmark starts from the prepared warehouse
-    shutil.copy(prepared, db)
+    if args.resume:  # or from where its last run left it
+        db = sorted(work.glob("run-*.duckdb"))[-1]
+    else:
+        shutil.copy(prepared, db)
     (corpus / "arriving.csv").unlink(missing_ok=True)
     print(f"# refresh after embedding: {args.sentences:,} sentences, then {args.then:,} more; "
           f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {args.select}\n", flush=True)
