@@ -85,18 +85,23 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
             [model_key, gone.tolist()])["sentence_id"].to_numpy(np.int64) if len(gone) else np.zeros(0, np.int64)
         fresh = np.union1d(ids[~lists_kept], np.intersect1d(touched, ids))
     entered: list[np.ndarray] = []
+    nothing = np.zeros(0, np.int64)
 
-    def lists() -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-        """The fresh lists, then those of stored sentences that a new sentence now enters, a chunk at a time."""
-        for keys, rows in neighbour_chunks(index, fresh if k else fresh[:0], k):
+    def changes() -> Iterator[tuple[np.ndarray, pd.DataFrame | None]]:
+        """Drop the fresh and gone lists, write the fresh ones a chunk at a time, then the same for the stored
+        lists that a new sentence now enters."""
+        yield np.union1d(fresh, gone), None
+        for rows in neighbour_chunks(index, fresh if k else fresh[:0], k):
             if not built:
                 entered.append(np.setdiff1d(np.intersect1d(outdated_by(rows, stored["kth"]), ids), fresh))
-            yield keys, rows
-        entered[:] = [np.unique(np.concatenate(entered or [np.zeros(0, np.int64)]))]
-        yield from neighbour_chunks(index, entered[0], k)
+            yield nothing, rows
+        entered[:] = [np.unique(np.concatenate(entered or [nothing]))]
+        yield entered[0], None
+        for rows in neighbour_chunks(index, entered[0], k):
+            yield nothing, rows
 
     search_started = time.perf_counter()
-    warehouse.replace_neighbours(model_key, lists(), gone)
+    warehouse.replace_neighbours(model_key, changes())
     search_seconds = time.perf_counter() - search_started
     if len(ids):
         save_index(index, path)

@@ -141,13 +141,13 @@ def near_duplicate_groups(pairs: pd.DataFrame) -> pd.DataFrame:
                               ignore_index=True)[columns]
 
 
-def neighbour_chunks(index, keys: np.ndarray, k: int) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-    """(keys, their `sentence_neighbors` rows) of `keys` (each in the index), searched with the vectors the index
-    holds, SEARCH_CHUNK keys at a time: memory is one chunk's lists, whatever the corpus."""
+def neighbour_chunks(index, keys: np.ndarray, k: int) -> Iterator[pd.DataFrame]:
+    """The `sentence_neighbors` rows of `keys` (each in the index), searched with the vectors the index holds,
+    SEARCH_CHUNK keys at a time: memory is one chunk's lists, whatever the corpus."""
     keys = np.asarray(keys, dtype=np.int64)
     for start in range(0, len(keys), SEARCH_CHUNK):
         chunk = keys[start:start + SEARCH_CHUNK]
-        yield chunk, neighbour_rows(chunk, *search(index, chunk, stored_vectors(index, chunk), k))
+        yield neighbour_rows(chunk, *search(index, chunk, stored_vectors(index, chunk), k))
 
 
 def as_neighbours(ids: np.ndarray, rows: pd.DataFrame, k: int) -> Neighbours:
