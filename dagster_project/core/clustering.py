@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 from .assign import assign_to_fit, closest_centres
 from .community import communities_from_neighbours, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
-from .neighbors import INDEX_ABOVE, Neighbours, indexed, neighbours_above, search
+from .neighbors import INDEX_ABOVE, THRESHOLD_INDEX_ABOVE, Neighbours, indexed, neighbours_above, search
 from .torch_kmeans import TorchKMeans
 
 
@@ -438,7 +438,7 @@ def coverage_similarity(
 SEARCHES = ("auto", "exact", "index")
 SEARCH_HELP = ("How each sentence's neighbours above the similarity are found: exact (every pair scored, in "
                "blocks), index (an approximate nearest-neighbour index, each pair found verified exactly), auto "
-               f"(the index from {INDEX_ABOVE:,} sentences).")
+               f"(the index from {THRESHOLD_INDEX_ABOVE:,} sentences).")
 
 
 def threshold_lists(embeddings: np.ndarray, search: str,
@@ -448,7 +448,7 @@ def threshold_lists(embeddings: np.ndarray, search: str,
     of the two it is."""
     if search not in SEARCHES:
         raise ClusteringError(f"search '{search}' is not one of {', '.join(SEARCHES)}.")
-    if search == "exact" or (search == "auto" and len(embeddings) < INDEX_ABOVE):
+    if search == "exact" or (search == "auto" and len(embeddings) < THRESHOLD_INDEX_ABOVE):
         return (lambda threshold: neighbour_lists(embeddings, threshold, device=device)), "exact"
     built: list = []
 
