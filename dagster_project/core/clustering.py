@@ -472,6 +472,11 @@ class CommunityParams:
     search: str = doc(SEARCH_HELP, "auto")
 
 
+def coverage_steps(target: float, fits: int = 4) -> list[float]:
+    """Neighbour coverages the automatic threshold tries in turn: the target, then half the uncovered share."""
+    return [round(1 - (1 - target) / 2**step, 4) for step in range(fits)]
+
+
 COVERAGE_SLACK = 0.05  # a re-fit keeps the previous automatic threshold while it assigns this close to the target
 
 
@@ -506,22 +511,19 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
                     f"{params.target_coverage:.0%}, less {COVERAGE_SLACK:.0%}); its communities' centres tried first")},
                 centres)
         details["previous_threshold"] = f"{kept}: assigns {assigned:.1%}, chosen again"
-    # Communities are disjoint, so some sentences with enough neighbours still end up in none: when the
-    # assigned share falls short of the target, aim the neighbour coverage past the shortfall and retry
-    # (at most three fits in all).
-    coverage, attempts = params.target_coverage, []
-    for _ in range(3):
+    # Communities are disjoint, so some sentences with enough neighbours still end up in none: while the
+    # assigned share falls short of the target, halve the share of sentences left without enough neighbours and
+    # fit again (at most four fits). The steps are fixed, not aimed by the shortfall, so that neighbours found
+    # through an index, assigning a fraction of a percent differently, take the same steps as exact ones.
+    attempts = []
+    for coverage in coverage_steps(params.target_coverage):
         threshold, how = coverage_similarity(embeddings, min_size, coverage, params.sample_size, params.seed, device)
         labels, centres = communities(threshold)
         assigned = float(np.mean(labels >= 0))
         attempts.append({"threshold": round(threshold, 4), "neighbour_coverage": round(coverage, 4),
                          "assigned": round(assigned, 4)})
-        if assigned >= params.target_coverage or coverage >= 0.995:
+        if assigned >= params.target_coverage:
             break
-        # on a grid of 0.01, so that a slightly different first answer (neighbours found through an index, say)
-        # retries at the same threshold rather than a nearby one that greedy selection turns into other communities
-        step = max(round(coverage + 2 * (params.target_coverage - assigned), 2), round(coverage + 0.01, 2))
-        coverage = min(0.995, step)
     details.update(threshold=round(float(threshold), 4), threshold_selection=how, threshold_attempts=attempts)
     return ClusteringResult(labels, details, centres)
 

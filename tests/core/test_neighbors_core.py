@@ -19,7 +19,8 @@ def test_neighbours_above_a_threshold_from_the_index_are_the_exact_lists(sample_
         assert np.array_equal(indptr, exact_indptr) and np.array_equal(indices, exact_indices)
 
 
-def test_community_detection_and_dbscan_through_the_index_agree_with_exact(sample_embeddings):
+def test_community_detection_and_dbscan_through_the_index_agree_with_exact(sample_embeddings, monkeypatch):
+    monkeypatch.setattr(neighbors, "EXACT_SEARCH_UP_TO", 0)  # the graph search, as on a large corpus
     for fit, params in ((community_detection, CommunityParams), (dbscan, DBSCANParams)):
         exact, approximate = fit(sample_embeddings, params(search="exact")), fit(sample_embeddings,
                                                                                  params(search="index"))
@@ -35,7 +36,9 @@ def test_search_leaves_each_row_out_of_its_own_list(sample_embeddings):
     exact = sample_embeddings @ sample_embeddings.T
     np.fill_diagonal(exact, -np.inf)
     assert not (found == ids[:, None]).any()
-    assert np.array_equal(np.sort(found, axis=1), np.sort(ids[np.argsort(-exact, axis=1)[:, :5]], axis=1))
+    # the five most similar (a small index is searched exactly), up to ties within half precision (float16 vectors)
+    found_exact = np.take_along_axis(exact, found - 1000, axis=1)
+    assert np.allclose(np.sort(found_exact, axis=1), np.sort(exact, axis=1)[:, -5:], atol=2e-3)
     assert (np.diff(similarity, axis=1) <= 1e-6).all()  # most similar first
     one, _ = search(index, ids[:1], sample_embeddings[:1], 5)  # USearch answers one query in another shape
     assert np.array_equal(one, found[:1])
