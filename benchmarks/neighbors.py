@@ -37,8 +37,16 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ROOT, dataset_names, embed_in_child, load_dataset, measured, scale_corpus  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ROOT,
+    dataset_names,
+    embed_in_child,
+    load_dataset,
+    measured,
+    scale_corpus,
+)
 from benchmarks.scale import corpus_of, million_vectors  # noqa: E402
+from dagster_project.core import neighbors  # noqa: E402
 from dagster_project.core.clustering import (  # noqa: E402
     ALGORITHMS,
     LouvainParams,
@@ -139,6 +147,7 @@ def vectors_for(size: int, base: np.ndarray) -> tuple[np.ndarray, str]:
 
 def agreement() -> None:
     """Threshold neighbourhoods through the index against exact ones, per dataset."""
+    neighbors.EXACT_SEARCH_UP_TO = 0  # the graph search, as on a corpus past the size searched exactly
     embedder = SentenceEmbedder(device="cpu")
     print(f"# threshold neighbourhoods, index against exact: {time.strftime('%Y-%m-%d')}\n")
     print("| dataset | sentences | algorithm | ARI index vs exact | exact s | index s | clusters (exact) | "
