@@ -118,10 +118,15 @@ def measured(function, *args):
     return pickle.loads(payload)
 
 
+def measured_or_raise(function, *args):
+    """`measured`, raising the child's exception instead of returning it."""
+    result, seconds, peak = measured(function, *args)
+    if isinstance(result, Exception):
+        raise result
+    return result, seconds, peak
+
+
 def embed_in_child(texts: list[str], embedder: SentenceEmbedder) -> np.ndarray:
     """`embed` in a forked child, so that this process never starts torch's OpenMP threads (a process that has
     cannot safely fork the children that measure each clustering)."""
-    vectors, _, _ = measured(embed, texts, embedder)
-    if isinstance(vectors, Exception):
-        raise vectors
-    return vectors
+    return measured_or_raise(embed, texts, embedder)[0]

@@ -43,6 +43,7 @@ from benchmarks.common import (  # noqa: E402
     embed_in_child,
     load_dataset,
     measured,
+    measured_or_raise,
     scale_corpus,
 )
 from benchmarks.scale import corpus_of, million_vectors  # noqa: E402
@@ -157,10 +158,8 @@ def agreement() -> None:
         x = embed_in_child(load_dataset(name)["text"].tolist(), embedder)
         for algorithm in ("community_detection", "dbscan"):
             params = ALGORITHMS[algorithm].params
-            runs = [measured(run_clustering, algorithm, x, params(search=search)) for search in ("exact", "index")]
-            for result, _, _ in runs:
-                if isinstance(result, Exception):
-                    raise result
+            runs = [measured_or_raise(run_clustering, algorithm, x, params(search=search))
+                    for search in ("exact", "index")]
             (exact, exact_s, _), (approximate, index_s, _) = runs
             print(f"| {name} | {len(x):,} | {algorithm} | {adjusted_rand_score(exact.labels, approximate.labels):.4f} "
                   f"| {exact_s:.1f} | {index_s:.1f} | {exact.n_clusters} | {np.mean(exact.labels < 0):.1%} |",
@@ -179,15 +178,11 @@ def threshold_algorithms(sizes: list[int], base: np.ndarray) -> None:
         x, kind = vectors_for(size, base)
         for algorithm in ("community_detection", "dbscan"):
             params = ALGORITHMS[algorithm].params
-            result, seconds, peak = measured(run_clustering, algorithm, x, params(search="index"))
-            if isinstance(result, Exception):
-                raise result
+            result, seconds, peak = measured_or_raise(run_clustering, algorithm, x, params(search="index"))
             threshold = result.details.get("threshold", result.details.get("eps"))
             exact = "not run (every pair: hours) | "
             if size <= EXACT_UP_TO:
-                reference, exact_s, _ = measured(run_clustering, algorithm, x, params(search="exact"))
-                if isinstance(reference, Exception):
-                    raise reference
+                reference, exact_s, _ = measured_or_raise(run_clustering, algorithm, x, params(search="exact"))
                 exact = f"{exact_s:.1f} | {adjusted_rand_score(reference.labels, result.labels):.4f}"
             print(f"| {size:,} | {kind} | {algorithm} | {seconds:.1f} | {peak:.0f} | {result.n_clusters:,} | "
                   f"{np.mean(result.labels < 0):.1%} | {'eps ' if algorithm == 'dbscan' else ''}{threshold} | "
@@ -214,9 +209,7 @@ def main() -> None:
         x, kind = vectors_for(size, base)
         probes = np.sort(np.random.default_rng(0).choice(len(x), PROBES, replace=False))
         (exact, exact_probe_s), _, _ = measured(exact_probe_neighbours, x, probes)  # torch stays in a child
-        result, seconds, peak = measured(usearch_index, x, probes)
-        if isinstance(result, Exception):
-            raise result
+        result, seconds, peak = measured_or_raise(usearch_index, x, probes)
         print(row(f"usearch HNSW f16 (the asset's), {kind}", size, result, seconds, peak, exact), flush=True)
         projected = exact_probe_s * size / PROBES
         louvain_rows.append((size, kind, result, projected))
@@ -230,9 +223,7 @@ def main() -> None:
             except ImportError:
                 print("(faiss-cpu not installed: pip install faiss-cpu to compare it)")
             for label, function, extra in candidates:
-                other, seconds, peak = measured(function, x, probes, *extra)
-                if isinstance(other, Exception):
-                    raise other
+                other, seconds, peak = measured_or_raise(function, x, probes, *extra)
                 print(row(label, size, other, seconds, peak, exact), flush=True)
         if size <= 100_000:
             reference, seconds, peak = measured(lambda: louvain(x, LouvainParams()).labels)

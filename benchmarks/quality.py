@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # torch's import (about 1.5 s); the children forked here inherit it too. Importing starts no OpenMP threads.
 import torch  # noqa: E402, F401
 
-from benchmarks.common import dataset_names, embed_in_child, load_dataset, measured  # noqa: E402
+from benchmarks.common import dataset_names, embed_in_child, load_dataset, measured, measured_or_raise  # noqa: E402
 from dagster_project.core.clustering import ALGORITHMS  # noqa: E402
 from dagster_project.core.neighbors import Neighbours, add_vectors, new_index, search  # noqa: E402
 from dagster_project.core.topics import coherence_npmi, summarize_topics, topic_diversity  # noqa: E402
@@ -164,10 +164,8 @@ def main() -> None:
             row.update(clusters=len(set(labels.tolist()) - {-1}), noise=float((labels < 0).mean()),
                        nmi=normalized_mutual_info_score(truth, labels), ari=adjusted_rand_score(truth, labels),
                        v_measure=v_measure_score(truth, labels), note="")
-            scores = measured(keyword_scores, frame["text"].tolist(), details.get("keywords"), x, labels,
-                              args.keyword_diversity)[0]
-            if isinstance(scores, Exception):
-                raise scores
+            scores = measured_or_raise(keyword_scores, frame["text"].tolist(), details.get("keywords"), x, labels,
+                                       args.keyword_diversity)[0]
             row.update(npmi=scores[0], diversity=scores[1])
             if params is None and name in K_CHOSEN:
                 fixed = ALGORITHMS[name].params(n_clusters=row["clusters"])
