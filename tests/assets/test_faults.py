@@ -91,17 +91,25 @@ def assert_consistent(db: Path, old_ids: frozenset, new_count: int) -> None:
                                 ).fetchall()[0][0] == 1
 
 
-@pytest.fixture
-def pipeline(tmp_path):
-    corpus = tmp_path / "corpus"
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory) -> Path:
+    """A folder holding the sample corpus, its warehouse after one whole run, and that run's Dagster home."""
+    home = tmp_path_factory.mktemp("materialized")
+    corpus = home / "corpus"
     corpus.mkdir()
     shutil.copy(Path(SAMPLE_CORPUS) / "sample_corpus.csv", corpus)
-    db = tmp_path / "warehouse.duckdb"
-    env = cli_env(tmp_path, corpus, db)
-    run_cli(env, "--config-json", FAST)
+    run_cli(cli_env(home, corpus, home / "warehouse.duckdb"), "--config-json", FAST)
+    return home
+
+
+@pytest.fixture
+def pipeline(tmp_path, materialized):
+    """A copy of `materialized` for one test to change: (env, corpus, warehouse, sentence ids)."""
+    shutil.copytree(materialized, tmp_path, dirs_exist_ok=True)
+    corpus, db = tmp_path / "corpus", tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(db), read_only=True) as conn:
         old_ids = sentence_ids(conn)
-    return env, corpus, db, old_ids
+    return cli_env(tmp_path, corpus, db), corpus, db, old_ids
 
 
 def add_sentences(corpus: Path, count: int) -> None:
