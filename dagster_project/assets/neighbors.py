@@ -84,20 +84,22 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
             "SELECT DISTINCT sentence_id FROM sentence_neighbors WHERE model_key = ? AND list_contains(?, neighbor_id)",
             [model_key, gone.tolist()])["sentence_id"].to_numpy(np.int64) if len(gone) else np.zeros(0, np.int64)
         fresh = np.union1d(ids[~lists_kept], np.intersect1d(touched, ids))
-    entered: list[np.ndarray] = []
     nothing = np.zeros(0, np.int64)
+    entered = nothing  # the stored lists a new sentence now enters, known once the fresh lists are written
 
     def changes() -> Iterator[tuple[np.ndarray, pd.DataFrame | None]]:
         """Drop the fresh and gone lists, write the fresh ones a chunk at a time, then the same for the stored
         lists that a new sentence now enters."""
+        nonlocal entered
         yield np.union1d(fresh, gone), None
+        outdated = []
         for rows in neighbour_chunks(index, fresh if k else fresh[:0], k):
             if not built:
-                entered.append(np.setdiff1d(np.intersect1d(outdated_by(rows, stored["kth"]), ids), fresh))
+                outdated.append(np.setdiff1d(np.intersect1d(outdated_by(rows, stored["kth"]), ids), fresh))
             yield nothing, rows
-        entered[:] = [np.unique(np.concatenate(entered or [nothing]))]
-        yield entered[0], None
-        for rows in neighbour_chunks(index, entered[0], k):
+        entered = np.unique(np.concatenate(outdated or [nothing]))
+        yield entered, None
+        for rows in neighbour_chunks(index, entered, k):
             yield nothing, rows
 
     search_started = time.perf_counter()
@@ -112,7 +114,7 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
             other.unlink()
     return {"index": f"built ({why})" if built else why, "index_sentences": len(index),
             "added_to_index": int((~in_index).sum()), "removed_from_index": len(gone),
-            "lists_searched": len(fresh) + len(entered[0]), "lists_entered_by_new_sentences": len(entered[0]),
+            "lists_searched": len(fresh) + len(entered), "lists_entered_by_new_sentences": len(entered),
             "k": k, "search_and_write_seconds": round(search_seconds, 3)}
 
 
