@@ -88,7 +88,8 @@ def current_clusterings(warehouse: DuckDBWarehouse) -> dict[str, np.ndarray]:
 def recommended(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """The clustering whose topics the product leads with, in `recommended` (algorithm, reason, chosen_at; one
     row): chosen without labels, among the clusterings of the current sentences that leave at most 20% in no
-    topic, as the one that agrees best with the others (mean adjusted Rand index). `make show`, the report and
+    topic, as the one that agrees best with the others (mean adjusted Rand index; of those within 5% of the best,
+    the one with the fewest clusters). `make show`, the report and
     the README's SQL put it first."""
     algorithm, reason, evidence = recommend(current_clusterings(warehouse))
     rows = pd.DataFrame([{"algorithm": algorithm, "reason": reason, "chosen_at": pd.Timestamp.now()}] if algorithm
