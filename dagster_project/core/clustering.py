@@ -473,8 +473,9 @@ class CommunityParams:
 
 
 def coverage_steps(target: float, fits: int = 4) -> list[float]:
-    """Neighbour coverages the automatic threshold tries in turn: the target, then half the uncovered share."""
-    return [round(1 - (1 - target) / 2**step, 4) for step in range(fits)]
+    """Neighbour coverages the automatic threshold tries in turn: the target, then a third of the share it leaves
+    uncovered, a ninth, ... (0.8, 0.9333, 0.9778, 0.9926)."""
+    return [round(1 - (1 - target) / 3**step, 4) for step in range(fits)]
 
 
 COVERAGE_SLACK = 0.05  # a re-fit keeps the previous automatic threshold while it assigns this close to the target
@@ -512,7 +513,7 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
                 centres)
         details["previous_threshold"] = f"{kept}: assigns {assigned:.1%}, chosen again"
     # Communities are disjoint, so some sentences with enough neighbours still end up in none: while the
-    # assigned share falls short of the target, halve the share of sentences left without enough neighbours and
+    # assigned share falls short of the target, leave a third as many sentences without enough neighbours and
     # fit again (at most four fits). The steps are fixed, not aimed by the shortfall, so that neighbours found
     # through an index, assigning a fraction of a percent differently, take the same steps as exact ones.
     attempts = []
