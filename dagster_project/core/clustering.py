@@ -646,8 +646,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("community_detection", community_detection, CommunityParams,
                   "Fast community detection: cosine threshold and minimum community size; -1 = in no community.",
                   follows_previous=True, on_demand=(
-                      "below BERTopic's NMI on 4 of the 8 labelled datasets with its defaults (hundreds of small "
-                      "communities, 12-17% of sentences in none)")),
+                      "below BERTopic's NMI on 5 of the 8 labelled datasets with its defaults (hundreds of small "
+                      "communities, 12-18% of sentences in none)")),
         Algorithm("louvain", louvain, LouvainParams,
                   "Modularity communities (Louvain method, Leiden refinement) of the k-nearest-neighbour graph; k "
                   "follows from the graph, no noise.",
