@@ -475,7 +475,7 @@ class CommunityParams:
 def coverage_steps(target: float, fits: int = 4) -> list[float]:
     """Neighbour coverages the automatic threshold tries in turn: the target, then a third of the share it leaves
     uncovered, a ninth, ... (0.8, 0.9333, 0.9778, 0.9926)."""
-    return [round(1 - (1 - target) / 3**step, 4) for step in range(fits)]
+    return list(dict.fromkeys(round(1 - (1 - target) / 3**step, 4) for step in range(fits)))  # 1.0: one step
 
 
 COVERAGE_SLACK = 0.05  # a re-fit keeps the previous automatic threshold while it assigns this close to the target
