@@ -70,6 +70,11 @@ def days(tmp_path_factory, embedder):
     store.arrive("day2.csv", corpus.iloc[145:], "2026-11-02T09:30:00+01:00")
     runs["incremental"] = store.run()
     ids["incremental"] = store.topic_ids()
+    store.community_fit = (  # the fit the incremental run assigned by, before the re-fits replace it
+        json.loads(store.sql("SELECT details FROM clustering_runs WHERE algorithm = 'community_detection'")
+                   ["details"].iloc[0]),
+        store.sql("SELECT topic_id, cluster_id FROM topics WHERE algorithm = 'community_detection' "
+                  "AND status = 'active'"))
     for run in ("refit", "refit_again"):
         runs[run] = store.run(refit=True)
         ids[run] = store.topic_ids()
@@ -107,14 +112,11 @@ def test_community_detection_assigns_new_sentences_by_its_own_rule_around_each_e
     """A new sentence joins a community when it is within the fit's threshold of the community's centre sentence,
     as the fit itself decides membership; so the next re-fit, which starts from those centres, keeps it there."""
     store, runs, ids, _ = days
-    details = store.sql("SELECT details FROM clustering_runs WHERE algorithm = 'community_detection'")["details"]
+    fit, registry = store.community_fit
     vectors = store.sql("""SELECT s.sentence_id, c.embedding FROM sentences s JOIN embedding_cache c USING (text_hash)
                            ORDER BY s.sentence_id""").set_index("sentence_id")["embedding"]
     new = ids["incremental"][(ids["incremental"]["algorithm"] == "community_detection")
                              & ~ids["incremental"]["sentence_id"].isin(ids["first"]["sentence_id"])]
-    fit = json.loads(details.iloc[0])
-    registry = store.sql("SELECT topic_id, cluster_id FROM topics WHERE algorithm = 'community_detection' "
-                         "AND status = 'active'")
     centre = {t: np.array(vectors[fit["exemplars"][c]]) for t, c in registry.itertuples(index=False)}
     for sentence_id, topic_id in new[["sentence_id", "topic_id"]].itertuples(index=False):
         similarity = {t: float(np.array(vectors[sentence_id]) @ v) for t, v in centre.items()}
