@@ -43,7 +43,7 @@ def recommend(partitions: dict[str, np.ndarray],
     agree = agreement({a: partitions[a] for a in eligible}, score)
     evidence["agreement"] = evidence["algorithm"].map(agree)
     clusters = evidence.set_index("algorithm")["clusters"]
-    near = [a for a in agree.index if agree[a] >= agree.iloc[0] * (1 - NEAR_BEST)]
+    near = [a for a in agree.index if agree[a] >= agree.iloc[0] - NEAR_BEST * abs(agree.iloc[0])]  # ARI can be < 0
     best = str(min(near, key=lambda a: clusters[a]))  # stable: ties keep the order of agreement
     measure = "ARI" if score is adjusted_rand_score else score.__name__
     compared = ", ".join(a for a in eligible if a != best) or "none"

@@ -29,3 +29,10 @@ def test_noisy_and_single_cluster_answers_are_never_recommended():
     noisy = np.where(np.arange(200) % 4 == 0, -1, COARSE)  # 25% noise
     best, reason, _ = recommend({"noisy": noisy, "one": np.zeros(200, int)})
     assert best is None and "20% noise" in reason
+
+
+def test_clusterings_that_agree_worse_than_chance_still_get_a_recommendation():
+    table = {frozenset(("fine", "coarse")): -0.02, frozenset(("fine", "other")): -0.01,
+             frozenset(("coarse", "other")): -0.05}
+    best, reason, _ = recommend({"fine": FINE, "coarse": COARSE, "other": OTHER}, scored_by(table))
+    assert best == "fine" and "agrees best" in reason  # -0.015; coarse (-0.035) is not within 5% of it
