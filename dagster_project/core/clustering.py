@@ -226,6 +226,7 @@ def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, devi
 class LouvainParams:
     n_neighbors: int = doc("Neighbours per sentence in the k-nearest-neighbour graph (cosine similarity weights).", 10)
     resolution: float = doc("Modularity resolution: higher makes more, smaller communities.", 1.0)
+    seed: int = doc("Random seed of the Leiden optimisation.", 0)
 
 
 def knn_graph(embeddings: np.ndarray, neighbours: int, device: str = "cpu",
@@ -309,9 +310,9 @@ def louvain(embeddings: np.ndarray | None, params: LouvainParams, device: str = 
         return ClusteringResult(np.arange(n, dtype=np.int64),
                                 {"note": "no two sentences have a positive cosine similarity; each is its own cluster"})
     warm = previous is not None and bool((previous.labels >= 0).any())
-    labels = (communities_from(graph, previous.labels, params.resolution) if warm
-              else leiden(graph, params.resolution))
-    details = {"n_neighbors": k, "resolution": params.resolution, "graph_edges": int(graph.nnz // 2),
+    labels = (communities_from(graph, previous.labels, params.resolution, params.seed) if warm
+              else leiden(graph, params.resolution, seed=params.seed))
+    details = {"n_neighbors": k, "resolution": params.resolution, "seed": params.seed, "graph_edges": int(graph.nnz // 2),
                "neighbours": "sentence_neighbors (approximate index)" if found is not None else "exact",
                "modularity": round(float(get_modularity(graph, labels, resolution=params.resolution)), 4),
                **({"started_from": "the previous communities"} if warm else {})}

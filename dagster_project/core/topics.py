@@ -219,16 +219,20 @@ def coherence_npmi(texts: Sequence[str], topics: Sequence[Sequence[str]], top: i
     if not topics or not len(texts):
         return None
     presence, column = keyword_presence(texts, [w for t in topics for w in t])
-    n, epsilon = presence.shape[0], 1e-12
     scores = []
     for words in topics:
-        x = presence[:, [column[w] for w in words]]
-        together = (x.T @ x).toarray() / n
-        alone = np.diag(together)
         i, j = np.triu_indices(len(words), k=1)
-        joint = together[i, j] + epsilon
-        scores.append(float(np.mean(np.log(joint / (alone[i] * alone[j] + epsilon)) / -np.log(joint))))
+        scores.append(float(np.mean(pairwise_npmi(presence[:, [column[w] for w in words]])[i, j])))
     return float(np.mean(scores))
+
+
+def pairwise_npmi(presence: object) -> np.ndarray:
+    """NPMI of every pair of columns of a sentences x words 0/1 sparse matrix (the diagonal is meaningless)."""
+    epsilon = 1e-12
+    together = (presence.T @ presence).toarray() / presence.shape[0]
+    alone = np.diag(together)
+    joint = together + epsilon
+    return np.log(joint / (np.outer(alone, alone) + epsilon)) / -np.log(joint)
 
 
 def topic_diversity(topics: Sequence[Sequence[str]], top: int = 25) -> float | None:
