@@ -8,6 +8,7 @@ silhouette run there in torch; everything else (and everything on "cpu") runs on
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -312,7 +313,8 @@ def louvain(embeddings: np.ndarray | None, params: LouvainParams, device: str = 
     warm = previous is not None and bool((previous.labels >= 0).any())
     labels = (communities_from(graph, previous.labels, params.resolution, params.seed) if warm
               else leiden(graph, params.resolution, seed=params.seed))
-    details = {"n_neighbors": k, "resolution": params.resolution, "seed": params.seed, "graph_edges": int(graph.nnz // 2),
+    details = {"n_neighbors": k, "resolution": params.resolution, "seed": params.seed,
+               "graph_edges": int(graph.nnz // 2),
                "neighbours": "sentence_neighbors (approximate index)" if found is not None else "exact",
                "modularity": round(float(get_modularity(graph, labels, resolution=params.resolution)), 4),
                **({"started_from": "the previous communities"} if warm else {})}
@@ -350,24 +352,35 @@ def tree_cut(heights: np.ndarray, clusters: int) -> float:
     return float((below + above) / 2)
 
 
-def choose_cut(embeddings: np.ndarray, tree: np.ndarray, most: int, device: str = "cpu") -> tuple[int, dict]:
+def choose_cut(embeddings: np.ndarray, tree: np.ndarray, most: int, device: str = "cpu",
+               leaf_of_row: np.ndarray | None = None, previous: int | None = None) -> tuple[int, dict]:
     """The cut of a linkage tree with the best cosine silhouette (the smallest cluster count within 2% of the
     best) among counts from most / CUT_SEARCH_SPAN to `most`, on a geometric grid. Silhouette alone prefers the
     tree's first split (two clusters) on corpora with one dominant subject; bounding the counts by the graph's
-    communities keeps the cut at the scale of topics, and the silhouette chooses the level within it."""
+    communities keeps the cut at the scale of topics, and the silhouette chooses the level within it.
+    `leaf_of_row`: the tree's leaf of each row, when its leaves are groups of rows (default: a leaf per row);
+    counts above the leaves are left out. `previous`: the last fit's count, scored too and kept when within 2%."""
     from scipy.cluster.hierarchy import fcluster
 
     low = max(2, -(-most // CUT_SEARCH_SPAN))
-    candidates = sorted(set(np.geomspace(low, most, num=min(CUT_CANDIDATES, most - low + 1)).round().astype(int)))
+    candidates = set(np.geomspace(low, most, num=min(CUT_CANDIDATES, most - low + 1)).round().astype(int))
+    if previous is not None and low <= previous <= most:
+        candidates.add(previous)
+    candidates = sorted(c for c in candidates if c <= len(tree) + 1) or [len(tree) + 1]
     scores = {}
     for clusters in candidates:
         labels = fcluster(tree, clusters, criterion="maxclust")
+        labels = labels if leaf_of_row is None else labels[leaf_of_row]
         if 2 <= len(np.unique(labels)) < len(embeddings):
             scores[int(clusters)] = round(cosine_silhouette(embeddings, labels, device), 5)
     if not scores:
         return most, {}
     top = max(scores.values())
-    return min(k for k, v in scores.items() if v >= top - 0.02 * abs(top)), {"silhouette_by_clusters": scores}
+    plateau = [k for k, v in scores.items() if v >= top - 0.02 * abs(top)]
+    chosen = previous if previous in plateau else min(plateau)
+    return chosen, {"silhouette_by_clusters": scores, **(
+        {"clusters_previous": f"{previous}: {'kept (on the plateau)' if chosen == previous else 'off the plateau'}"}
+        if previous is not None else {})}
 
 
 def tree_memory_gb(n: int) -> float:
@@ -375,8 +388,69 @@ def tree_memory_gb(n: int) -> float:
     return n * (n - 1) / 2 * 8 / 2**30 * 2
 
 
-def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: str = "cpu") -> ClusteringResult:
-    """SciPy's hierarchical clustering (what scikit-learn's AgglomerativeClustering runs), cut at a distance."""
+def weighted_ward(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """SciPy's linkage matrix of Ward's method over groups of points, each given by its mean and size: the tree
+    Ward builds on from a partition it had reached. Found by the nearest-neighbour chain (what SciPy runs for
+    Ward), in O(groups) memory; on groups of one point it is SciPy's Ward tree."""
+    m, total = len(centres), 2 * len(centres) - 1
+    means = np.zeros((total, centres.shape[1]))
+    means[:m] = centres
+    size = np.zeros(total)
+    size[:m] = sizes
+    norms = np.zeros(total)
+    norms[:m] = (means[:m] ** 2).sum(axis=1)
+    alive = np.zeros(total, dtype=bool)
+    alive[:m] = True
+    leaves = np.ones(total, dtype=np.int64)  # SciPy's fourth column counts leaves, not points
+    merges, chain, node = [], [], m
+    while node < total:
+        if not chain:
+            chain.append(int(np.argmax(alive)))
+        a = chain[-1]
+        squared = np.clip(norms[:node] + norms[a] - 2 * (means[:node] @ means[a]), 0.0, None)
+        cost = 2 * size[a] * size[:node] / (size[a] + size[:node]) * squared
+        cost[~alive[:node]] = np.inf
+        cost[a] = np.inf
+        b = int(np.argmin(cost))
+        if len(chain) > 1 and cost[chain[-2]] <= cost[b]:
+            b = chain[-2]
+        if len(chain) == 1 or b != chain[-2]:
+            chain.append(b)
+            continue
+        del chain[-2:]
+        size[node] = size[a] + size[b]
+        means[node] = (size[a] * means[a] + size[b] * means[b]) / size[node]
+        norms[node] = means[node] @ means[node]
+        alive[[a, b]], alive[node] = False, True
+        leaves[node] = leaves[a] + leaves[b]
+        merges.append((a, b, float(np.sqrt(cost[b])), leaves[node]))
+        node += 1
+    order = sorted(range(len(merges)), key=lambda t: (merges[t][2], t))  # by height; a child before its parent
+    renamed = np.arange(total)
+    renamed[m + np.asarray(order, dtype=np.int64)] = m + np.arange(len(order))
+    return np.array([[*sorted((renamed[merges[t][0]], renamed[merges[t][1]])), merges[t][2], merges[t][3]]
+                     for t in order], dtype=np.float64).reshape(-1, 4)
+
+
+def groups_as_leaves(embeddings: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(leaf of each row, leaf means, leaf sizes): a leaf per group of `start`, and one per row at -1."""
+    grouped = start >= 0
+    groups, inverse = np.unique(start[grouped], return_inverse=True)
+    leaf_of_row = np.empty(len(start), dtype=np.int64)
+    leaf_of_row[grouped] = inverse
+    leaf_of_row[~grouped] = len(groups) + np.arange(int((~grouped).sum()))
+    sizes = np.bincount(leaf_of_row).astype(np.float64)
+    means = np.zeros((len(sizes), embeddings.shape[1]))
+    np.add.at(means, leaf_of_row, np.asarray(embeddings, dtype=np.float64))
+    return leaf_of_row, means / sizes[:, None], sizes
+
+
+def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: str = "cpu",
+                  previous: PreviousFit | None = None) -> ClusteringResult:
+    """SciPy's hierarchical clustering (what scikit-learn's AgglomerativeClustering runs), cut at a distance.
+    With `previous` and Ward linkage, the tree is built on from the previous topics (`weighted_ward`, their
+    sentences kept together until merged, the sentences in none as leaves of their own), as Ward would have
+    continued from them: a re-fit can merge topics and grow new ones from the sentences no topic holds."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import pdist
 
@@ -392,7 +466,8 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
             raise ClusteringError(f"agglomerative: max_memory_gb={params.max_memory_gb} holds no tree of even 2 "
                                   "sentences; raise it (8 GB holds about 32,000 sentences).")
         sample = sample_rows(n, fits, params.seed)
-        fitted = agglomerative(embeddings[sample], params, device)
+        fitted = agglomerative(embeddings[sample], params, device, None if previous is None else dataclasses.replace(
+            previous, labels=previous.labels[sample]))
         labels = assign_to_fit(embeddings, sample, fitted.labels)
         return ClusteringResult(relabel_by_size(labels), {
             **fitted.details, "fitted_on_sample": len(sample), "assigned_to_nearest_centre": n - len(sample),
@@ -404,13 +479,23 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
     x = np.asarray(embeddings, dtype=np.float64)
     metric = "euclidean" if params.linkage == "ward" else "cosine"
     details: dict[str, Any] = {"estimated_gb": round(needed_gb, 3), "linkage": params.linkage, "metric": metric}
-    tree = linkage(x, method="ward") if params.linkage == "ward" else linkage(
-        np.clip(pdist(x, metric="cosine"), 0.0, None), method=params.linkage)
+    leaf_of_row, previous_count = np.arange(n), None
+    if params.linkage == "ward" and previous is not None and (previous.labels >= 0).any():
+        leaf_of_row, means, sizes = groups_as_leaves(x, previous.labels)
+        previous_count = len(np.unique(previous.labels[previous.labels >= 0]))
+        tree = weighted_ward(means, sizes)
+        details["started_from"] = f"the previous topics: {len(sizes):,} leaves, {int((sizes > 1).sum())} of them topics"
+    else:
+        tree = linkage(x, method="ward") if params.linkage == "ward" else linkage(
+            np.clip(pdist(x, metric="cosine"), 0.0, None), method=params.linkage)
+    leaves = len(tree) + 1
+    if leaves < 2:
+        return ClusteringResult(np.zeros(n, dtype=np.int64), {**details, "note": "every sentence in one topic"})
     threshold = params.distance_threshold
     if threshold is None:
         communities = louvain(embeddings, LouvainParams(n_neighbors=params.n_neighbors), device).n_clusters
-        clusters, search = (communities, {}) if communities < 3 or communities >= n else choose_cut(
-            x, tree, communities, device)
+        clusters, search = (min(communities, leaves), {}) if communities < 3 or communities >= n else choose_cut(
+            x, tree, communities, device, leaf_of_row, previous_count)
         threshold = tree_cut(tree[:, 2], clusters)
         details.update(search)
         details["threshold_selection"] = (
@@ -420,7 +505,7 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
             if search else f"the tree cut holding the {communities} Louvain communities of the "
                            f"{min(params.n_neighbors, n - 1)}-nearest-neighbour graph")
     details["distance_threshold"] = threshold
-    labels = fcluster(tree, threshold, criterion="distance") - 1
+    labels = fcluster(tree, threshold, criterion="distance")[leaf_of_row] - 1
     return ClusteringResult(relabel_by_size(labels), details)
 
 
@@ -643,7 +728,7 @@ ALGORITHMS: dict[str, Algorithm] = {
                   "Mini-batch k-means for large corpora; k fixed or chosen by silhouette.", follows_previous=True),
         Algorithm("agglomerative", agglomerative, AgglomerativeParams,
                   "Agglomerative clustering (Ward) cut at a distance threshold, by default the cut with the best "
-                  "silhouette below the number of Louvain communities; quadratic memory."),
+                  "silhouette below the number of Louvain communities; quadratic memory.", follows_previous=True),
         Algorithm("community_detection", community_detection, CommunityParams,
                   "Fast community detection: cosine threshold and minimum community size; -1 = in no community.",
                   follows_previous=True, on_demand=(

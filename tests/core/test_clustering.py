@@ -20,6 +20,7 @@ from dagster_project.core.clustering import (
     relabel_by_size,
     run_clustering,
     tree_memory_gb,
+    weighted_ward,
 )
 from dagster_project.core.metrics import cosine_silhouette
 
@@ -121,6 +122,38 @@ def test_louvain_refit_starts_from_the_previous_communities():
     refit = ALGORITHMS["louvain"].fit(x, LouvainParams(), "cpu", previous=earlier(np.zeros((0, 8)), start))
     assert refit.details["started_from"].startswith("the previous communities")
     assert normalized_mutual_info_score(truth, refit.labels) == normalized_mutual_info_score(truth, fresh.labels) == 1.0
+
+
+def test_weighted_ward_on_single_points_is_scipys_ward_and_from_a_cut_continues_its_tree():
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    x = np.random.default_rng(0).standard_normal((300, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    tree = linkage(x, method="ward")
+    assert np.allclose(weighted_ward(x, np.ones(len(x))), tree)
+    start = fcluster(tree, 40, criterion="maxclust") - 1
+    means = np.stack([x[start == g].mean(axis=0) for g in range(40)])
+    continued = weighted_ward(means, np.bincount(start).astype(float))
+    assert np.allclose(continued[:, 2], tree[-39:, 2])
+    for clusters in (2, 7, 25):
+        assert adjusted_rand_score(fcluster(tree, clusters, criterion="maxclust"),
+                                   fcluster(continued, clusters, criterion="maxclust")[start]) == 1.0
+
+
+def test_agglomerative_refit_keeps_the_previous_topics_and_grows_a_new_one_from_sentences_in_none():
+    x, truth = three_groups(sizes=(40, 35, 30, 25), dim=8)
+    before = np.where(truth == 3, -1, truth)  # the fourth group arrived since and fits no topic
+    before[truth == 0] = np.where(np.arange((truth == 0).sum()) % 2, 0, 4)  # the last fit split the first group
+    params = AgglomerativeParams(distance_threshold=1.0)
+    refit = ALGORITHMS["agglomerative"].fit(x, params, "cpu", previous=earlier(np.zeros((0, 8)), before))
+    assert refit.details["started_from"].startswith("the previous topics: 29 leaves, 4 of them topics")
+    for group in (0, 1, 2, 4):  # a previous topic is never split
+        assert len(set(refit.labels[before == group])) == 1
+    assert adjusted_rand_score(truth, refit.labels) == 1.0  # the split is merged back, the new group is a topic
+    automatic = ALGORITHMS["agglomerative"].fit(x, AgglomerativeParams(), "cpu",
+                                                previous=earlier(np.zeros((0, 8)), before))
+    assert automatic.details["clusters_previous"] == "4: kept (on the plateau)"
+    assert adjusted_rand_score(truth, automatic.labels) == 1.0
 
 
 def test_community_detection_automatic_threshold_covers_most_and_never_mixes_groups():
