@@ -3,6 +3,7 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from dagster_project.core import clustering
 from dagster_project.core.assign import assign_to_fit, nearest_centre
 from dagster_project.core.clustering import (
     ALGORITHMS,
@@ -140,7 +141,7 @@ def test_weighted_ward_on_single_points_is_scipys_ward_and_from_a_cut_continues_
                                    fcluster(continued, clusters, criterion="maxclust")[start]) == 1.0
 
 
-def test_agglomerative_refit_keeps_the_previous_topics_and_grows_a_new_one_from_sentences_in_none():
+def test_agglomerative_refit_keeps_the_previous_topics_and_grows_a_new_one_from_sentences_in_none(monkeypatch):
     x, truth = three_groups(sizes=(40, 35, 30, 25), dim=8)
     before = np.where(truth == 3, -1, truth)  # the fourth group arrived since and fits no topic
     before[truth == 0] = np.where(np.arange((truth == 0).sum()) % 2, 0, 4)  # the last fit split the first group
@@ -154,6 +155,9 @@ def test_agglomerative_refit_keeps_the_previous_topics_and_grows_a_new_one_from_
                                                 previous=earlier(np.zeros((0, 8)), before))
     assert automatic.details["clusters_previous"] == "4: kept (on the plateau)"
     assert adjusted_rand_score(truth, automatic.labels) == 1.0
+    monkeypatch.setattr(clustering, "WARD_LEAVES_UP_TO", 28)  # 29 leaves: too many sentences without a topic
+    fresh = ALGORITHMS["agglomerative"].fit(x, params, "cpu", previous=earlier(np.zeros((0, 8)), before))
+    assert fresh.details["started_from"].startswith("a new tree") and adjusted_rand_score(truth, fresh.labels) == 1.0
 
 
 def test_community_detection_automatic_threshold_covers_most_and_never_mixes_groups():
