@@ -14,7 +14,7 @@ from dagster_project.assets.settings import SAMPLE_CORPUS
 from dagster_project.definitions import all_assets, all_checks
 from dagster_project.resources import DuckDBWarehouse
 
-ALGORITHMS = ["kmeans", "louvain", "community_detection", "hdbscan"]
+ALGORITHMS = ["kmeans", "louvain", "agglomerative", "community_detection", "hdbscan"]
 FIXED = {"kmeans": {"n_clusters": 8}}  # k fixed: a re-fit after growth tests the warm start and the id matching
 SELECTION = ["sentences", "sentence_embeddings", "sentence_map",
              *(f"{a}_{s}" for a in ALGORITHMS for s in ("clusters", "topics"))]
@@ -136,9 +136,12 @@ def test_a_refit_after_growth_keeps_most_topic_ids_and_a_refit_of_an_unchanged_c
     grown = ids["incremental"].merge(ids["refit"], on=["algorithm", "sentence_id"])
     kept = (grown["topic_id_x"] == grown["topic_id_y"]).groupby(grown["algorithm"]).mean()
     print(f"kept across the re-fit after 15 new sentences: {kept.round(3).to_dict()}")
-    # k-means (same k, from the previous centres), Louvain (from the previous communities) and community detection
-    # (same threshold, the previous centres first) start from the last fit: their topics carry over
-    assert kept[["kmeans", "louvain", "community_detection"]].min() >= 0.9
+    # k-means (same k, from the previous centres), Louvain (from the previous communities), agglomerative (its tree
+    # built on from the previous topics) and community detection (same threshold, the previous centres first) start
+    # from the last fit: their topics carry over
+    assert kept[["kmeans", "louvain", "agglomerative", "community_detection"]].min() >= 0.9
+    details = store.sql("SELECT details FROM clustering_runs WHERE algorithm = 'agglomerative'")["details"].iloc[0]
+    assert "the previous topics" in details
     assert kept.min() >= 0.7  # hdbscan cannot start from a fit and re-partitions more (see benchmarks/continuity)
     pd.testing.assert_frame_equal(ids["refit"], ids["refit_again"])
     last = runs["refit_again"].asset_materializations_for_node("kmeans_clusters")[0].metadata
