@@ -484,18 +484,17 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
     metric = "euclidean" if params.linkage == "ward" else "cosine"
     details: dict[str, Any] = {"estimated_gb": round(needed_gb, 3), "linkage": params.linkage, "metric": metric}
     leaf_of_row, previous_count = np.arange(n), None
-    warm = params.linkage == "ward" and previous is not None and (previous.labels >= 0).any()
-    if warm:
-        leaf_count = len(np.unique(previous.labels[previous.labels >= 0])) + int((previous.labels < 0).sum())
-        if leaf_count > WARD_LEAVES_UP_TO:
-            warm = False
-            details["started_from"] = (f"a new tree: the previous topics and the {int((previous.labels < 0).sum()):,} "
-                                       f"sentences without one make {leaf_count:,} leaves, over {WARD_LEAVES_UP_TO:,}")
-    if warm:
-        leaf_of_row, means, sizes = groups_as_leaves(x, previous.labels)
-        previous_count = len(np.unique(previous.labels[previous.labels >= 0]))
+    if params.linkage == "ward" and previous is not None and (previous.labels >= 0).any():
+        grouped, means, sizes = groups_as_leaves(x, previous.labels)
+        topics = len(np.unique(previous.labels[previous.labels >= 0]))
+        if len(sizes) <= WARD_LEAVES_UP_TO:
+            leaf_of_row, previous_count = grouped, topics
+        details["started_from"] = (
+            f"the previous topics: {len(sizes):,} leaves, {topics} of them topics" if previous_count else
+            f"a new tree: the {topics} previous topics and the {len(sizes) - topics:,} sentences without one make "
+            f"{len(sizes):,} leaves, over {WARD_LEAVES_UP_TO:,}")
+    if previous_count:
         tree = weighted_ward(means, sizes)
-        details["started_from"] = f"the previous topics: {len(sizes):,} leaves, {int((sizes > 1).sum())} of them topics"
     else:
         tree = linkage(x, method="ward") if params.linkage == "ward" else linkage(
             np.clip(pdist(x, metric="cosine"), 0.0, None), method=params.linkage)
