@@ -79,6 +79,17 @@ SEARCH_STARTS = 2  # of each k-means fit while choosing k, up to ONE_START_ABOVE
 ONE_START_ABOVE_K = 50  # while choosing k, fits above this k start once
 
 
+def on_plateau(scores: dict[int, float], tolerance: float, previous: int | None = None) -> tuple[int, str | None]:
+    """The count to choose among scored ones: the smallest within `tolerance` (relative) of the best score, or
+    `previous` (the last fit's) when it is within it too; and, with `previous`, whether it was kept."""
+    top = max(scores.values())
+    plateau = [k for k, v in scores.items() if v >= top - tolerance * abs(top)]
+    chosen = previous if previous in plateau else min(plateau)
+    if previous is None:
+        return chosen, None
+    return chosen, f"{previous}: {'kept (on the plateau)' if chosen == previous else 'off the plateau'}"
+
+
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int, int], Any], k_min: int, k_max: int, sample_size: int,
     seed: int, tolerance: float = 0.02, device: str = "cpu", starts: int = SEARCH_STARTS, previous: int | None = None,
@@ -118,12 +129,9 @@ def choose_k(
         evaluate(k)
     if previous is not None and k_min <= previous <= k_max:
         evaluate(previous)
-    top = max(scores.values())
-    plateau = [k for k, v in scores.items() if v >= top - tolerance * abs(top)]
-    best = previous if previous in plateau else min(plateau)
+    best, kept = on_plateau(scores, tolerance, previous)
     return best, {
-        **({"k_previous": f"{previous}: {'kept (on the plateau)' if best == previous else 'off the plateau'}"}
-           if previous is not None else {}),
+        **({"k_previous": kept} if kept else {}),
         "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}] "
                        f"({starts} k-means starts up to k={ONE_START_ABOVE_K}, one above); "
                        f"the smallest k within {tolerance:.0%} of the best silhouette",
@@ -375,12 +383,8 @@ def choose_cut(embeddings: np.ndarray, tree: np.ndarray, most: int, device: str 
             scores[int(clusters)] = round(cosine_silhouette(embeddings, labels, device), 5)
     if not scores:
         return most, {}
-    top = max(scores.values())
-    plateau = [k for k, v in scores.items() if v >= top - 0.02 * abs(top)]
-    chosen = previous if previous in plateau else min(plateau)
-    return chosen, {"silhouette_by_clusters": scores, **(
-        {"clusters_previous": f"{previous}: {'kept (on the plateau)' if chosen == previous else 'off the plateau'}"}
-        if previous is not None else {})}
+    chosen, kept = on_plateau(scores, 0.02, previous)
+    return chosen, {"silhouette_by_clusters": scores, **({"clusters_previous": kept} if kept else {})}
 
 
 def tree_memory_gb(n: int) -> float:
