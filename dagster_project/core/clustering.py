@@ -18,7 +18,7 @@ from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN, HDBSCAN, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
-from .assign import assign_to_fit, closest_centres
+from .assign import assign_to_fit, closest_centres, label_means
 from .community import communities_from_neighbours, kth_neighbor_similarity, neighbour_lists, top_neighbours
 from .metrics import cosine_silhouette
 from .neighbors import INDEX_ABOVE, THRESHOLD_INDEX_ABOVE, Neighbours, indexed, neighbours_above, search
@@ -441,16 +441,12 @@ def weighted_ward(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 
 def groups_as_leaves(embeddings: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(leaf of each row, leaf means, leaf sizes): a leaf per group of `start`, and one per row at -1."""
-    grouped = start >= 0
-    groups, inverse = np.unique(start[grouped], return_inverse=True)
-    leaf_of_row = np.empty(len(start), dtype=np.int64)
-    leaf_of_row[grouped] = inverse
-    leaf_of_row[~grouped] = len(groups) + np.arange(int((~grouped).sum()))
-    sizes = np.bincount(leaf_of_row).astype(np.float64)
-    means = np.zeros((len(sizes), embeddings.shape[1]))
-    np.add.at(means, leaf_of_row, np.asarray(embeddings, dtype=np.float64))
-    return leaf_of_row, means / sizes[:, None], sizes
+    """(leaf of each row, leaf means, leaf sizes): a leaf per group of `start` (its mean), and one per row at -1."""
+    groups, means = label_means(embeddings, start)
+    alone = np.flatnonzero(start < 0)
+    leaf_of_row = np.searchsorted(groups, start)
+    leaf_of_row[alone] = len(groups) + np.arange(len(alone))
+    return leaf_of_row, np.vstack([means, embeddings[alone]]), np.bincount(leaf_of_row).astype(np.float64)
 
 
 def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: str = "cpu",
@@ -490,7 +486,7 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
     leaf_of_row, previous_count = np.arange(n), None
     if params.linkage == "ward" and previous is not None and (previous.labels >= 0).any():
         grouped, means, sizes = groups_as_leaves(x, previous.labels)
-        topics = len(np.unique(previous.labels[previous.labels >= 0]))
+        topics = len(sizes) - int((previous.labels < 0).sum())
         if len(sizes) <= WARD_LEAVES_UP_TO:
             leaf_of_row, previous_count = grouped, topics
         details["started_from"] = (
