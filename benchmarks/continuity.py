@@ -61,14 +61,16 @@ class Warehouse:
         (folder / "in").mkdir(parents=True)
         self.db = folder / "w.duckdb"
         self.resource = DuckDBWarehouse(database=str(self.db))
-        hashes = frame["text"].map(text_hash).tolist()
-        first = dict(zip(hashes, range(len(hashes))))
-        self.resource.insert_embeddings(embedder.model_key, list(first), vectors[list(first.values())])
+        self.vectors = dict(zip(frame["text"], vectors))
         self.defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
                                    resources={"warehouse": self.resource, "embedder": embedder})
         self.instance = dg.DagsterInstance.ephemeral()
 
     def arrive(self, day: int, part: pd.DataFrame) -> None:
+        """A day's file, its vectors placed in the cache as its embedding run would add them (after the others)."""
+        texts = part["text"].drop_duplicates().tolist()
+        self.resource.insert_embeddings(self.embedder.model_key, [text_hash(t) for t in texts],
+                                        np.stack([self.vectors[t] for t in texts]))
         part[["text", "label", "timestamp"]].to_csv(self.folder / "in" / f"day{day:02d}.csv", index=False)
 
     def refresh(self, refit: bool = False) -> tuple[dg.ExecuteInProcessResult, dict[str, float], float]:

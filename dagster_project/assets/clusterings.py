@@ -329,8 +329,7 @@ def exemplar_balls(details: dict, active: pd.DataFrame, centres: np.ndarray, rad
         return centres, radii
     wanted = pd.Series([exemplars[c] if 0 <= c < len(exemplars) else -1
                         for c in active["cluster_id"].fillna(-1).astype(int)])
-    found, vectors = warehouse.load_embeddings(model_key, "s.sentence_id IN (SELECT unnest(?))",
-                                               [wanted[wanted >= 0].astype(int).tolist()])
+    found, vectors = warehouse.embeddings_of(model_key, np.unique(wanted[wanted >= 0].to_numpy(np.int64)))
     row_of = pd.Series(np.arange(len(found)), index=found["sentence_id"].to_numpy())
     centres, radii = centres.copy(), radii.copy()
     for i, sentence_id in enumerate(wanted):

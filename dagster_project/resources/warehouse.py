@@ -84,13 +84,30 @@ ALTER TABLE clustering_metrics ADD COLUMN IF NOT EXISTS topic_diversity DOUBLE;
 
 EMBEDDING_CHUNK = 100_000  # embeddings read at a time by the passes over a whole corpus
 VECTOR_READ_MEMORY = "1GB"  # DuckDB's buffer pool while it reads vectors (it scans the whole cache)
+READ_BY_ROW_UP_TO = 10_000  # sentences whose vectors are read by cache row rather than in a scan of the cache
 
 
-def vectors_sql(model_key: str, where: str, columns: str = "s.sentence_id, s.text, s.label") -> str:
-    """The sentences meeting `where` with their vectors for model_key (read through `vector_reads`). The key is
-    written into the query, not passed as a parameter, so that DuckDB pushes it into the cache's scan."""
-    return (f"SELECT {columns}, c.embedding FROM embedding_cache c JOIN sentences s ON c.text_hash = s.text_hash "
+def vectors_sql(model_key: str, where: str, columns: str = "s.sentence_id, s.text, s.label, c.embedding") -> str:
+    """`columns` of the sentences meeting `where` joined with their cache rows for model_key (read through
+    `vector_reads`). The key is written into the query, not passed as a parameter, so that DuckDB pushes it into
+    the cache's scan."""
+    return (f"SELECT {columns} FROM embedding_cache c JOIN sentences s ON c.text_hash = s.text_hash "
             f"WHERE c.model_key = {sql_string(model_key)} AND {where}")
+
+
+def vectors_by_row(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
+    """The rows of `table` (with `cache_row`, the rowid of each one's vector in the cache) and their vectors, read
+    by rowid: DuckDB then skips the stretches of the cache that hold none of them. New sentences' vectors are the
+    last rows written: 1,000 of them are read in 0.03 s rather than 0.35 s for decoding every vector of a
+    100,000-row cache. (A large scattered sample reads faster in one scan.)"""
+    conn.register("cache_rows", table.select(["cache_row"]))
+    vectors = conn.execute("SELECT rowid AS cache_row, embedding FROM embedding_cache "
+                           "WHERE rowid IN (SELECT cache_row FROM cache_rows)").to_arrow_table()
+    got = vectors.column("cache_row").to_numpy()
+    order = np.argsort(got)
+    at = order[np.searchsorted(got, table.column("cache_row").to_numpy(), sorter=order)]
+    return table.drop_columns(["cache_row"]).append_column("embedding", vectors.column("embedding").take(at))
+
 
 CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"}
 
@@ -232,7 +249,13 @@ class DuckDBWarehouse(DuckDBResource):
                     "Materialize sentence_embeddings first (with the same EMBEDDING_MODEL and EMBEDDING_DEVICE)."
                 )
             # Rows are put in id order here rather than by an ORDER BY that would sort the vectors too.
-            table = conn.sql(vectors_sql(model_key, window), params=params).to_arrow_table()
+            rows = None if only == "true" else conn.sql(vectors_sql(
+                model_key, window, "s.sentence_id, s.text, s.label, c.rowid AS cache_row"), params=params
+            ).to_arrow_table()
+            if rows is not None and len(rows) <= READ_BY_ROW_UP_TO:
+                table = vectors_by_row(conn, rows)
+            else:
+                table = conn.sql(vectors_sql(model_key, window), params=params).to_arrow_table()
             if self.cluster_window and only == "true" and not len(table):
                 sources = [r[0] for r in conn.execute(
                     "SELECT DISTINCT source FROM sentences ORDER BY source LIMIT 5").fetchall()]
@@ -269,7 +292,8 @@ class DuckDBWarehouse(DuckDBResource):
         one query streamed, so memory is a chunk whatever the corpus (the database is held until the last one)."""
         window, params = self.window_scope()
         with self.vector_reads() as conn:
-            for batch in conn.execute(vectors_sql(model_key, window, "s.sentence_id"), params).to_arrow_reader(rows):
+            for batch in conn.execute(vectors_sql(model_key, window, "s.sentence_id, c.embedding"),
+                                      params).to_arrow_reader(rows):
                 if batch.num_rows:
                     vectors = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
                     yield (batch.column("sentence_id").to_numpy(zero_copy_only=False).astype(np.int64),
@@ -279,12 +303,15 @@ class DuckDBWarehouse(DuckDBResource):
         """The sentences of the cluster window that `algorithm` has not assigned yet (sentence_id, text, label)
         with their embeddings, and the count of its assignments whose sentence left the window."""
         window, params = self.window_scope()
-        frame, matrix = self.load_embeddings(
-            model_key, "s.sentence_id NOT IN (SELECT sentence_id FROM cluster_assignments WHERE algorithm = ?)",
-            [algorithm])
-        removed = self.query(
-            f"""SELECT count(*) AS n FROM cluster_assignments a WHERE a.algorithm = ? AND a.sentence_id NOT IN
-                (SELECT s.sentence_id FROM sentences s WHERE {window})""", [algorithm, *params])["n"].iloc[0]
+        with self.get_connection() as conn:
+            new = conn.execute(
+                f"""SELECT s.sentence_id FROM sentences s WHERE {window} AND s.sentence_id NOT IN
+                    (SELECT sentence_id FROM cluster_assignments WHERE algorithm = ?) ORDER BY 1""",
+                [*params, algorithm]).fetchnumpy()["sentence_id"]
+            removed = conn.execute(
+                f"""SELECT count(*) FROM cluster_assignments a WHERE a.algorithm = ? AND a.sentence_id NOT IN
+                    (SELECT s.sentence_id FROM sentences s WHERE {window})""", [algorithm, *params]).fetchall()[0][0]
+        frame, matrix = self.embeddings_of(model_key, np.asarray(new, dtype=np.int64))
         return frame, matrix, int(removed)
 
     def last_run(self, algorithm: str) -> dict | None:

@@ -1,5 +1,6 @@
 """Sentence ids in the real DuckDB file across re-ingestion."""
 
+import numpy as np
 import pandas as pd
 
 from dagster_project.core.text import text_hash
@@ -47,3 +48,21 @@ def test_two_runs_adding_the_same_new_sentences_leave_one_assignment_and_one_poi
         [1, 7], [2, 7], [3, 8]]
     assert warehouse.query("SELECT count(*) AS n FROM clustering_runs")["n"][0] == 1
     assert warehouse.query("SELECT sentence_id FROM sentence_map ORDER BY 1")["sentence_id"].tolist() == [1, 2, 3]
+
+
+def test_a_few_sentences_vectors_read_by_cache_row_are_those_of_the_whole_read(warehouse):
+    """Up to READ_BY_ROW_UP_TO sentences are read by the rowid of their cache rows, in id order, a text held by
+    two sentences (one cache row) given to both."""
+    texts = [f"sentence {i}" for i in range(50)] + ["sentence 7"]
+    warehouse.replace_sentences(rows(*texts))
+    vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    warehouse.insert_embeddings("m", [text_hash(t) for t in texts[:25]], vectors[:25])
+    warehouse.insert_embeddings("other", [text_hash(t) for t in texts[:50]], -vectors)  # another model's rows
+    warehouse.insert_embeddings("m", [text_hash(t) for t in texts[25:50]], vectors[25:])
+    frame, every = warehouse.load_embeddings("m")
+    wanted = np.array([51, 3, 40, 8, 26])  # sentence 51 repeats sentence 7's text
+    few, read = warehouse.embeddings_of("m", wanted)
+    assert few["sentence_id"].tolist() == sorted(wanted.tolist())
+    at = np.searchsorted(frame["sentence_id"].to_numpy(), few["sentence_id"].to_numpy())
+    assert np.array_equal(read, every[at]) and np.array_equal(read[-1], vectors[7])
+    assert few["text"].tolist() == frame["text"].to_numpy()[at].tolist()
