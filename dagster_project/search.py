@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .assets.neighbors import index_path
-from .core.neighbors import open_index
+from .core.neighbors import ShardedIndex
 from .definitions import build_resources
 
 
@@ -28,13 +28,13 @@ def more_like(text: str, top: int, algorithm: str | None) -> tuple[pd.DataFrame,
         warehouse, embedder = resources.warehouse, resources.embedder
         path = index_path(warehouse.database, embedder.model_key)
         vector = embedder.encode([text])
-    index = open_index(path, vector.shape[1])
-    if index is None:
+    index = ShardedIndex(path, vector.shape[1])
+    if index.built:
         raise SystemExit(f"No neighbour index for model '{embedder.model_key}' at {path}: materialize "
                          "sentence_neighbors first (make run, or the refresh_everything job).")
-    matches = index.search(vector[0], top)
-    found = pd.DataFrame({"sentence_id": np.asarray(matches.keys, dtype=np.int64),
-                          "similarity": 1.0 - np.asarray(matches.distances)})
+    found, similarity = index.search(np.array([-1]), vector[:1], top)  # key -1: no stored sentence is left out
+    found = pd.DataFrame({"sentence_id": found[0], "similarity": similarity[0]})
+    found = found[found["sentence_id"] >= 0]
     if algorithm is None:
         lead = warehouse.query("SELECT algorithm FROM recommended")["algorithm"]
         algorithm = lead.iloc[0] if len(lead) else None

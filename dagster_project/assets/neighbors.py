@@ -12,15 +12,7 @@ import pandas as pd
 import pydantic
 from filelock import FileLock
 
-from ..core.neighbors import (
-    add_vectors,
-    near_duplicate_groups,
-    neighbour_chunks,
-    new_index,
-    open_index,
-    outdated_by,
-    save_index,
-)
+from ..core.neighbors import SHARD_SIZE, ShardedIndex, near_duplicate_groups, neighbour_chunks, outdated_by
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from ..resources.warehouse import EMBEDDING_CHUNK
 from .embeddings import sentence_embeddings
@@ -31,6 +23,9 @@ class NeighborsConfig(dg.Config):
     near_duplicate_similarity: float = pydantic.Field(default=0.95, description=(
         "Cosine similarity from which two sentences are near-duplicates (`near_duplicates`)."))
     rebuild: bool = pydantic.Field(default=False, description="Build the index again from every embedding.")
+    index_file_size: int = pydantic.Field(default=SHARD_SIZE, description=(
+        "Most sentences per index file: one file is in memory at a time (about 1.2 KB a sentence), so memory stays "
+        "bounded whatever the corpus; a larger corpus is kept in several files, each searched in turn."))
 
 
 def index_path(database: str, model_key: str) -> Path:
@@ -39,14 +34,15 @@ def index_path(database: str, model_key: str) -> Path:
     return db.with_name(f"{db.name}.neighbors-{hashlib.sha256(model_key.encode()).hexdigest()[:12]}.usearch")
 
 
-def add_embeddings(index, warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray, every: bool) -> None:
+def add_embeddings(index: ShardedIndex, warehouse: DuckDBWarehouse, model_key: str, ids: np.ndarray,
+                   every: bool) -> None:
     """Add the embeddings of sentences `ids` to the index, a chunk at a time (memory: one chunk): all of the
     window's (`every`) in one streamed read, else by id."""
     chunks = warehouse.embedding_chunks(model_key) if every else (
         (ids[start:start + EMBEDDING_CHUNK], warehouse.embeddings_of(model_key, ids[start:start + EMBEDDING_CHUNK])[1])
         for start in range(0, len(ids), EMBEDDING_CHUNK))
     for keys, vectors in chunks:
-        add_vectors(index, keys, vectors)
+        index.add(keys, vectors)
 
 
 def texts_of(warehouse: DuckDBWarehouse, frame: pd.DataFrame) -> pd.DataFrame:
@@ -63,17 +59,14 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
                                      [model_key])["d"].iloc[0]) if len(ids) else 0
     stored = warehouse.query("""SELECT sentence_id, min(similarity) AS kth, count(*) AS n FROM sentence_neighbors
                                 WHERE model_key = ? GROUP BY 1""", [model_key]).set_index("sentence_id")
-    index = None if config.rebuild or not len(ids) else open_index(path, dimensions)
-    built = index is None
-    if built:
-        why = "rebuild asked" if config.rebuild else "no index for this model yet"
-        index = new_index(max(dimensions, 1))
-    else:
-        why = "index kept, new sentences added"
-    in_index = index.contains(ids.astype(np.uint64)) if len(index) else np.zeros(len(ids), bool)
+    index = ShardedIndex(path, dimensions, config.index_file_size, rebuild=config.rebuild or not len(ids))
+    built = index.built
+    why = ("rebuild asked" if config.rebuild else "no index for this model yet") if built else \
+        "index kept, new sentences added"
+    in_index = index.contains(ids) if len(index) else np.zeros(len(ids), bool)
     gone = np.setdiff1d(stored.index.to_numpy(np.int64), ids)
     if len(gone):
-        index.remove(gone.astype(np.uint64))
+        index.remove(gone)
     add_embeddings(index, warehouse, model_key, ids[~in_index], every=not in_index.any())
     k = min(config.k, max(len(ids) - 1, 0))
     lists_kept = np.isin(ids, stored.index.to_numpy(np.int64)) & in_index
@@ -105,14 +98,12 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
     search_started = time.perf_counter()
     warehouse.replace_neighbours(model_key, changes())
     search_seconds = time.perf_counter() - search_started
-    if len(ids):
-        save_index(index, path)
-    else:  # nothing left to index: no stale index for the next run
-        path.unlink(missing_ok=True)
+    index.save()  # with nothing left to index, no stale file stays for the next run
     for other in path.parent.glob(f"{Path(warehouse.database).name}.neighbors-*.usearch"):
-        if other != path:  # an index of a model no longer used
+        if not other.name.startswith(path.stem):  # an index of a model no longer used
             other.unlink()
     return {"index": f"built ({why})" if built else why, "index_sentences": len(index),
+            "index_files": len(index.sizes),
             "added_to_index": int((~in_index).sum()), "removed_from_index": len(gone),
             "lists_searched": len(fresh) + len(entered), "lists_entered_by_new_sentences": len(entered),
             "k": k, "search_and_write_seconds": round(search_seconds, 3)}

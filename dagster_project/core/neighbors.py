@@ -101,13 +101,6 @@ def search(index, keys: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.nda
     return found, similarity
 
 
-def stored_vectors(index, keys: np.ndarray) -> np.ndarray:
-    """The vectors the index holds for `keys` (as float32)."""
-    if not len(keys):
-        return np.zeros((0, index.ndim), dtype=np.float32)
-    return np.stack(index.get(np.asarray(keys, dtype=np.uint64), dtype=np.float32)).astype(np.float32)
-
-
 def neighbour_rows(keys: np.ndarray, found: np.ndarray, similarity: np.ndarray) -> pd.DataFrame:
     """`sentence_neighbors` rows (sentence_id, neighbor_id, similarity) of a `search` result."""
     keep = found >= 0
@@ -144,13 +137,136 @@ def near_duplicate_groups(pairs: pd.DataFrame) -> pd.DataFrame:
                               ignore_index=True)[columns]
 
 
-def neighbour_chunks(index, keys: np.ndarray, k: int) -> Iterator[pd.DataFrame]:
+SHARD_SIZE = 1_000_000  # vectors per index file: memory holds one file's index (about 1.2 GB), whatever the corpus
+QUERY_BLOCK = 250_000  # rows searched in every file before the next rows: their vectors and best k in memory
+
+
+def best_of(found: np.ndarray, similarity: np.ndarray, more: np.ndarray,
+            more_similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k most similar of two `search` results over different vectors (k: the results' width)."""
+    keys, scores = np.hstack([found, more]), np.hstack([similarity, more_similarity])
+    order = np.argsort(np.where(np.isnan(scores), np.inf, -scores), axis=1, kind="stable")[:, :found.shape[1]]
+    rows = np.arange(len(keys))[:, None]
+    return keys[rows, order], scores[rows, order]
+
+
+class ShardedIndex:
+    """The index kept as files of at most `shard_size` vectors (`path`, then `<stem>-1.usearch`, ...), one of them
+    in memory at a time: memory is one file's index whatever the corpus. A search asks every file in turn and
+    keeps the k best; vectors are added to the last file until it is full. Up to `shard_size` vectors this is one
+    file, loaded once. Files that are missing, unreadable or of other vectors' size make a new index (`built`)."""
+
+    def __init__(self, path: Path, dimensions: int, shard_size: int = SHARD_SIZE, rebuild: bool = False):
+        self.path, self.dimensions, self.shard_size = path, dimensions, max(1, shard_size)
+        self.sizes: list[int] = []  # vectors per file
+        while not rebuild and self.file(len(self.sizes)).exists():
+            from usearch.index import Index
+
+            info = Index.metadata(str(self.file(len(self.sizes))))
+            if not info or info["dimensions"] != dimensions:
+                self.sizes = []
+                break
+            self.sizes.append(int(info["count_present"]))
+        self.built = not self.sizes
+        self.written = set(range(len(self.sizes)))  # the files that hold this index (not an older one)
+        self.current, self.index, self.changed = -1, None, False
+
+    def file(self, number: int) -> Path:
+        return self.path if number == 0 else self.path.with_name(f"{self.path.stem}-{number}{self.path.suffix}")
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    def shard(self, number: int):
+        """File `number`'s index, in memory (the one held before written first, if it changed)."""
+        if number != self.current:
+            self.flush()
+            self.index = open_index(self.file(number), self.dimensions) if number in self.written else None
+            self.index = self.index if self.index is not None else new_index(max(self.dimensions, 1))
+            self.current = number
+        return self.index
+
+    def flush(self) -> None:
+        if self.changed:
+            save_index(self.index, self.file(self.current))
+            self.sizes[self.current], self.changed = len(self.index), False
+            self.written.add(self.current)
+
+    def in_memory_first(self) -> list[int]:
+        return sorted(range(len(self.sizes)), key=lambda number: number != self.current)
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(keys), dtype=bool)
+        for number in self.in_memory_first():
+            if self.sizes[number]:
+                found |= np.asarray(self.shard(number).contains(np.asarray(keys, dtype=np.uint64)), dtype=bool)
+        return found
+
+    def remove(self, keys: np.ndarray) -> None:
+        keys = np.asarray(keys, dtype=np.uint64)
+        for number in self.in_memory_first():
+            shard = self.shard(number)
+            held = np.asarray(shard.contains(keys), dtype=bool) if len(keys) and len(shard) else []
+            if np.any(held):
+                shard.remove(keys[held])
+                self.sizes[number], self.changed = len(shard), True
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Add to the last file, a new one when it is full."""
+        start = 0
+        while start < len(keys):
+            if not self.sizes or self.sizes[-1] >= self.shard_size:
+                self.flush()
+                self.sizes.append(0)
+            shard = self.shard(len(self.sizes) - 1)
+            stop = start + self.shard_size - len(shard)
+            add_vectors(shard, keys[start:stop], vectors[start:stop])
+            self.sizes[-1], self.changed, start = len(shard), True, stop
+
+    def vectors(self, keys: np.ndarray) -> np.ndarray:
+        """The vectors (float32) the index holds for `keys`, each in one of its files."""
+        found = np.zeros((len(keys), self.dimensions), dtype=np.float32)
+        for number in self.in_memory_first():
+            shard = self.shard(number) if self.sizes[number] else None
+            held = np.asarray(shard.contains(np.asarray(keys, dtype=np.uint64)), dtype=bool) if shard else []
+            if np.any(held):
+                found[held] = np.stack(shard.get(np.asarray(keys, dtype=np.uint64)[held], dtype=np.float32))
+        return found
+
+    def search(self, keys: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search` over every file: each row's k most similar other vectors of the whole index."""
+        found = np.full((len(keys), k), -1, dtype=np.int64)
+        similarity = np.full((len(keys), k), np.nan, dtype=np.float32)
+        for number in self.in_memory_first():
+            if self.sizes[number]:
+                found, similarity = best_of(found, similarity, *search(self.shard(number), keys, vectors, k))
+        return found, similarity
+
+    def save(self) -> None:
+        """Write the file in memory if it changed; remove the files past the last that holds vectors (every file
+        when the index is empty)."""
+        self.flush()
+        while self.sizes and not self.sizes[-1]:
+            self.sizes.pop()
+        if self.current >= len(self.sizes):
+            self.current, self.index = -1, None
+        number = len(self.sizes)
+        while self.file(number).exists():
+            self.file(number).unlink()
+            number += 1
+
+
+def neighbour_chunks(index: ShardedIndex, keys: np.ndarray, k: int) -> Iterator[pd.DataFrame]:
     """The `sentence_neighbors` rows of `keys` (each in the index), searched with the vectors the index holds,
-    SEARCH_CHUNK keys at a time: memory is one chunk's lists, whatever the corpus."""
+    QUERY_BLOCK keys at a time against every file of the index, yielded SEARCH_CHUNK keys at a time: memory is one
+    file's index and one block's vectors and lists, whatever the corpus."""
     keys = np.asarray(keys, dtype=np.int64)
-    for start in range(0, len(keys), SEARCH_CHUNK):
-        chunk = keys[start:start + SEARCH_CHUNK]
-        yield neighbour_rows(chunk, *search(index, chunk, stored_vectors(index, chunk), k))
+    for start in range(0, len(keys), QUERY_BLOCK):
+        block = keys[start:start + QUERY_BLOCK]
+        found, similarity = index.search(block, index.vectors(block), k)
+        for at in range(0, len(block), SEARCH_CHUNK):
+            yield neighbour_rows(block[at:at + SEARCH_CHUNK], found[at:at + SEARCH_CHUNK],
+                                 similarity[at:at + SEARCH_CHUNK])
 
 
 def as_neighbours(ids: np.ndarray, rows: pd.DataFrame, k: int) -> Neighbours:

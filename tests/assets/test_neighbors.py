@@ -43,15 +43,13 @@ def recall_against_exact(frame: pd.DataFrame, vectors: np.ndarray, rows: pd.Data
     return float(np.mean([len(found[ids[i]] & set(ids[exact[i]])) / k for i in range(len(ids))]))
 
 
-@pytest.fixture(scope="module")
-def days(tmp_path_factory, embedder):
+def replay_days(work, embedder, run_config: dict | None = None):
     """Day 1: 600 questions (two near-duplicates among them); day 2: 100 arrive, 20 leave."""
     import dagster as dg
 
     from dagster_project.definitions import all_assets, all_checks
 
     texts = dataset("banking77")["text"].drop_duplicates().tolist()
-    work = tmp_path_factory.mktemp("neighbors")
     db, corpus = work / "w.duckdb", work / "texts"
     resources = {"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder}
     results, states = [], []
@@ -60,10 +58,15 @@ def days(tmp_path_factory, embedder):
         write_corpus(corpus, day)
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("SENTENCES_PATH", str(corpus))
-            results.append(dg.materialize([*all_assets, *all_checks], resources=resources,
+            results.append(dg.materialize([*all_assets, *all_checks], resources=resources, run_config=run_config,
                                           selection=[*SELECTION, "louvain_clusters"]))
         states.append(stored(db))
     return db, results, states, texts
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory, embedder):
+    return replay_days(tmp_path_factory.mktemp("neighbors"), embedder)
 
 
 def test_every_sentence_gets_its_ten_most_similar_others_as_exact_search_would(days):
@@ -121,3 +124,19 @@ def test_more_like_this_finds_the_closest_stored_sentences_by_free_text(days):
     lines = run.stdout.splitlines()
     assert "topics: louvain" in lines[0] and len(lines) == 5  # title, header, three sentences
     assert any(text in run.stdout for text in DUPLICATES)
+
+
+def test_an_index_in_several_files_gives_the_same_lists(days, tmp_path, embedder):
+    """The same two days with at most 250 sentences per index file (one file in memory at a time)."""
+    _, _, [_, (_, _, one_file)], _ = days
+    db, results, [_, (frame, _, rows)], _ = replay_days(
+        tmp_path, embedder, {"ops": {"sentence_neighbors": {"config": {"index_file_size": 250}}}})
+    first, second = (r.asset_materializations_for_node("sentence_neighbors")[0].metadata for r in results)
+    assert first["index_files"].value == 3 and second["index"].value == "index kept, new sentences added"
+    assert second["index_sentences"].value == len(frame) and second["index_files"].value == 3  # 20 left, 100 came
+    assert len(list(tmp_path.glob("w.duckdb.neighbors-*.usearch"))) == 3
+    key = ["sentence_id", "neighbor_id"]
+    merged = rows.merge(one_file, on=key, how="outer", indicator=True)
+    assert (merged["_merge"] == "both").mean() >= 0.99  # ties within half precision may differ
+    both = merged[merged["_merge"] == "both"]
+    assert np.allclose(both["similarity_x"], both["similarity_y"], atol=1e-3)

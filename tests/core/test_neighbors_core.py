@@ -69,3 +69,34 @@ def test_table_rows_become_row_positions_within_the_window():
     found = as_neighbours(np.array([10, 20, 30]), rows, 2)
     assert found.indices.tolist() == [[1, -1], [0, -1], [1, 0]]
     assert found.similarities[0, 0] == pytest.approx(0.9)
+
+
+def test_an_index_kept_in_files_finds_what_one_index_finds(sample_embeddings, tmp_path):
+    """Files of at most 70 vectors, one in memory at a time, searched in turn: the same lists as one index (both
+    searched exactly at this size); vectors removed and added across files; saved, reopened, shrunk."""
+    ids = np.arange(len(sample_embeddings), dtype=np.int64) + 7
+    whole = neighbors.new_index(sample_embeddings.shape[1])
+    neighbors.add_vectors(whole, ids, sample_embeddings)
+    path = tmp_path / "w.duckdb.neighbors-x.usearch"
+    files = neighbors.ShardedIndex(path, sample_embeddings.shape[1], shard_size=70)
+    files.add(ids[:100], sample_embeddings[:100])
+    files.save()
+    reopened = neighbors.ShardedIndex(path, sample_embeddings.shape[1], shard_size=70)
+    assert not reopened.built and reopened.sizes == [70, 30] and len(reopened) == 100
+    reopened.add(ids[100:], sample_embeddings[100:])  # fills the last file, then opens new ones
+    assert len(ids) > 140 and reopened.sizes[:2] == [70, 70] and len(reopened) == len(ids)
+    found, similarity = reopened.search(ids, sample_embeddings, 5)
+    expected, expected_similarity = search(whole, ids, sample_embeddings, 5)
+    same = (found == expected).mean()
+    assert same >= 0.99 and np.allclose(similarity, expected_similarity, atol=1e-3)  # ties in half precision differ
+    gone = ids[60:80]  # in the first and second file
+    reopened.remove(gone)
+    assert not reopened.contains(gone).any() and reopened.contains(np.setdiff1d(ids, gone)).all()
+    assert not np.isin(reopened.search(ids[:10], sample_embeddings[:10], 20)[0], gone).any()
+    reopened.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(reopened.file(n).name for n in
+                                                                  range(len(reopened.sizes)))
+    reopened.remove(ids)
+    reopened.save()
+    assert not list(tmp_path.iterdir())  # an empty index leaves no file
+    assert neighbors.ShardedIndex(path, sample_embeddings.shape[1]).built
