@@ -17,6 +17,11 @@ through the index, as `search` auto does from 50,000 sentences) end to end at ea
 clusters, noise, the threshold chosen; at sizes where all pairs are affordable (100,000) also the exact answer and
 the agreement (ARI) of the two.
 
+`--files SIZE`: only the index as `sentence_neighbors` keeps it, at each size as one file and as files of at most
+SIZE vectors (one in memory at a time, each searched in turn): build seconds (added 100,000 at a time and saved),
+the seconds to search every row's 10 neighbours block by block, recall@10 on the probes and peak RSS above the
+child's start (the vectors themselves are the parent's, not counted).
+
 `--agreement`: on every labelled dataset, community detection and DBSCAN (defaults) with their neighbourhoods
 above the threshold found exactly and through the index (`search` exact / index): the ARI of the two answers and
 the seconds of each.
@@ -95,6 +100,28 @@ def usearch_index(x: np.ndarray, probes: np.ndarray, dtype: str = "f16", louvain
         out["labels"] = leiden(graph, LouvainParams().resolution)
         out["louvain_s"] = time.perf_counter() - started
     return out
+
+
+def files_index(x: np.ndarray, probes: np.ndarray, file_size: int) -> dict:
+    """The index of `sentence_neighbors` in files of at most `file_size` vectors: built, saved, and every row's
+    neighbours searched as the asset searches them (only the probes' lists kept)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        index = neighbors.ShardedIndex(Path(folder) / "bench.usearch", x.shape[1], file_size)
+        started = time.perf_counter()
+        for start in range(0, len(x), 100_000):
+            index.add(np.arange(start, min(start + 100_000, len(x))), x[start:start + 100_000])
+        index.save()
+        build = time.perf_counter() - started
+        started = time.perf_counter()
+        found = np.full((len(probes), K), -1, dtype=np.int64)
+        for rows in neighbors.neighbour_chunks(index, np.arange(len(x)), K):
+            rows = rows[rows["sentence_id"].isin(probes)]
+            for sentence, group in rows.groupby("sentence_id"):
+                found[np.searchsorted(probes, sentence), :len(group)] = group["neighbor_id"].to_numpy()
+        return {"build_s": build, "query_s": time.perf_counter() - started, "probe_neighbours": found,
+                "files": len(index.sizes)}
 
 
 def _usearch(dimensions: int, dtype: str):
@@ -189,18 +216,36 @@ def threshold_algorithms(sizes: list[int], base: np.ndarray) -> None:
                   f"{exact} |", flush=True)
 
 
+def index_files(sizes: list[int], base: np.ndarray, file_size: int) -> None:
+    """The index as one file and as files of at most `file_size` vectors, at each size."""
+    print(f"# index files: {time.strftime('%Y-%m-%d')}, k = {K}, {PROBES} probes, files of {file_size:,}\n")
+    print("| sentences | vectors | index files | recall@10 | build s | all rows' neighbours s | peak MB |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    for size in sizes:
+        x, kind = vectors_for(size, base)
+        probes = np.sort(np.random.default_rng(0).choice(len(x), PROBES, replace=False))
+        (exact, _), _, _ = measured(exact_probe_neighbours, x, probes)
+        for limit in (max(size, file_size), file_size):
+            result, _, peak = measured_or_raise(files_index, x, probes, limit)
+            print(f"| {size:,} | {kind} | {result['files']} | {recall(result['probe_neighbours'], exact):.4f} | "
+                  f"{result['build_s']:.1f} | {result['query_s']:.1f} | {peak:.0f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--compare", action="store_true", help="other libraries and precisions at the first size")
     parser.add_argument("--agreement", action="store_true", help="community detection and DBSCAN, index vs exact")
     parser.add_argument("--threshold", action="store_true", help="only community detection and DBSCAN at each size")
+    parser.add_argument("--files", type=int, default=0, help="only the index as one file and as files of this size")
     args = parser.parse_args()
     if args.agreement:
         return agreement()
     base = embed_in_child(scale_corpus()["text"].tolist(), SentenceEmbedder(device="cpu"))
     if args.threshold:
         return threshold_algorithms(args.sizes, base)
+    if args.files:
+        return index_files(args.sizes, base, args.files)
     print(f"# neighbours: {time.strftime('%Y-%m-%d')}, k = {K}, {PROBES} probes\n", flush=True)
     print("| sentences | index | recall@10 | build s | all rows' neighbours s | peak MB |")
     print("|---|---|---|---|---|---|", flush=True)

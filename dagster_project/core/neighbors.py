@@ -137,7 +137,7 @@ def near_duplicate_groups(pairs: pd.DataFrame) -> pd.DataFrame:
                               ignore_index=True)[columns]
 
 
-SHARD_SIZE = 1_000_000  # vectors per index file: memory holds one file's index (about 1.2 GB), whatever the corpus
+SHARD_SIZE = 2_000_000  # vectors per index file: memory holds one file's index (about 2.5 GB), whatever the corpus
 QUERY_BLOCK = 250_000  # rows searched in every file before the next rows: their vectors and best k in memory
 
 
