@@ -181,6 +181,7 @@ class ShardedIndex:
         """File `number`'s index, in memory (the one held before written first, if it changed)."""
         if number != self.current:
             self.flush()
+            self.index = None  # freed before the next is read: never two files in memory
             self.index = open_index(self.file(number), self.dimensions) if number in self.written else None
             self.index = self.index if self.index is not None else new_index(max(self.dimensions, 1))
             self.current = number
