@@ -94,7 +94,7 @@ class Warehouse:
 
 
 def slowest(steps: dict[str, float], count: int = 4) -> str:
-    return ", ".join(f"{key} {seconds:.0f}s" for key, seconds in sorted(steps.items(), key=lambda kv: -kv[1])[:count])
+    return ", ".join(f"{key} {seconds:.1f}s" for key, seconds in sorted(steps.items(), key=lambda kv: -kv[1])[:count])
 
 
 def status(result: dg.ExecuteInProcessResult, name: str) -> str:
@@ -183,6 +183,7 @@ def speed(size: int, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame:
     store.arrive(1, corpus.iloc[head:].assign(timestamp="2026-11-02"))
     shutil.copy(store.db, workdir / "speed-copy.duckdb")
     incremental, inc_steps, inc_total = store.refresh()
+    print(f"  speed: the incremental run's slowest steps: {slowest(inc_steps, 8)}", flush=True)
     shutil.copy(workdir / "speed-copy.duckdb", store.db)  # the same corpus and memory, fitted again
     _, fit_steps, fit_total = store.refresh(refit=True)
     shutil.copy(workdir / "speed-copy.duckdb", store.db)
