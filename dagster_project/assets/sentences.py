@@ -2,8 +2,9 @@ import time
 
 import dagster as dg
 
-from ..core.readers import InputError, read_corpus
+from ..core.readers import InputError, open_corpus
 from ..resources import DuckDBWarehouse
+from ..resources.warehouse import source_scope
 from .settings import partition_mode, sentences_path, served
 
 # One partition per file under SENTENCES_PATH (its `source` name), or per top-level folder (one landing folder
@@ -20,14 +21,15 @@ def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
     spec = sentences_path()
     started = time.perf_counter()
     source = context.partition_key if context.has_partition_key else None
-    try:
-        corpus = read_corpus(spec, partition=source)
+    try:  # read in parts and stored in one transaction: a bad row anywhere writes nothing
+        corpus = open_corpus(spec, partition=source)
+        counts = warehouse.replace_sentences(corpus, source, corpus.fingerprints)
     except InputError as err:  # the message is the whole story (file, row, field, what to do): no traceback
         raise dg.Failure(description=str(err), metadata={"SENTENCES_PATH": spec, "error": "InputError"},
                          allow_retries=False) from None
-    counts = warehouse.replace_sentences(corpus.frame, source, corpus.fingerprints)
-    frame = corpus.frame
-    labelled = int(frame["label"].notna().sum())
+    scope, params = source_scope(source)
+    preview = warehouse.query(f"SELECT text, label, source FROM sentences WHERE {scope} ORDER BY source, source_row "
+                              "LIMIT 10", params)
     context.log.info(f"{counts['rows']} sentences from {len(corpus.files)} file(s); {counts['new']} new")
     return dg.MaterializeResult(
         metadata={
@@ -35,11 +37,11 @@ def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
             "new_rows": counts["new"],
             "removed_rows": counts["removed"],
             "empty_rows_dropped": corpus.empty_rows_dropped,
-            "distinct_texts": int(frame["text_hash"].nunique()),
-            "labelled_rows": labelled,
+            "distinct_texts": counts["distinct_texts"],
+            "labelled_rows": counts["labelled"],
             "files": dg.MetadataValue.md("\n".join(f"- `{f}`" for f in corpus.files[:50])),
             "source": spec,
             "seconds": round(time.perf_counter() - started, 3),
-            "preview": dg.MetadataValue.md(frame[["text", "label", "source"]].head(10).to_markdown(index=False)),
+            "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
         }
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import pandas as pd
@@ -45,34 +47,48 @@ def resolve_files(spec: str) -> list[Path]:
     return files
 
 
-def _decode(path: Path) -> str:
+CHUNK_ROWS = 100_000  # rows per part: ingestion's memory is a part, not the corpus
+
+
+def _decode_error(path: Path, err: UnicodeDecodeError) -> InputError:
+    """The line of the first byte that is not UTF-8 (the file is read whole only here, on the way to an error)."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise InputError(
-            f"{path}: line {line} is not valid UTF-8 (byte {err.start}: {data[err.start:err.start + 1]!r}). "
-            "Re-save the file as UTF-8."
-        ) from err
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as whole:
+        err = whole
+    line = data[: err.start].count(b"\n") + 1
+    return InputError(
+        f"{path}: line {line} is not valid UTF-8 (byte {err.start}: {data[err.start:err.start + 1]!r}). "
+        "Re-save the file as UTF-8."
+    )
 
 
-def _read_txt(path: Path) -> pd.DataFrame:
-    lines = _decode(path).splitlines()
-    return pd.DataFrame({"text": lines, "label": None, "row": range(1, len(lines) + 1)})
+def _numbered(frame: pd.DataFrame, first_row: int) -> pd.DataFrame:
+    return frame.assign(row=range(first_row, first_row + len(frame)))
 
 
-def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
-    import io
+def _txt_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    first = 1
+    with path.open(encoding="utf-8-sig", newline="") as f:  # parts end at a line break: splitlines as on the whole
+        while part := "".join(islice(f, chunk_rows)):
+            lines = part.splitlines()
+            yield _numbered(pd.DataFrame({"text": lines, "label": None}), first)
+            first += len(lines)
 
-    text = _decode(path)
-    if not text.strip():
-        return pd.DataFrame({"text": [], "label": [], "row": []})
+
+def _delimited_chunks(path: Path, sep: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    first = 1
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                             chunksize=chunk_rows)
+        for frame in reader:
+            yield _numbered(_with_text_column(path, frame), first)
+            first += len(frame)
+    except pd.errors.EmptyDataError:
+        return
     except pd.errors.ParserError as err:
         raise InputError(f"{path}: not a well-formed {'TSV' if sep == chr(9) else 'CSV'} file ({err}).") from err
-    return _with_text_column(path, frame)
 
 
 def _with_text_column(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
@@ -84,37 +100,46 @@ def _with_text_column(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
         )
     out = pd.DataFrame({"text": frame[columns["text"]].to_numpy(dtype=object)})
     out["label"] = frame[columns["label"]].to_numpy(dtype=object) if "label" in columns else None
-    out["row"] = range(1, len(out) + 1)
     if "timestamp" in columns:
         out["timestamp"] = frame[columns["timestamp"]].to_numpy(dtype=object)
     return out
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    texts, labels, rows, stamps = [], [], [], []
-    for number, line in enumerate(_decode(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}: line {number} is not valid JSON ({err.msg}). Fix or remove the line.") from err
-        if not isinstance(record, dict) or "text" not in record:
-            raise InputError(f"{path}: line {number} has no 'text' field. Each line must be an object like "
-                             '{"text": "...", "label": "..."}.')
-        texts.append(record["text"])
-        labels.append(record.get("label"))
-        stamps.append(record.get("timestamp"))
-        rows.append(number)
-    return pd.DataFrame({"text": texts, "label": labels, "row": rows, "timestamp": stamps})
+def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    records: list[tuple] = []
+    with path.open(encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}: line {number} is not valid JSON ({err.msg}). Fix or remove the "
+                                 "line.") from err
+            if not isinstance(record, dict) or "text" not in record:
+                raise InputError(f"{path}: line {number} has no 'text' field. Each line must be an object like "
+                                 '{"text": "...", "label": "..."}.')
+            records.append((record["text"], record.get("label"), number, record.get("timestamp")))
+            if len(records) == chunk_rows:
+                yield pd.DataFrame(records, columns=["text", "label", "row", "timestamp"])
+                records = []
+    if records:
+        yield pd.DataFrame(records, columns=["text", "label", "row", "timestamp"])
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    first = 1
     try:
-        frame = pd.read_parquet(path)
+        batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+        for batch in batches:
+            yield _numbered(_with_text_column(path, batch.to_pandas()), first)
+            first += batch.num_rows
+    except InputError:
+        raise
     except Exception as err:  # pyarrow raises several types for corrupt files
         raise InputError(f"{path}: not a readable Parquet file ({err}).") from err
-    return _with_text_column(path, frame)
 
 
 def parse_timestamps(path: Path, frame: pd.DataFrame) -> pd.Series:
@@ -137,21 +162,21 @@ def parse_timestamps(path: Path, frame: pd.DataFrame) -> pd.Series:
     return parsed
 
 
-def read_file(path: Path) -> pd.DataFrame:
-    """Columns text, label, row (1-based row or line number within the file), and timestamp when the file has
-    one."""
+def read_file_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The file in parts of at most `chunk_rows` rows: columns text, label, row (1-based row or line number within
+    the file), and timestamp when the file has one."""
     suffix = path.suffix.lower()
-    if suffix == ".txt":
-        return _read_txt(path)
-    if suffix == ".csv":
-        return _read_delimited(path, ",")
-    if suffix == ".tsv":
-        return _read_delimited(path, "\t")
-    if suffix == ".jsonl":
-        return _read_jsonl(path)
-    if suffix == ".parquet":
-        return _read_parquet(path)
-    raise InputError(f"{path}: unsupported extension '{path.suffix}'. {HOW_TO_FIX_PATH}")
+    readers = {".txt": lambda: _txt_chunks(path, chunk_rows),
+               ".csv": lambda: _delimited_chunks(path, ",", chunk_rows),
+               ".tsv": lambda: _delimited_chunks(path, "\t", chunk_rows),
+               ".jsonl": lambda: _jsonl_chunks(path, chunk_rows),
+               ".parquet": lambda: _parquet_chunks(path, chunk_rows)}
+    if suffix not in readers:
+        raise InputError(f"{path}: unsupported extension '{path.suffix}'. {HOW_TO_FIX_PATH}")
+    try:
+        yield from readers[suffix]()
+    except UnicodeDecodeError as err:
+        raise _decode_error(path, err) from err
 
 
 def _check_text_is_string(path: Path, frame: pd.DataFrame) -> None:
@@ -172,6 +197,50 @@ class Corpus:
     files: list[str]
     empty_rows_dropped: int
     fingerprints: dict[str, str]  # source -> file_fingerprint, taken before the file was read
+
+
+@dataclass
+class CorpusStream:
+    """Every file of a corpus, read in parts of at most `chunk_rows` rows: iterating yields the normalized parts
+    (as `Corpus.frame`) and counts the rows kept and dropped. A bad row stops the iteration with an InputError, as
+    does a corpus with no sentence at the end."""
+
+    spec: str
+    named: dict[str, Path]  # source -> file
+    fingerprints: dict[str, str]
+    chunk_rows: int = CHUNK_ROWS
+    rows: int = 0
+    empty_rows_dropped: int = 0
+
+    @property
+    def files(self) -> list[str]:
+        return [str(path) for path in self.named.values()]
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        self.rows = self.empty_rows_dropped = 0
+        for source, path in self.named.items():
+            for frame in read_file_chunks(path, self.chunk_rows):
+                part = _normalized(path, source, frame)
+                self.rows += len(part)
+                self.empty_rows_dropped += len(frame) - len(part)
+                if len(part):
+                    yield part
+        if not self.rows:
+            raise InputError(
+                f"SENTENCES_PATH '{self.spec}' holds no sentence: {len(self.named)} file(s) read, all rows empty. "
+                "Point it at files with at least one non-blank sentence."
+            )
+
+
+def _normalized(path: Path, source: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """One part of a file: timestamps parsed, texts normalized and hashed, empty rows dropped."""
+    _check_text_is_string(path, frame)
+    frame = frame.assign(timestamp=parse_timestamps(path, frame), source=source)
+    frame["text"] = frame["text"].map(lambda t: normalize_text(t) if isinstance(t, str) else "")
+    frame["label"] = pd.Series([_label_as_text(v) for v in frame["label"]], index=frame.index, dtype=object)
+    frame = frame.loc[frame["text"].ne("")].reset_index(drop=True)
+    frame["text_hash"] = frame["text"].map(text_hash)
+    return frame[["text", "text_hash", "source", "label", "row", "timestamp"]]
 
 
 def file_fingerprint(path: Path) -> str:
@@ -205,9 +274,10 @@ def in_partition(source: str, partition: str) -> bool:
     return source == partition or source.startswith(f"{partition}/")
 
 
-def read_corpus(spec: str, root: str | None = None, partition: str | None = None) -> Corpus:
-    """Read every file of `spec` (or only those of one `partition`: a file, or a folder), normalize texts, drop
-    empty rows, hash texts."""
+def open_corpus(spec: str, root: str | None = None, partition: str | None = None,
+                chunk_rows: int = CHUNK_ROWS) -> CorpusStream:
+    """Every file of `spec` (or only those of one `partition`: a file, or a folder), fingerprinted now, to be read
+    in parts."""
     named = source_files(spec, root)
     if partition is not None:
         named = {source: path for source, path in named.items() if in_partition(source, partition)}
@@ -215,29 +285,14 @@ def read_corpus(spec: str, root: str | None = None, partition: str | None = None
             raise InputError(f"Partition '{partition}' names no file under SENTENCES_PATH '{spec}'. Put the file "
                              "back, or delete the partition (the file sensor deletes it and its rows when its files "
                              "go).")
-    files = list(named.values())
     fingerprints = {source: file_fingerprint(path) for source, path in named.items()}
-    frames = []
-    for source, path in named.items():
-        frame = read_file(path)
-        _check_text_is_string(path, frame)
-        frame["timestamp"] = parse_timestamps(path, frame)
-        frame["source"] = source
-        frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True)
-    frame["text"] = frame["text"].map(lambda t: normalize_text(t) if isinstance(t, str) else "")
-    frame["label"] = pd.Series([_label_as_text(v) for v in frame["label"]], index=frame.index, dtype=object)
-    empty = frame["text"].eq("")
-    frame = frame.loc[~empty].reset_index(drop=True)
-    if frame.empty:
-        raise InputError(
-            f"SENTENCES_PATH '{spec}' holds no sentence: {len(files)} file(s) read, all rows empty. "
-            "Point it at files with at least one non-blank sentence."
-        )
-    frame["text_hash"] = frame["text"].map(text_hash)
-    return Corpus(
-        frame=frame[["text", "text_hash", "source", "label", "row", "timestamp"]],
-        files=[str(p) for p in files],
-        empty_rows_dropped=int(empty.sum()),
-        fingerprints=fingerprints,
-    )
+    return CorpusStream(spec, named, fingerprints, chunk_rows)
+
+
+def read_corpus(spec: str, root: str | None = None, partition: str | None = None,
+                chunk_rows: int = CHUNK_ROWS) -> Corpus:
+    """Read every file of `spec` (or of one `partition`) at once: normalized texts, empty rows dropped, hashed."""
+    stream = open_corpus(spec, root, partition, chunk_rows)
+    frame = pd.concat(list(stream), ignore_index=True)
+    return Corpus(frame=frame, files=stream.files, empty_rows_dropped=stream.empty_rows_dropped,
+                  fingerprints=stream.fingerprints)

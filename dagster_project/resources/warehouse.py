@@ -125,6 +125,20 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def incoming_part(frame: pd.DataFrame, first_ordinal: int) -> pa.Table:
+    """One part of the sentences being stored, as the `incoming` table's columns (ordinal: place in the whole)."""
+    stamps = frame["timestamp"] if "timestamp" in frame else pd.Series(pd.NaT, index=frame.index)
+    return pa.table({
+        "text": pa.array(frame["text"].tolist(), pa.string()),
+        "text_hash": pa.array(frame["text_hash"].tolist(), pa.string()),
+        "source": pa.array(frame["source"].tolist(), pa.string()),
+        "source_row": pa.array(frame["row"].to_numpy(dtype=np.int64)),
+        "label": pa.array(frame["label"].tolist(), pa.string()),
+        "timestamp": pa.array(pd.to_datetime(stamps).astype("datetime64[us]").to_numpy(), pa.timestamp("us")),
+        "ordinal": pa.array(np.arange(first_ordinal, first_ordinal + len(frame), dtype=np.int64)),
+    })
+
+
 def source_scope(partition: str | None, column: str = "source") -> tuple[str, list[Any]]:
     """A SQL condition and its parameters: the rows of one partition (a `source` file, or every file under a
     folder), or every row when None."""
@@ -357,22 +371,24 @@ class DuckDBWarehouse(DuckDBResource):
         with self.get_connection() as conn:
             return dict(conn.execute("SELECT source, fingerprint FROM ingested_files").fetchall())
 
-    def replace_sentences(self, frame: pd.DataFrame, source: str | None = None,
+    def replace_sentences(self, frames: pd.DataFrame | Iterable[pd.DataFrame], source: str | None = None,
                           fingerprints: dict[str, str] | None = None) -> dict[str, int]:
-        """Replace `sentences` (or only the rows of one `source` file) with `frame` (text, text_hash, source, row,
-        label, optional timestamp: else the ingestion time), and `ingested_files` with `fingerprints` (source ->
-        fingerprint of the files read). A row already stored with the same source, row and text keeps its
-        sentence_id and ingested_at; new rows get ids above every id stored before, so a removed sentence's id never
-        comes back."""
+        """Replace `sentences` (or only the rows of one `source` file) with `frames` (one frame, or parts of one read
+        in turn: text, text_hash, source, row, label, optional timestamp: else the ingestion time), and
+        `ingested_files` with `fingerprints` (source -> fingerprint of the files read). A row already stored with
+        the same source, row and text keeps its sentence_id and ingested_at; new rows get ids above every id stored
+        before, so a removed sentence's id never comes back. An error while reading the parts writes nothing."""
         scope, scope_params = source_scope(source)
-        stamps = frame["timestamp"] if "timestamp" in frame else pd.Series(pd.NaT, index=frame.index)
-        incoming = pa.Table.from_pandas(
-            frame[["text", "text_hash", "source", "row", "label"]].rename(columns={"row": "source_row"})
-            .assign(timestamp=pd.to_datetime(stamps).astype("datetime64[us]")),
-            preserve_index=False,
-        ).append_column("ordinal", pa.array(np.arange(len(frame), dtype=np.int64)))
+        parts = [frames] if isinstance(frames, pd.DataFrame) else frames
         with self.transaction() as conn:
-            conn.register("incoming", incoming)
+            conn.execute("""CREATE TEMP TABLE incoming (text VARCHAR, text_hash VARCHAR, source VARCHAR,
+                            source_row BIGINT, label VARCHAR, timestamp TIMESTAMP, ordinal BIGINT)""")
+            rows = 0
+            for frame in parts:
+                conn.register("part", incoming_part(frame, rows))
+                conn.execute("INSERT INTO incoming SELECT * FROM part")
+                conn.unregister("part")
+                rows += len(frame)
             conn.execute(
                 """CREATE TEMP TABLE matched AS
                    SELECT i.*, s.sentence_id AS old_id, s.ingested_at AS old_ingested_at
@@ -397,9 +413,11 @@ class DuckDBWarehouse(DuckDBResource):
                                  sorted(fingerprints.items()))
             self._raise_id_watermark(conn)
             kept = conn.execute("SELECT count(old_id) FROM matched").fetchall()[0][0]
+            distinct, labelled = conn.execute("SELECT count(DISTINCT text_hash), count(label) FROM incoming").fetchone()
             conn.execute("DROP TABLE matched")
-            conn.unregister("incoming")
-        return {"rows": len(frame), "kept": int(kept), "new": len(frame) - int(kept), "removed": int(before - kept)}
+            conn.execute("DROP TABLE incoming")
+        return {"rows": rows, "kept": int(kept), "new": rows - int(kept), "removed": int(before - kept),
+                "distinct_texts": int(distinct), "labelled": int(labelled)}
 
     def delete_source(self, source: str) -> int:
         """Remove the sentences of one `source` file (their cached vectors stay: keyed by text, reusable)."""

@@ -71,3 +71,28 @@ def test_bad_input_names_file_row_and_fix(tmp_path, name, content, expected):
 def test_empty_folder_is_an_error(tmp_path):
     with pytest.raises(InputError, match="holds no"):
         read_corpus(str(tmp_path))
+
+
+def test_reading_in_parts_gives_the_whole_corpus(tmp_path):
+    texts = [f"sentence {i}" if i % 4 else "" for i in range(11)]
+    stamps = [f"2026-11-{i + 1:02d}" for i in range(11)]
+    write(tmp_path / "a.txt", "\r\n".join(texts) + "\u2028tail\n")
+    pd.DataFrame({"text": texts, "label": "l", "timestamp": stamps}).to_csv(tmp_path / "b.csv", index=False)
+    pd.DataFrame({"label": "l", "text": texts}).to_csv(tmp_path / "c.tsv", sep="\t", index=False)
+    write(tmp_path / "d.jsonl", "\n".join(json.dumps({"text": t, "timestamp": s}) for t, s in zip(texts, stamps)))
+    pd.DataFrame({"text": texts}).to_parquet(tmp_path / "e.parquet")
+    whole = read_corpus(str(tmp_path))
+    for chunk_rows in (1, 2, 5):
+        parts = read_corpus(str(tmp_path), chunk_rows=chunk_rows)
+        pd.testing.assert_frame_equal(parts.frame, whole.frame)
+        assert parts.empty_rows_dropped == whole.empty_rows_dropped == 5 * 3
+    assert whole.frame.loc[whole.frame["source"] == "a.txt", "text"].tolist()[-2:] == ["sentence 10", "tail"]
+
+
+def test_a_bad_value_in_a_later_part_is_named_by_its_row(tmp_path):
+    write(tmp_path / "t.csv", "text,timestamp\n" + "ok,2026-11-30\n" * 5 + "bad,yesterday\n")
+    with pytest.raises(InputError, match="row 6 field 'timestamp' is 'yesterday'"):
+        read_corpus(str(tmp_path / "t.csv"), chunk_rows=2)
+    write(tmp_path / "u.csv", b"text\n" + b"ok\n" * 5 + b"bad \xff\n")
+    with pytest.raises(InputError, match="line 7 is not valid UTF-8"):
+        read_corpus(str(tmp_path / "u.csv"), chunk_rows=2)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dagster_project.core.text import text_hash
 
@@ -19,8 +20,31 @@ def test_kept_rows_keep_their_ids_and_removed_ids_are_never_reused(warehouse):
     warehouse.replace_sentences(rows("one", "two", "three"))
     assert ids(warehouse) == {"one": 1, "two": 2, "three": 3}
     counts = warehouse.replace_sentences(rows("one", "four"))  # "two" and "three" removed, "four" new at row 2
-    assert counts == {"rows": 2, "kept": 1, "new": 1, "removed": 2}
+    assert counts == {"rows": 2, "kept": 1, "new": 1, "removed": 2, "distinct_texts": 2, "labelled": 0}
     assert ids(warehouse) == {"one": 1, "four": 4}
+
+
+def test_sentences_stored_in_parts_are_stored_as_one_frame(warehouse):
+    whole = rows("one", "two", "two", "three", "four")
+    warehouse.replace_sentences(rows("one", "zero"))
+    counts = warehouse.replace_sentences(whole.iloc[i:i + 2] for i in range(0, len(whole), 2))
+    assert counts == {"rows": 5, "kept": 1, "new": 4, "removed": 1, "distinct_texts": 4, "labelled": 0}
+    stored = warehouse.query("SELECT text, source_row, sentence_id FROM sentences ORDER BY source_row")
+    assert stored.values.tolist() == [["one", 1, 1], ["two", 2, 3], ["two", 3, 4], ["three", 4, 5], ["four", 5, 6]]
+
+
+def test_a_part_that_fails_to_read_writes_nothing(warehouse):
+    warehouse.replace_sentences(rows("one", "two"))
+
+    def parts():
+        yield rows("one", "new")
+        raise ValueError("row 3 is bad")
+
+    with pytest.raises(ValueError, match="row 3"):
+        warehouse.replace_sentences(parts())
+    assert ids(warehouse) == {"one": 1, "two": 2}
+    warehouse.replace_sentences(rows("one", "new"))  # the temporary table went with the transaction
+    assert ids(warehouse) == {"one": 1, "new": 3}
 
 
 def test_a_removed_sentence_id_is_never_given_to_another_text(warehouse):
