@@ -52,6 +52,15 @@ def vectors_for(texts: list[str], base_texts: list[str], base: np.ndarray, seed:
     return out
 
 
+def base_vectors(path: Path, base_texts: list[str], embedder: SentenceEmbedder) -> np.ndarray:
+    """The datasets' real vectors, embedded once for every size prepared in the same --keep folder."""
+    if path.exists() and len(vectors := np.load(path)) == len(base_texts):
+        return vectors
+    vectors = embed_in_child(base_texts, embedder)
+    np.save(path, vectors)
+    return vectors
+
+
 def prepare(work: Path, total: int, then: int, embedder: SentenceEmbedder) -> tuple[Path, Path, list[str]]:
     """The corpus folder (the first `total` sentences), a warehouse whose embedding cache already holds every
     sentence's vector, and the `then` sentences that arrive next."""
@@ -60,7 +69,7 @@ def prepare(work: Path, total: int, then: int, embedder: SentenceEmbedder) -> tu
     texts = million_texts(total + then)
     if db.exists():
         return corpus, db, texts[total:]
-    base = embed_in_child(base_texts, embedder)
+    base = base_vectors(work.parent / "base_vectors.npy", base_texts, embedder)
     vectors = vectors_for(texts, base_texts, base)
     corpus.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"text": texts[:total]}).to_csv(corpus / "sentences.csv", index=False)
