@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pa_dataset
+import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 from filelock import FileLock
 from pydantic import Field
@@ -301,13 +304,27 @@ class DuckDBWarehouse(DuckDBResource):
         every position: then read without registering the ids)."""
         return self.load_embeddings(model_key) if len(rows) == len(ids) else self.embeddings_of(model_key, ids[rows])
 
+    @contextmanager
+    def scratch_folder(self) -> Iterator[Path]:
+        """A private folder beside the DuckDB file (on its disk, not in memory) for data staged while the file is
+        not held; removed with its contents however the block ends."""
+        database = Path(self.database).expanduser()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"{database.name}.staging-", dir=database.parent) as folder:
+            yield Path(folder)
+
     def embedding_chunks(self, model_key: str, rows: int = EMBEDDING_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(sentence ids, embedding matrix) of the window's sentences, about `rows` at a time, in no set order:
-        one query streamed, so memory is a chunk whatever the corpus (the database is held until the last one)."""
+        """(sentence ids, embedding matrix) of the window's sentences, about `rows` at a time, in no set order.
+        The vectors are copied in one short read into a Parquet file beside the warehouse, then streamed from it:
+        memory is a chunk whatever the corpus, and the file is free for other steps while the chunks are used
+        (growing an index from them took minutes at a million sentences)."""
         window, params = self.window_scope()
-        with self.vector_reads() as conn:
-            for batch in conn.execute(vectors_sql(model_key, window, "s.sentence_id, c.embedding"),
-                                      params).to_arrow_reader(rows):
+        with self.scratch_folder() as folder:
+            staged = folder / "vectors.parquet"
+            with self.vector_reads() as conn:
+                conn.execute(f"COPY ({vectors_sql(model_key, window, 's.sentence_id, c.embedding')}) TO "
+                             f"{sql_string(str(staged))} (FORMAT parquet, ROW_GROUP_SIZE {int(rows)})", params)
+            for batch in pq.ParquetFile(staged).iter_batches(batch_size=rows):
                 if batch.num_rows:
                     vectors = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
                     yield (batch.column("sentence_id").to_numpy(zero_copy_only=False).astype(np.int64),
@@ -617,20 +634,35 @@ class DuckDBWarehouse(DuckDBResource):
 
     def replace_neighbours(self, model_key: str, changes: Iterable[tuple[np.ndarray, pd.DataFrame | None]]) -> None:
         """Apply each (sentence ids whose `sentence_neighbors` lists go, rows to add) of `changes` in turn, and drop
-        every list of another model, in one transaction. A chunk of rows at a time: memory is one chunk, whatever
-        the corpus (give the ids to drop together: a DELETE per chunk inside the transaction held 2.5 times the
-        memory and took 6 times as long at 3,000,000 sentences)."""
-        with self.transaction() as conn:
-            conn.execute(f"SET memory_limit = '{VECTOR_READ_MEMORY}'")  # written blocks are not kept cached
-            conn.execute("DELETE FROM sentence_neighbors WHERE model_key <> ?", [model_key])
-            for ids, rows in changes:
-                if len(ids):
-                    conn.register("replaced_ids", pa.table({"sentence_id": np.asarray(ids, np.int64)}))
-                    conn.execute("DELETE FROM sentence_neighbors WHERE sentence_id IN "
-                                 "(SELECT sentence_id FROM replaced_ids)")
-                    conn.unregister("replaced_ids")
+        every list of another model, in one transaction. `changes` is consumed first, each chunk of rows staged as
+        Parquet beside the warehouse, so the search that makes them holds neither memory nor the file (held for its
+        whole length, it kept the other steps waiting for 16 minutes at 3,000,000 sentences); then one short
+        transaction drops the lists and loads the staged rows (give the ids to drop together: a DELETE per chunk
+        held 2.5 times the memory and took 6 times as long)."""
+        with self.scratch_folder() as folder:
+            steps: list[tuple[np.ndarray, list[Path]]] = []  # ids to drop, then the files of rows to add after it
+            for number, (ids, rows) in enumerate(changes):
+                if len(ids) or not steps:
+                    steps.append((np.asarray(ids, np.int64), []))
                 if rows is not None and len(rows):
-                    self._append(conn, "sentence_neighbors", rows.assign(model_key=model_key))
+                    staged = folder / f"rows-{number}.parquet"
+                    pq.write_table(pa.Table.from_pandas(rows.assign(model_key=model_key), preserve_index=False),
+                                   staged)
+                    steps[-1][1].append(staged)
+            with self.transaction() as conn:
+                conn.execute(f"SET memory_limit = '{VECTOR_READ_MEMORY}'")  # written blocks are not kept cached
+                conn.execute("DELETE FROM sentence_neighbors WHERE model_key <> ?", [model_key])
+                for ids, files in steps:
+                    if len(ids):
+                        conn.register("replaced_ids", pa.table({"sentence_id": ids}))
+                        conn.execute("DELETE FROM sentence_neighbors WHERE sentence_id IN "
+                                     "(SELECT sentence_id FROM replaced_ids)")
+                        conn.unregister("replaced_ids")
+                    if files:  # a dataset of the listed files: no path is read as a glob
+                        conn.register("staged_rows", pa_dataset.dataset([str(f) for f in files], format="parquet"))
+                        conn.execute("INSERT INTO sentence_neighbors (model_key, sentence_id, neighbor_id, similarity) "
+                                     "SELECT model_key, sentence_id, neighbor_id, similarity FROM staged_rows")
+                        conn.unregister("staged_rows")
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         if table not in ("sentence_map", "recommended", "near_duplicates"):

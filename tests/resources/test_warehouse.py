@@ -1,10 +1,13 @@
-"""Sentence ids in the real DuckDB file across re-ingestion."""
+"""The real DuckDB file: sentence ids across re-ingestion, vector reads, neighbour lists written without holding it."""
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from dagster_project.core.text import text_hash
+from dagster_project.resources import DuckDBWarehouse
 
 
 def rows(*texts: str) -> pd.DataFrame:
@@ -90,3 +93,78 @@ def test_a_few_sentences_vectors_read_by_cache_row_are_those_of_the_whole_read(w
     at = np.searchsorted(frame["sentence_id"].to_numpy(), few["sentence_id"].to_numpy())
     assert np.array_equal(read, every[at]) and np.array_equal(read[-1], vectors[7])
     assert few["text"].tolist() == frame["text"].to_numpy()[at].tolist()
+
+
+def busy_folder(tmp_path) -> DuckDBWarehouse:
+    """A warehouse in a folder whose name holds glob characters, as a user's may."""
+    return DuckDBWarehouse(database=str(tmp_path / "corpus [v1]*" / "warehouse.duckdb"))
+
+
+def staging_left(warehouse) -> list[str]:
+    return [p.name for p in Path(warehouse.database).parent.iterdir() if ".staging-" in p.name]
+
+
+def other_step(warehouse) -> DuckDBWarehouse:
+    """Another step of the same run: it gives up after one second of waiting for the file."""
+    return DuckDBWarehouse(database=warehouse.database, lock_timeout_seconds=1.0)
+
+
+def test_vectors_are_streamed_from_a_staged_copy_while_the_file_is_free(tmp_path):
+    warehouse = busy_folder(tmp_path)
+    texts = [f"sentence {i}" for i in range(45)]
+    warehouse.replace_sentences(rows(*texts))
+    vectors = np.random.default_rng(1).normal(size=(45, 8)).astype(np.float32)
+    warehouse.insert_embeddings("m", [text_hash(t) for t in texts], vectors)
+    frame, every = warehouse.load_embeddings("m")
+    chunks = []
+    for chunk in warehouse.embedding_chunks("m", rows=10):
+        other_step(warehouse).append_rows("clustering_metrics", pd.DataFrame(  # waits while the read holds the file
+            {"algorithm": ["kmeans"], "materialized_at": [pd.Timestamp("2026-12-06")]}))
+        chunks.append(chunk)
+    ids = np.concatenate([chunk_ids for chunk_ids, _ in chunks])
+    assert len(chunks) == 5 and sorted(ids.tolist()) == frame["sentence_id"].tolist()
+    assert np.array_equal(np.concatenate([v for _, v in chunks]), every[np.searchsorted(frame["sentence_id"], ids)])
+    assert warehouse.query("SELECT count(*) AS n FROM clustering_metrics")["n"][0] == 5 and not staging_left(warehouse)
+
+
+def neighbour_frame(pairs: list[tuple[int, int, float]]) -> pd.DataFrame:
+    return pd.DataFrame(pairs, columns=["sentence_id", "neighbor_id", "similarity"]).astype(
+        {"similarity": np.float32})
+
+
+def stored_lists(warehouse) -> list[list]:
+    return warehouse.query("SELECT model_key, sentence_id, neighbor_id FROM sentence_neighbors "
+                           "ORDER BY ALL").values.tolist()
+
+
+def test_neighbour_lists_are_made_before_the_file_is_held_and_applied_in_order(tmp_path):
+    warehouse = busy_folder(tmp_path)
+    warehouse.replace_neighbours("old", [(np.zeros(0), neighbour_frame([(1, 2, 0.9), (2, 1, 0.9)]))])
+    warehouse.replace_neighbours("m", [(np.zeros(0), neighbour_frame([(1, 2, 0.9), (2, 1, 0.9), (3, 1, 0.5)]))])
+    assert [row[0] for row in stored_lists(warehouse)] == ["m"] * 3  # another model's lists went
+
+    def changes():
+        yield np.array([1, 3]), None
+        for first in (1, 3):  # the search, a chunk at a time: another step reads meanwhile
+            assert len(other_step(warehouse).query("SELECT * FROM sentence_neighbors")) == 3
+            yield np.zeros(0), neighbour_frame([(first, 4, 0.8), (4, first, 0.8)])
+        yield np.array([4]), None  # a later drop removes what an earlier chunk added
+        yield np.zeros(0), neighbour_frame([(4, 1, 0.7)])
+
+    warehouse.replace_neighbours("m", changes())
+    assert stored_lists(warehouse) == [["m", 1, 4], ["m", 2, 1], ["m", 3, 4], ["m", 4, 1]]
+    assert not staging_left(warehouse)
+
+
+def test_a_search_that_fails_writes_no_neighbour_list_and_leaves_nothing_staged(tmp_path):
+    warehouse = busy_folder(tmp_path)
+    warehouse.replace_neighbours("m", [(np.zeros(0), neighbour_frame([(1, 2, 0.9), (2, 1, 0.9)]))])
+
+    def changes():
+        yield np.array([1, 2]), None
+        yield np.zeros(0), neighbour_frame([(1, 3, 0.8)])
+        raise MemoryError("the search ran out of memory")
+
+    with pytest.raises(MemoryError):
+        warehouse.replace_neighbours("m", changes())
+    assert stored_lists(warehouse) == [["m", 1, 2], ["m", 2, 1]] and not staging_left(warehouse)
