@@ -128,6 +128,11 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+INCOMING = pa.schema([("text", pa.string()), ("text_hash", pa.string()), ("source", pa.string()),
+                      ("source_row", pa.int64()), ("label", pa.string()), ("timestamp", pa.timestamp("us")),
+                      ("ordinal", pa.int64())])
+
+
 def incoming_part(frame: pd.DataFrame, first_ordinal: int) -> pa.Table:
     """One part of the sentences being stored, as the `incoming` table's columns (ordinal: place in the whole)."""
     stamps = frame["timestamp"] if "timestamp" in frame else pd.Series(pd.NaT, index=frame.index)
@@ -139,7 +144,7 @@ def incoming_part(frame: pd.DataFrame, first_ordinal: int) -> pa.Table:
         "label": pa.array(frame["label"].tolist(), pa.string()),
         "timestamp": pa.array(pd.to_datetime(stamps).astype("datetime64[us]").to_numpy(), pa.timestamp("us")),
         "ordinal": pa.array(np.arange(first_ordinal, first_ordinal + len(frame), dtype=np.int64)),
-    })
+    }, schema=INCOMING)
 
 
 def source_scope(partition: str | None, column: str = "source") -> tuple[str, list[Any]]:
@@ -315,20 +320,26 @@ class DuckDBWarehouse(DuckDBResource):
 
     def embedding_chunks(self, model_key: str, rows: int = EMBEDDING_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(sentence ids, embedding matrix) of the window's sentences, about `rows` at a time, in no set order.
-        The vectors are copied in one short read into a Parquet file beside the warehouse, then streamed from it:
+        The vectors are copied in one short read into a file beside the warehouse, then streamed from it:
         memory is a chunk whatever the corpus, and the file is free for other steps while the chunks are used
         (growing an index from them took minutes at a million sentences)."""
         window, params = self.window_scope()
         with self.scratch_folder() as folder:
-            staged = folder / "vectors.parquet"
+            staged = folder / "vectors.arrow"  # Arrow's own format: written and read back as the bytes they are
             with self.vector_reads() as conn:
-                conn.execute(f"COPY ({vectors_sql(model_key, window, 's.sentence_id, c.embedding')}) TO "
-                             f"{sql_string(str(staged))} (FORMAT parquet, ROW_GROUP_SIZE {int(rows)})", params)
-            for batch in pq.ParquetFile(staged).iter_batches(batch_size=rows):
-                if batch.num_rows:
-                    vectors = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
-                    yield (batch.column("sentence_id").to_numpy(zero_copy_only=False).astype(np.int64),
-                           vectors.astype(np.float32, copy=False).reshape(batch.num_rows, -1))
+                batches = conn.execute(vectors_sql(model_key, window, "s.sentence_id, c.embedding"),
+                                       params).to_arrow_reader(rows)
+                with pa.ipc.new_file(staged, batches.schema) as writer:
+                    for batch in batches:
+                        writer.write_batch(batch)
+            with pa.OSFile(str(staged)) as source:
+                reader = pa.ipc.open_file(source)
+                for number in range(reader.num_record_batches):
+                    batch = reader.get_batch(number)
+                    if batch.num_rows:
+                        vectors = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
+                        yield (batch.column("sentence_id").to_numpy(zero_copy_only=False).astype(np.int64),
+                               vectors.astype(np.float32, copy=False).reshape(batch.num_rows, -1))
 
     def new_sentences(self, algorithm: str, model_key: str) -> tuple[pd.DataFrame, np.ndarray, int]:
         """The sentences of the cluster window that `algorithm` has not assigned yet (sentence_id, text, label)
@@ -394,47 +405,54 @@ class DuckDBWarehouse(DuckDBResource):
         in turn: text, text_hash, source, row, label, optional timestamp: else the ingestion time), and
         `ingested_files` with `fingerprints` (source -> fingerprint of the files read). A row already stored with
         the same source, row and text keeps its sentence_id and ingested_at; new rows get ids above every id stored
-        before, so a removed sentence's id never comes back. An error while reading the parts writes nothing."""
+        before, so a removed sentence's id never comes back. The parts are read and staged beside the warehouse
+        before the file is held (reading three million sentences held it 80 s), then stored in one transaction:
+        an error while reading them writes nothing."""
         scope, scope_params = source_scope(source)
         parts = [frames] if isinstance(frames, pd.DataFrame) else frames
-        with self.transaction() as conn:
-            conn.execute("""CREATE TEMP TABLE incoming (text VARCHAR, text_hash VARCHAR, source VARCHAR,
-                            source_row BIGINT, label VARCHAR, timestamp TIMESTAMP, ordinal BIGINT)""")
-            rows = 0
+        with self.scratch_folder() as folder:
+            rows, staged = 0, []
             for frame in parts:
-                conn.register("part", incoming_part(frame, rows))
-                conn.execute("INSERT INTO incoming SELECT * FROM part")
-                conn.unregister("part")
+                staged.append(str(folder / f"part-{len(staged)}.parquet"))
+                pq.write_table(incoming_part(frame, rows), staged[-1])
                 rows += len(frame)
-            conn.execute(
-                """CREATE TEMP TABLE matched AS
-                   SELECT i.*, s.sentence_id AS old_id, s.ingested_at AS old_ingested_at
-                   FROM incoming i LEFT JOIN sentences s
-                   ON s.source = i.source AND s.source_row = i.source_row AND s.text_hash = i.text_hash"""
-            )
-            before = conn.execute(f"SELECT count(*) FROM sentences WHERE {scope}", scope_params).fetchall()[0][0]
-            last_id = self._raise_id_watermark(conn)
-            conn.execute(f"DELETE FROM sentences WHERE {scope}", scope_params)
-            conn.execute(
-                """INSERT INTO sentences (sentence_id, text, text_hash, source, source_row, label, ingested_at,
-                                         timestamp)
-                   SELECT coalesce(old_id, ? + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY ordinal)),
-                          text, text_hash, source, source_row, label, coalesce(old_ingested_at, current_timestamp),
-                          coalesce(timestamp, old_ingested_at, current_timestamp)
-                   FROM matched ORDER BY ordinal""",
-                [last_id],
-            )
-            conn.execute(f"DELETE FROM ingested_files WHERE {scope}", scope_params)
-            if fingerprints:
-                conn.executemany("INSERT INTO ingested_files VALUES (?, ?, current_timestamp)",
-                                 sorted(fingerprints.items()))
-            self._raise_id_watermark(conn)
-            kept = conn.execute("SELECT count(old_id) FROM matched").fetchall()[0][0]
-            distinct, labelled = conn.execute("SELECT count(DISTINCT text_hash), count(label) FROM incoming").fetchone()
-            conn.execute("DROP TABLE matched")
-            conn.execute("DROP TABLE incoming")
-        return {"rows": rows, "kept": int(kept), "new": rows - int(kept), "removed": int(before - kept),
-                "distinct_texts": int(distinct), "labelled": int(labelled)}
+            with self.transaction() as conn:
+                conn.register("incoming", pa_dataset.dataset(staged, format="parquet", schema=INCOMING))
+                counts = self._store_incoming(conn, scope, scope_params, fingerprints)
+        return {"rows": rows, "new": rows - counts["kept"], **counts}
+
+    def _store_incoming(self, conn: duckdb.DuckDBPyConnection, scope: str, scope_params: list[Any],
+                        fingerprints: dict[str, str] | None) -> dict[str, int]:
+        """`replace_sentences`' writes from the registered `incoming` rows; counts of kept, removed, distinct and
+        labelled."""
+        conn.execute(
+            """CREATE TEMP TABLE matched AS
+               SELECT i.*, s.sentence_id AS old_id, s.ingested_at AS old_ingested_at
+               FROM incoming i LEFT JOIN sentences s
+               ON s.source = i.source AND s.source_row = i.source_row AND s.text_hash = i.text_hash"""
+        )
+        before = conn.execute(f"SELECT count(*) FROM sentences WHERE {scope}", scope_params).fetchall()[0][0]
+        last_id = self._raise_id_watermark(conn)
+        conn.execute(f"DELETE FROM sentences WHERE {scope}", scope_params)
+        conn.execute(
+            """INSERT INTO sentences (sentence_id, text, text_hash, source, source_row, label, ingested_at,
+                                     timestamp)
+               SELECT coalesce(old_id, ? + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY ordinal)),
+                      text, text_hash, source, source_row, label, coalesce(old_ingested_at, current_timestamp),
+                      coalesce(timestamp, old_ingested_at, current_timestamp)
+               FROM matched ORDER BY ordinal""",
+            [last_id],
+        )
+        conn.execute(f"DELETE FROM ingested_files WHERE {scope}", scope_params)
+        if fingerprints:
+            conn.executemany("INSERT INTO ingested_files VALUES (?, ?, current_timestamp)",
+                             sorted(fingerprints.items()))
+        self._raise_id_watermark(conn)
+        kept = conn.execute("SELECT count(old_id) FROM matched").fetchall()[0][0]
+        distinct, labelled = conn.execute("SELECT count(DISTINCT text_hash), count(label) FROM incoming").fetchone()
+        conn.execute("DROP TABLE matched")
+        return {"kept": int(kept), "removed": int(before - kept), "distinct_texts": int(distinct),
+            "labelled": int(labelled)}
 
     def delete_source(self, source: str) -> int:
         """Remove the sentences of one `source` file (their cached vectors stay: keyed by text, reusable)."""

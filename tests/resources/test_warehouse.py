@@ -127,6 +127,20 @@ def test_vectors_are_streamed_from_a_staged_copy_while_the_file_is_free(tmp_path
     assert warehouse.query("SELECT count(*) AS n FROM clustering_metrics")["n"][0] == 5 and not staging_left(warehouse)
 
 
+def test_sentences_are_read_while_the_file_is_free_and_stored_in_one_transaction(tmp_path):
+    warehouse = busy_folder(tmp_path)
+    warehouse.replace_sentences(rows("one", "two"))
+
+    def parts():  # a corpus read file by file: another step reads the warehouse meanwhile
+        for part in (rows("one", "three").iloc[:1], rows("one", "three").iloc[1:]):
+            assert other_step(warehouse).query("SELECT count(*) AS n FROM sentences")["n"][0] == 2
+            yield part
+
+    counts = warehouse.replace_sentences(parts())
+    assert counts == {"rows": 2, "kept": 1, "new": 1, "removed": 1, "distinct_texts": 2, "labelled": 0}
+    assert ids(warehouse) == {"one": 1, "three": 3} and not staging_left(warehouse)
+
+
 def neighbour_frame(pairs: list[tuple[int, int, float]]) -> pd.DataFrame:
     return pd.DataFrame(pairs, columns=["sentence_id", "neighbor_id", "similarity"]).astype(
         {"similarity": np.float32})
