@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -153,6 +156,16 @@ def source_scope(partition: str | None, column: str = "source") -> tuple[str, li
     if partition is None:
         return "true", []
     return f"({column} = ? OR starts_with({column}, ? || '/'))", [partition, partition]
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 class WarehouseBusyError(RuntimeError):
@@ -312,10 +325,16 @@ class DuckDBWarehouse(DuckDBResource):
     @contextmanager
     def scratch_folder(self) -> Iterator[Path]:
         """A private folder beside the DuckDB file (on its disk, not in memory) for data staged while the file is
-        not held; removed with its contents however the block ends."""
+        not held; removed with its contents however the block ends, or by the next one opened once the process
+        that made it is gone."""
         database = Path(self.database).expanduser()
         database.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f"{database.name}.staging-", dir=database.parent) as folder:
+        for left in database.parent.glob(f"{glob.escape(database.name)}.staging-*-*"):
+            pid = left.name.rsplit(".staging-", 1)[1].split("-")[0]
+            if pid.isdigit() and not process_alive(int(pid)):
+                shutil.rmtree(left, ignore_errors=True)  # left by a process killed mid-step: gigabytes at scale
+        with tempfile.TemporaryDirectory(prefix=f"{database.name}.staging-{os.getpid()}-",
+                                         dir=database.parent) as folder:
             yield Path(folder)
 
     def embedding_chunks(self, model_key: str, rows: int = EMBEDDING_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -182,3 +182,22 @@ def test_a_search_that_fails_writes_no_neighbour_list_and_leaves_nothing_staged(
     with pytest.raises(MemoryError):
         warehouse.replace_neighbours("m", changes())
     assert stored_lists(warehouse) == [["m", 1, 2], ["m", 2, 1]] and not staging_left(warehouse)
+
+
+def test_what_a_killed_process_staged_is_removed_by_the_next_step(tmp_path):
+    import os
+    import subprocess
+
+    warehouse = busy_folder(tmp_path)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    folder = Path(warehouse.database).parent
+    folder.mkdir(parents=True)
+    left = folder / f"warehouse.duckdb.staging-{ended.pid}-abc"  # a step killed while its vectors were staged
+    running = folder / f"warehouse.duckdb.staging-{os.getpid()}-def"  # a step still running
+    for staged in (left, running):
+        staged.mkdir()
+        (staged / "vectors.arrow").write_bytes(b"0" * 100)
+    warehouse.replace_sentences(rows("one"))
+    assert not left.exists() and (running / "vectors.arrow").exists() and ids(warehouse) == {"one": 1}
+
