@@ -7,8 +7,8 @@ A warehouse of N sentences with 384-dimensional vectors (random: the contents do
 the median printed:
 
 - vectors, baseline: one query streamed a chunk at a time while the file is held (the read before staging);
-  staged: `embedding_chunks` (one COPY into Parquet beside the warehouse, then chunks read from it). The file is
-  held for the whole pass in the baseline and until the first chunk arrives when staged.
+  staged: `embedding_chunks` (one read copied into an Arrow file beside the warehouse, then chunks read from it).
+  The file is held for the whole pass in the baseline and until the first chunk arrives when staged.
 - neighbour lists, baseline: 100,000-sentence chunks appended inside the one transaction (the file held while
   the chunks are made); staged: `replace_neighbours` (chunks written as Parquet first, then one transaction).
   Here the chunks come ready-made, so the held time is the write alone; in the asset each chunk is a search.

@@ -159,6 +159,12 @@ def source_scope(partition: str | None, column: str = "source") -> tuple[str, li
     return f"({column} = ? OR starts_with({column}, ? || '/'))", [partition, partition]
 
 
+def parquet_files(paths: Iterable[Path | str], schema: pa.Schema | None = None) -> pa_dataset.Dataset:
+    """The listed Parquet files as one table to register with DuckDB: each path taken as it is, never as a glob
+    (DuckDB's `read_parquet` would read `[` or `*` in a folder's name as one)."""
+    return pa_dataset.dataset([str(p) for p in paths], format="parquet", schema=schema)
+
+
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -439,7 +445,7 @@ class DuckDBWarehouse(DuckDBResource):
             with self.transaction() as conn:
                 if INGEST_MEMORY:
                     conn.execute(f"SET memory_limit = '{INGEST_MEMORY}'")
-                conn.register("incoming", pa_dataset.dataset(staged, format="parquet", schema=INCOMING))
+                conn.register("incoming", parquet_files(staged, INCOMING))
                 counts = self._store_incoming(conn, scope, scope_params, fingerprints)
         return {"rows": rows, "new": rows - counts["kept"], **counts}
 
@@ -474,7 +480,7 @@ class DuckDBWarehouse(DuckDBResource):
         distinct, labelled = conn.execute("SELECT count(DISTINCT text_hash), count(label) FROM incoming").fetchone()
         conn.execute("DROP TABLE matched")
         return {"kept": int(kept), "removed": int(before - kept), "distinct_texts": int(distinct),
-            "labelled": int(labelled)}
+                "labelled": int(labelled)}
 
     def delete_source(self, source: str) -> int:
         """Remove the sentences of one `source` file (their cached vectors stay: keyed by text, reusable)."""
@@ -508,11 +514,13 @@ class DuckDBWarehouse(DuckDBResource):
         if not files:
             return 0
         with self.transaction() as conn:
+            conn.register("staged_vectors", parquet_files(files))
             added = conn.execute(
                 """INSERT INTO embedding_cache (model_key, text_hash, embedding)
-                   SELECT ?, text_hash, embedding FROM read_parquet(?) ON CONFLICT DO NOTHING""",
-                [model_key, [str(f) for f in files]],
+                   SELECT ?, text_hash, embedding FROM staged_vectors ON CONFLICT DO NOTHING""",
+                [model_key],
             ).fetchall()[0][0]
+            conn.unregister("staged_vectors")
         for path in files:
             path.unlink(missing_ok=True)
         return int(added)
@@ -698,8 +706,8 @@ class DuckDBWarehouse(DuckDBResource):
                         conn.execute("DELETE FROM sentence_neighbors WHERE sentence_id IN "
                                      "(SELECT sentence_id FROM replaced_ids)")
                         conn.unregister("replaced_ids")
-                    if files:  # a dataset of the listed files: no path is read as a glob
-                        conn.register("staged_rows", pa_dataset.dataset([str(f) for f in files], format="parquet"))
+                    if files:
+                        conn.register("staged_rows", parquet_files(files))
                         conn.execute("INSERT INTO sentence_neighbors (model_key, sentence_id, neighbor_id, similarity) "
                                      "SELECT model_key, sentence_id, neighbor_id, similarity FROM staged_rows")
                         conn.unregister("staged_rows")
