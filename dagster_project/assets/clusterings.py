@@ -25,7 +25,7 @@ from ..core.topic_memory import (
     topic_means,
     topic_shapes,
 )
-from ..core.topics import summarize_topics, topic_hierarchy
+from ..core.topics import NOISE_LABEL, summarize_topics, topic_hierarchy
 from ..core.trends import rising_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .embeddings import sentence_embeddings
@@ -513,7 +513,7 @@ def build_clustering_assets(algorithm: Algorithm) -> list:
         if summarized:
             figures = summarize(name, config, warehouse, embedder)
         else:
-            warehouse.refresh_topic_sizes(name)
+            warehouse.refresh_topic_sizes(name, NOISE_LABEL)
         orphans = warehouse.apply_curation(name)
         trends = warehouse.replace_trends(name, config.trend_period)
         summary = warehouse.query("SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, topic_id",

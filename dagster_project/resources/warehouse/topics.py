@@ -1,0 +1,180 @@
+"""Clusterings and the topics they name: assignments, runs, the topic registry and its events, curation, trends."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+
+CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"}
+
+
+# (algorithm, reason) of every algorithm whose latest clustering could not run.
+FAILED_FITS = ("SELECT algorithm, details->>'failed' FROM clustering_runs WHERE details->>'failed' IS NOT NULL "
+               "ORDER BY algorithm")
+
+
+# Tables holding one set of rows per algorithm; replaced per algorithm.
+PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs", "topic_hierarchy", "topics",
+                        "topic_trends")
+
+
+class TopicStore:
+    """Reads and writes of the per-algorithm tables and the topic registry (a part of `DuckDBWarehouse`)."""
+
+    def assignments(self, algorithm: str) -> pd.DataFrame:
+        return self.query(
+            "SELECT sentence_id, cluster_id, topic_id FROM cluster_assignments WHERE algorithm = ? ORDER BY sentence_id",
+            [algorithm],
+        )
+
+    def new_sentences(self, algorithm: str, model_key: str) -> tuple[pd.DataFrame, np.ndarray, int]:
+        """The sentences of the cluster window that `algorithm` has not assigned yet (sentence_id, text, label)
+        with their embeddings, and the count of its assignments whose sentence left the window."""
+        window, params = self.window_scope()
+        with self.get_connection() as conn:
+            new = conn.execute(
+                f"""SELECT s.sentence_id FROM sentences s WHERE {window} AND s.sentence_id NOT IN
+                    (SELECT sentence_id FROM cluster_assignments WHERE algorithm = ?) ORDER BY 1""",
+                [*params, algorithm]).fetchnumpy()["sentence_id"]
+            removed = conn.execute(
+                f"""SELECT count(*) FROM cluster_assignments a WHERE a.algorithm = ? AND a.sentence_id NOT IN
+                    (SELECT s.sentence_id FROM sentences s WHERE {window})""", [algorithm, *params]).fetchall()[0][0]
+        frame, matrix = self.embeddings_of(model_key, np.asarray(new, dtype=np.int64))
+        return frame, matrix, int(removed)
+
+    def last_run(self, algorithm: str) -> dict | None:
+        """The latest clustering run of `algorithm` (model_key, params, details as dicts), None if it never ran."""
+        runs = self.query("SELECT model_key, params, details FROM clustering_runs WHERE algorithm = ? "
+                          "ORDER BY materialized_at DESC LIMIT 1", [algorithm])
+        if runs.empty:
+            return None
+        row = runs.iloc[0]
+        return {"model_key": row["model_key"], "params": json.loads(row["params"] or "null"),
+                "details": json.loads(row["details"] or "null")}
+
+    def failed_fits(self) -> dict[str, str]:
+        """Algorithm -> why its latest clustering could not run, for those whose latest run failed."""
+        with self.get_connection() as conn:
+            return dict(conn.execute(FAILED_FITS).fetchall())
+
+    def failed_fit(self, algorithm: str) -> str | None:
+        return self.failed_fits().get(algorithm)
+
+    def topic_registry(self, algorithm: str) -> pd.DataFrame:
+        """Every topic id `algorithm` ever had (`topics`), active first."""
+        return self.query("SELECT * EXCLUDE (algorithm) FROM topics WHERE algorithm = ? ORDER BY status, topic_id",
+                          [algorithm])
+
+    def next_topic_id(self, algorithm: str) -> int:
+        """One above every topic id `algorithm` ever gave: ids are never reused."""
+        return int(self.query(
+            """SELECT greatest(coalesce((SELECT max(topic_id) FROM topics WHERE algorithm = ?), -1),
+                               coalesce((SELECT max(topic_id) FROM topic_events WHERE algorithm = ?), -1)) + 1 AS n""",
+            [algorithm, algorithm])["n"].iloc[0])
+
+    def replace_algorithm_rows(self, algorithm: str, tables: dict[str, pd.DataFrame],
+                               events: pd.DataFrame | None = None) -> None:
+        """Replace `algorithm`'s rows in each named per-algorithm table, and append its `topic_events`, all in one
+        transaction."""
+        for name in tables:
+            if name not in PER_ALGORITHM_TABLES:
+                raise ValueError(f"'{name}' is not a per-algorithm table ({', '.join(PER_ALGORITHM_TABLES)})")
+        with self.transaction() as conn:
+            for name, frame in tables.items():
+                conn.execute(f"DELETE FROM {name} WHERE algorithm = ?", [algorithm])  # name from the fixed list
+                self._append(conn, name, frame.assign(algorithm=algorithm))
+            if events is not None and len(events):
+                self._append(conn, "topic_events", events.assign(algorithm=algorithm))
+
+    def add_assignments(self, algorithm: str, rows: pd.DataFrame, run: pd.DataFrame) -> None:
+        """An incremental run, in one transaction: drop the assignments of sentences that left the cluster window,
+        add `rows` (sentence_id, cluster_id, topic_id) for the new ones (replacing those a concurrent run added),
+        replace the `clustering_runs` row, and bring the active topics' sizes and last_seen up to date."""
+        window, params = self.window_scope()
+        with self.transaction() as conn:
+            conn.execute(f"""DELETE FROM cluster_assignments a WHERE a.algorithm = ? AND a.sentence_id NOT IN
+                             (SELECT s.sentence_id FROM sentences s WHERE {window})""", [algorithm, *params])
+            conn.execute("DELETE FROM cluster_assignments WHERE algorithm = ? AND sentence_id IN (SELECT unnest(?))",
+                         [algorithm, rows["sentence_id"].astype("int64").tolist()])  # a concurrent run's, same fit
+            self._append(conn, "cluster_assignments", rows.assign(algorithm=algorithm))
+            conn.execute("DELETE FROM clustering_runs WHERE algorithm = ?", [algorithm])
+            self._append(conn, "clustering_runs", run.assign(algorithm=algorithm))
+            conn.execute(
+                """UPDATE topics t SET size = coalesce((SELECT count(*) FROM cluster_assignments a
+                       WHERE a.algorithm = t.algorithm AND a.topic_id = t.topic_id), 0), last_seen = ?
+                   WHERE t.algorithm = ? AND t.status = 'active'""", [run["materialized_at"].iloc[0], algorithm])
+
+    def check_curation(self) -> None:
+        """Raise a clear error when `topic_curation` lacks a column the runs read (it is written by hand)."""
+        found = dict(self.query("SELECT column_name, data_type FROM information_schema.columns "
+                                "WHERE table_name = 'topic_curation'").itertuples(index=False))
+        missing = [f"{c} {t}" for c, t in CURATION_COLUMNS.items() if c not in found]
+        if missing:
+            expected = ", ".join(f"{c} {t}" for c, t in CURATION_COLUMNS.items())
+            raise LookupError(
+                f"table topic_curation in {self.database} lacks {', '.join(missing)} (found: "
+                f"{', '.join(found) or 'no columns'}). It must have the columns ({expected}); DROP it and the next "
+                "run creates it empty, or ALTER it to add them.")
+
+    def summaries_cover_topics(self, algorithm: str) -> bool:
+        """Whether `topic_summaries` has a row for every active topic of `algorithm` and none for another."""
+        return bool(self.query(
+            """SELECT (SELECT list_sort(list(topic_id)) FROM topics WHERE algorithm = ? AND status = 'active')
+                   IS NOT DISTINCT FROM (SELECT list_sort(list(topic_id)) FROM topic_summaries
+                                         WHERE algorithm = ? AND topic_id >= 0) AS same""",
+            [algorithm, algorithm])["same"].iloc[0])
+
+    def refresh_topic_sizes(self, algorithm: str, noise_label: str) -> None:
+        """Sizes and shares of `algorithm`'s topic summaries from its current assignments (keywords kept), with a
+        noise row (labelled `noise_label`) when some sentences are in no topic."""
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO topic_summaries (algorithm, cluster_id, topic_id, size, label, keyword_label,
+                                                keywords, representative_sentences)
+                   SELECT ?, -1, -1, 0, ?, ?, [], [] WHERE NOT EXISTS (SELECT 1 FROM topic_summaries
+                       WHERE algorithm = ? AND topic_id = -1)
+                   AND EXISTS (SELECT 1 FROM cluster_assignments WHERE algorithm = ? AND topic_id = -1)""",
+                [algorithm, noise_label, noise_label, algorithm, algorithm])
+            conn.execute(
+                """UPDATE topic_summaries t SET size = coalesce(c.n, 0), share = coalesce(c.n, 0) / c.total
+                   FROM (SELECT s.topic_id, n, sum(n) OVER () AS total FROM topic_summaries s LEFT JOIN
+                         (SELECT topic_id, count(*) AS n FROM cluster_assignments WHERE algorithm = ?
+                          GROUP BY topic_id) USING (topic_id) WHERE s.algorithm = ?) c
+                   WHERE t.algorithm = ? AND t.topic_id = c.topic_id""", [algorithm, algorithm, algorithm])
+
+    def apply_curation(self, algorithm: str) -> pd.DataFrame:
+        """Curated labels (`topic_curation`) over the keyword labels of `algorithm`'s topic summaries and active
+        topics; returns the curation rows naming a topic that is retired or unknown (topic_id, label, status)."""
+        with self.transaction() as conn:
+            conn.execute(
+                """UPDATE topic_summaries t SET label = coalesce(
+                       (SELECT any_value(c.label) FROM topic_curation c
+                        WHERE c.algorithm = t.algorithm AND c.topic_id = t.topic_id AND c.label IS NOT NULL),
+                       t.keyword_label)
+                   WHERE t.algorithm = ?""", [algorithm])
+            conn.execute(
+                """UPDATE topics p SET label = s.label FROM topic_summaries s
+                   WHERE p.algorithm = ? AND s.algorithm = p.algorithm AND s.topic_id = p.topic_id""", [algorithm])
+            return conn.execute(
+                """SELECT c.topic_id, c.label, coalesce(p.status, 'unknown') AS status FROM topic_curation c
+                   LEFT JOIN topics p ON p.algorithm = c.algorithm AND p.topic_id = c.topic_id
+                   WHERE c.algorithm = ? AND (p.status IS NULL OR p.status <> 'active') ORDER BY c.topic_id""",
+                [algorithm]).df()
+
+    def replace_trends(self, algorithm: str, unit: str) -> pd.DataFrame:
+        """Sentences per topic per period (`unit`: day, week or month; by `sentences.timestamp`) of `algorithm`
+        into `topic_trends`, noise (-1) included, so a period's counts add up to its sentences."""
+        if unit not in ("day", "week", "month"):
+            raise ValueError(f"trend period '{unit}' must be day, week or month")
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM topic_trends WHERE algorithm = ?", [algorithm])
+            conn.execute(
+                """INSERT INTO topic_trends (algorithm, topic_id, period, period_unit, sentences)
+                   SELECT a.algorithm, a.topic_id, date_trunc(?, s.timestamp), ?, count(*)
+                   FROM cluster_assignments a JOIN sentences s USING (sentence_id)
+                   WHERE a.algorithm = ? GROUP BY ALL""", [unit, unit, algorithm])
+            return conn.execute("SELECT topic_id, period, sentences FROM topic_trends WHERE algorithm = ? "
+                                "ORDER BY period, topic_id", [algorithm]).df()
