@@ -20,15 +20,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import embed, load_dataset  # noqa: E402
 from benchmarks.quality import cluster  # noqa: E402
-from dagster_project.assets.clusterings import TopicConfig  # noqa: E402
+from dagster_project.assets.config import TopicConfig  # noqa: E402
 from dagster_project.core.clustering import SCHEDULED  # noqa: E402
 from dagster_project.core.topics import (  # noqa: E402
     coherence_npmi,
     ctfidf_keywords,
     keyword_presence,
     pairwise_npmi,
-    summarize_topics,
 )
+from dagster_project.core.labels import summarize_topics  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
 TOP = 10  # the keywords coherence_npmi scores

@@ -46,7 +46,8 @@ import torch  # noqa: E402, F401
 from benchmarks.common import dataset_names, embed_in_child, load_dataset, measured, measured_or_raise  # noqa: E402
 from dagster_project.core.clustering import ALGORITHMS  # noqa: E402
 from dagster_project.core.neighbors import Neighbours, add_vectors, new_index, search  # noqa: E402
-from dagster_project.core.topics import coherence_npmi, summarize_topics, topic_diversity  # noqa: E402
+from dagster_project.core.labels import summarize_topics  # noqa: E402
+from dagster_project.core.topics import coherence_npmi, topic_diversity  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
 
@@ -76,7 +77,7 @@ def keyword_scores(texts: list[str], keywords: list[list[str]] | None, x: np.nda
     these clusters with their defaults (noise left out; `diversity` instead of the default when given). Run in a
     child: the parent forks the next clusterings."""
     if keywords is None:
-        from dagster_project.assets.clusterings import TopicConfig
+        from dagster_project.assets.config import TopicConfig
 
         config = TopicConfig() if diversity is None else TopicConfig(diversity=diversity)
         summary = summarize_topics(texts, x, labels, n_keywords=config.n_keywords,

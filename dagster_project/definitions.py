@@ -5,7 +5,8 @@ import os
 import dagster as dg
 
 from .assets.adaptation import adapt_and_compare, adaptation_assets
-from .assets.clusterings import cluster_assets, clustering_checks, topic_assets
+from .assets.clusterings import cluster_assets, clustering_checks
+from .assets.topics import topic_assets
 from .assets.embeddings import (
     every_sentence_embedded_once,
     sentence_embeddings,

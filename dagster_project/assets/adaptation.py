@@ -14,9 +14,10 @@ import pydantic
 from ..core.adaptation import AdaptationParams, adapted_folder, train
 from ..core.clustering import ALGORITHMS, run_clustering
 from ..core.metrics import clustering_metrics as compute_metrics
-from ..core.topics import summarize_topics
+from ..core.labels import summarize_topics
+from ..core.topic_model import run_row
 from ..resources import DuckDBWarehouse, SentenceEmbedder
-from .clusterings import clustering_tables, config_class
+from .config import config_class
 from .embeddings import embed_missing, sentence_embeddings
 from .evaluation import clustering_metrics
 from .sentences import sentences
@@ -89,7 +90,11 @@ def adapted_clusterings(context: dg.AssetExecutionContext, config: AdaptedCluste
         seconds = time.perf_counter() - started
         topics = summarize_topics(frame["text"].tolist(), vectors, result.labels)
         warehouse.replace_algorithm_rows(variant, {
-            **clustering_tables(frame, result, adapted.model_key, params, seconds), "topic_summaries": topics})
+            "cluster_assignments": pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels,
+                                                 "topic_id": result.labels}),
+            "clustering_runs": run_row(adapted.model_key, dataclasses.asdict(params), result.details, len(frame),
+                                       result.n_clusters, seconds, pd.Timestamp.now()),
+            "topic_summaries": topics})
         values = compute_metrics(vectors, result.labels, truth, adapted.compute_device)
         rows.append({"algorithm": variant, "model_key": adapted.model_key, "params": dataclasses.asdict(params),
                      **values, "seconds": seconds, "materialized_at": pd.Timestamp.now()})

@@ -13,7 +13,8 @@ from ..core.report import HOVER_POINTS, MAP_POINTS, render_report, stratified_sa
 from ..core.topics import coherence_npmi, topic_diversity
 from ..core.trends import rising_topics
 from ..resources import DuckDBWarehouse, SentenceEmbedder
-from .clusterings import cluster_assets, topic_assets
+from .clusterings import cluster_assets
+from .topics import topic_assets
 
 METRIC_COLUMNS = ["n_clusters", "noise_fraction", "silhouette", "davies_bouldin", "calinski_harabasz",
                   "coherence_npmi", "topic_diversity", "nmi", "ari", "v_measure", "seconds"]

@@ -5,7 +5,7 @@ grown with new sentences, and what is read from it: each sentence's k most simil
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,6 +287,18 @@ def as_neighbours(ids: np.ndarray, rows: pd.DataFrame, k: int) -> Neighbours:
     indices[row[keep], rank[keep]] = column[keep]
     similarities[row[keep], rank[keep]] = similarity[keep]
     return Neighbours(indices, similarities)
+
+
+def complete_neighbours(ids: np.ndarray, rows_of: Callable[[int], pd.DataFrame], k: int) -> Neighbours | None:
+    """The stored neighbour lists (`rows_of(k)`: `sentence_neighbors` rows, at most k per sentence) of the sentences
+    `ids` as row positions, when every one of them has its min(k, sentences - 1) neighbours; else None."""
+    k = min(k, len(ids) - 1)
+    if k < 1:
+        return None
+    rows = rows_of(k)
+    if not (rows["sentence_id"].value_counts().reindex(ids).fillna(0) >= k).all():
+        return None
+    return as_neighbours(ids, rows, k)
 
 
 def positions_in(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -44,6 +46,17 @@ def k_selection_png(silhouette_by_k: dict, inertia_by_k: dict | None, chosen: in
     left.legend(handles=handles, loc="upper right", fontsize=9)
     left.set_title("Choosing k")
     return figure_png(figure)
+
+
+def selection_figures(details: dict, n_clusters: int) -> dict[str, str]:
+    """The automatic choice of a fit, as markdown pictures: silhouette (and inertia) per k, or per cut of a tree."""
+    if "silhouette_by_k" in details:
+        png = k_selection_png(details["silhouette_by_k"], details["inertia_by_k"], details["n_clusters"])
+        return {"k_selection": markdown_image(png, "silhouette and inertia per k")}
+    if "silhouette_by_clusters" in details:
+        png = k_selection_png(details["silhouette_by_clusters"], None, n_clusters, "cosine silhouette of the tree's cut")
+        return {"k_selection": markdown_image(png, "silhouette per cut of the tree")}
+    return {}
 
 
 def _shorten(text: str, width: int) -> str:
@@ -132,6 +145,19 @@ def hierarchy_png(hierarchy, topic_labels: dict[int, str], title: str, max_leave
     axes.set_title(f"{title} (top {max_leaves} branches of {n} topics; (n): topics in a branch)" if truncated
                    else title)
     return figure_png(figure)
+
+
+def summary_figures(name: str, summary, labels: np.ndarray, hierarchy, points: np.ndarray | None) -> dict[str, bytes]:
+    """The map of the sentences by topic (when `points` hold every sentence's x, y) and the topic hierarchy of one
+    clustering's summary (cluster_id, label)."""
+    names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
+    figures = {}
+    if points is not None:
+        figures["topic_map"] = topic_map_png(points, labels, names, f"{name}: sentences by topic")
+    tree = hierarchy_png(hierarchy, names, f"{name}: topic hierarchy")
+    if tree:
+        figures["topic_hierarchy"] = tree
+    return figures
 
 
 def trends_png(trends, names: dict[int, str], title: str, limit: int = 8) -> bytes | None:

@@ -164,3 +164,22 @@ def render_report(title: str, metrics: pd.DataFrame, algorithms: dict[str, dict]
                       f"<img alt='topic hierarchy of {_e(name)}' src='data:image/png;base64,{encoded}'></details>"]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def cluster_sizes_markdown(topic_ids: np.ndarray, limit: int = 15) -> str:
+    """The largest topics' sizes as a markdown table (noise named)."""
+    ids, counts = np.unique(topic_ids, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:limit]
+    rows = [f"| {'noise' if ids[i] < 0 else int(ids[i])} | {int(counts[i])} |" for i in order]
+    return "\n".join(["| topic_id | sentences |", "|---|---|", *rows])
+
+
+def topics_markdown(topics: pd.DataFrame, limit: int = 10) -> str:
+    """The first topic summaries as a markdown table: id, size, label, keywords, one example."""
+    head = topics.head(limit)
+    rows = [
+        f"| {r.topic_id} | {r.size} | {r.label} | {', '.join(r.keywords)} | {example} |"
+        for r in head.itertuples()
+        for example in [r.representative_sentences[0] if len(r.representative_sentences) else ""]
+    ]
+    return "\n".join(["| topic_id | size | label | keywords | example |", "|---|---|---|---|---|", *rows])

@@ -1,9 +1,10 @@
-"""Topic summaries per cluster: class-based TF-IDF keywords, central sentences, a short label."""
+"""Words of topics: class-based TF-IDF keywords, the topic hierarchy, and label-free topic quality (NPMI
+coherence, diversity). Labels and representatives are the labels stage (`labels.py`)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,8 +12,6 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 from sklearn.preprocessing import normalize
 
 from .assign import centroids
-
-NOISE_LABEL = "noise: sentences in no cluster"
 
 # Markup left in scraped text: tags, entities, links, and what is left of them once the punctuation was stripped
 # ("lt href http ... gt", "quot"). Removed before counting words, never from the stored sentences.
@@ -79,92 +78,6 @@ def distinct_phrases(ranked: list[str], count: int) -> list[str]:
             if len(kept) == count:
                 break
     return kept
-
-
-def representative_indices(
-    embeddings: np.ndarray, texts: Sequence[str], count: int, max_similarity: float = 0.95
-) -> list[int]:
-    """Indices of the `count` sentences closest to the cluster's mean direction, skipping repeated texts and
-    near-duplicates (cosine above `max_similarity` to one already chosen)."""
-    centre = embeddings.mean(axis=0)
-    centre /= np.linalg.norm(centre) or 1.0
-    chosen, seen = [], set()
-    for index in np.argsort(-(embeddings @ centre), kind="stable"):
-        if texts[index] in seen or any(float(embeddings[index] @ embeddings[c]) > max_similarity for c in chosen):
-            continue
-        seen.add(texts[index])
-        chosen.append(int(index))
-        if len(chosen) == count:
-            break
-    return chosen
-
-
-def diverse_keywords(
-    candidates: list[str], centre: np.ndarray, embed: Callable[[list[str]], np.ndarray], count: int,
-    diversity: float = 0.5,
-) -> list[str]:
-    """The c-TF-IDF candidates re-ranked by the similarity of their embedding to the cluster centre (as BERTopic's
-    KeyBERTInspired), then picked by maximal marginal relevance: each next keyword is similar to the centre and
-    unlike those already picked, so near-duplicates ("engine", "engines", "car engine") do not crowd out other
-    words. The most central candidate comes first."""
-    if len(candidates) <= 1:
-        return candidates[:count]
-    vectors = embed(candidates)
-    centre = centre / (np.linalg.norm(centre) or 1.0)
-    relevance = vectors @ centre
-    similarity = vectors @ vectors.T
-    picked = [int(np.argmax(relevance))]
-    while len(picked) < min(count, len(candidates)):
-        rest = [i for i in range(len(candidates)) if i not in picked]
-        scores = [(1 - diversity) * relevance[i] - diversity * similarity[i, picked].max() for i in rest]
-        picked.append(rest[int(np.argmax(scores))])
-    return [candidates[i] for i in picked]
-
-
-def short_label(keywords: list[str], representatives: list[str], words: int = 3) -> str:
-    if keywords:
-        return ", ".join(keywords[:words])
-    return representatives[0][:60] if representatives else "(empty)"
-
-
-def summarize_topics(
-    texts: Sequence[str],
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    n_keywords: int = 8,
-    n_representatives: int = 3,
-    ngram_range: tuple[int, int] = (1, 2),
-    embed: Callable[[list[str]], np.ndarray] | None = None,
-    diversity: float = 0.5,
-) -> pd.DataFrame:
-    """One row per cluster (noise -1 included, marked), largest first:
-    cluster_id, size, share, label, keywords, representative_sentences.
-    With `embed` (texts -> normalized vectors), keywords are diversified by MMR among 3x as many candidates."""
-    texts = list(texts)
-    labels = np.asarray(labels)
-    candidates = ctfidf_keywords(texts, labels, n_keywords * (3 if embed else 1), ngram_range)
-    rows = []
-    for cluster in np.unique(labels):
-        members = np.flatnonzero(labels == cluster)
-        member_texts = [texts[i] for i in members]
-        reps = [member_texts[i] for i in representative_indices(embeddings[members], member_texts, n_representatives)]
-        keywords = {int(cluster): candidates[int(cluster)][:n_keywords]}
-        if embed is not None:
-            centre = embeddings[members].mean(axis=0)
-            keywords[int(cluster)] = diverse_keywords(candidates[int(cluster)], centre, embed, n_keywords, diversity)
-        label = NOISE_LABEL if cluster < 0 else short_label(keywords[int(cluster)], reps)
-        rows.append(
-            {
-                "cluster_id": int(cluster),
-                "size": int(len(members)),
-                "share": len(members) / len(labels),
-                "label": label,
-                "keywords": keywords[int(cluster)],
-                "representative_sentences": reps,
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["cluster_id", "size", "share", "label", "keywords", "representative_sentences"])
-    return frame.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)
 
 
 HIERARCHY_TOPICS = 5_000  # topics the hierarchy joins at most: its linkage holds every pair of them

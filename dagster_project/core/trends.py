@@ -19,3 +19,11 @@ def rising_topics(trends: pd.DataFrame, limit: int = 5) -> pd.DataFrame:
     out["change"] = (out["latest_share"] - out["previous_share"]) * 100
     out = out[out.index >= 0].sort_values(["change", "latest"], ascending=False).head(limit)
     return out.reset_index().rename(columns={"index": "topic_id"})
+
+
+def rising_markdown(trends: pd.DataFrame, names: dict[int, str], period: str) -> str:
+    """`rising_topics` as a markdown table, labelled by `names` (topic_id -> label)."""
+    rising = rising_topics(trends).assign(label=lambda t: t["topic_id"].map(names))
+    if not len(rising):
+        return f"one {period} of sentences so far"
+    return rising[["topic_id", "label", "previous", "latest", "change"]].round(2).to_markdown(index=False)

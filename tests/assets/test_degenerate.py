@@ -4,7 +4,7 @@ import duckdb
 import pytest
 
 from dagster_project.core.clustering import ALGORITHMS
-from dagster_project.core.topics import NOISE_LABEL
+from dagster_project.core.labels import NOISE_LABEL
 
 CORPORA = {
     "one_sentence": ["The only sentence in the corpus."],

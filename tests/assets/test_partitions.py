@@ -88,7 +88,7 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
 
     # A window of partitions (CLUSTER_WINDOW): only the matching files' sentences are clustered, and the
     # check holds for the window (it counts the other file's 100 sentences as unassigned without it).
-    kmeans_check = clusterings.CLUSTERING_ASSETS["kmeans"][2]
+    kmeans_check = clusterings.CLUSTERINGS["kmeans"][1]
     windowed = DuckDBWarehouse(database=warehouse.database, cluster_window="nested/*")
     done = dg.materialize([*assets, kmeans_check], selection=["kmeans_clusters"],
                           resources={**resources, "warehouse": windowed}, instance=instance)

@@ -1,16 +1,8 @@
 import numpy as np
 
 from dagster_project.core.plots import hierarchy_png
-from dagster_project.core.topics import (
-    NOISE_LABEL,
-    coherence_npmi,
-    ctfidf_keywords,
-    diverse_keywords,
-    representative_indices,
-    summarize_topics,
-    topic_diversity,
-    topic_hierarchy,
-)
+from dagster_project.core.labels import NOISE_LABEL, diverse_keywords, representative_indices, summarize_topics
+from dagster_project.core.topics import coherence_npmi, ctfidf_keywords, topic_diversity, topic_hierarchy
 
 TEXTS = [
     "the apple and the banana are fruit",

@@ -30,6 +30,21 @@ class TopicStore:
             [algorithm],
         )
 
+    def assignment_faults(self, algorithm: str) -> dict[str, int]:
+        """Sentences of the window without exactly one assignment of `algorithm` (not_once), its assignments of
+        sentences outside the window (unknown), and its cluster ids below -1 (bad_label)."""
+        window, params = self.window_scope()
+        row = self.query(
+            f"""SELECT
+                 (SELECT count(*) FROM sentences s WHERE {window} AND (SELECT count(*) FROM cluster_assignments a
+                    WHERE a.algorithm = ? AND a.sentence_id = s.sentence_id) <> 1) AS not_once,
+                 (SELECT count(*) FROM cluster_assignments a ANTI JOIN (SELECT * FROM sentences s WHERE {window})
+                    USING (sentence_id) WHERE a.algorithm = ?) AS unknown,
+                 (SELECT count(*) FROM cluster_assignments WHERE algorithm = ? AND cluster_id < -1) AS bad_label""",
+            [*params, algorithm, *params, algorithm, algorithm],
+        ).iloc[0]
+        return {k: int(v) for k, v in row.items()}
+
     def new_sentences(self, algorithm: str, model_key: str) -> tuple[pd.DataFrame, np.ndarray, int]:
         """The sentences of the cluster window that `algorithm` has not assigned yet (sentence_id, text, label)
         with their embeddings, and the count of its assignments whose sentence left the window."""

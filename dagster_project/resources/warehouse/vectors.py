@@ -126,6 +126,11 @@ class EmbeddingStore:
         """`load_embeddings` of the window's sentences `ids` only."""
         return self.load_embeddings(model_key, ids=ids)
 
+    def vectors_by_id(self, model_key: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of the window's sentences among `ids` and their vectors for model_key."""
+        found, vectors = self.embeddings_of(model_key, ids)
+        return found["sentence_id"].to_numpy(np.int64), vectors
+
     def sampled_embeddings(self, model_key: str, ids: np.ndarray, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         """`load_embeddings` of the sentences at positions `rows` of the window's ids `ids` (a sample of it, or
         every position: then read without registering the ids)."""

@@ -1,0 +1,305 @@
+"""The fitted topic model: fit a registered algorithm on a corpus's vectors (on a sample beyond `fit_sample`, every
+other sentence then assigned in chunks), hold what the fit leaves (labels, centres, radii, exemplars, its automatic
+choices), name its clusters by the previous topics' ids (events, registry), and assign new sentences to the topics
+it knows. Arrays and chunk iterators in, arrays and frames out: no Dagster, no DuckDB."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .assign import UNFITTED, label_streamed, stratified_rows
+from .clustering import Algorithm, PreviousFit, sample_rows
+from .neighbors import Neighbours
+from .topic_memory import (
+    Matching,
+    RefitPolicy,
+    TopicShapes,
+    assign_to_topics,
+    drift_reason,
+    match_topics,
+    shapes_from_sums,
+    topic_means,
+    topic_shapes,
+)
+
+FIT_SAMPLE = 200_000  # sentences a fit reads at most (the rest assigned, streamed)
+WHOLE_GRAPH_UP_TO = 2_000_000  # sentences up to which Louvain fits the whole stored neighbour graph
+
+Chunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]  # (row positions, their vectors), in any order
+VectorsOf = Callable[[np.ndarray], np.ndarray]  # the vectors of the given row positions
+
+
+def plain(value: Any) -> Any:
+    """`value` as it reads back from a JSON column."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def active_topics(registry: pd.DataFrame, dim: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The active rows of a `topics` registry and their centres as a (topics x dim) matrix."""
+    active = registry[registry["status"] == "active"].reset_index(drop=True)
+    if not len(active):
+        return active, np.zeros((0, dim), dtype=np.float32)
+    return active, np.array(active["centroid"].tolist(), dtype=np.float32)
+
+
+def previous_fit(last: dict | None, params: Any, model_key: str, ids: np.ndarray, before: np.ndarray,
+                 centres: np.ndarray) -> PreviousFit | None:
+    """What a re-fit of the sentences `ids` starts from (`PreviousFit`: their topics `before`, the previous topics'
+    mean embeddings `centres`): only when the last run fitted (or assigned after a fit) with the same parameters
+    and model, and some sentence of this fit had a topic."""
+    details = (last or {}).get("details") or {}
+    if (not last or "failed" in details or last.get("model_key") != model_key
+            or last.get("params") != plain(dataclasses.asdict(params)) or not (before >= 0).any()):
+        return None
+    rows = pd.Series(np.arange(len(ids)), index=ids)
+    exemplars = rows.reindex(details.get("exemplars", [])).dropna().to_numpy(dtype=np.int64)
+    return PreviousFit(labels=before, centres=centres, exemplars=exemplars, details=details)
+
+
+@dataclass
+class TopicModel:
+    """One algorithm with its parameters, fitted on the sentences `ids` (sorted) of a corpus.
+
+    `plan` says which rows the fit reads; `fit` runs the algorithm on them; `extend` labels every other row from a
+    pass over the vectors and measures the topics' shapes; `match` names the clusters by the previous topics' ids.
+    After them: `labels_` (every row's cluster, -1 noise), `shapes_`, `result_`, `details_`."""
+
+    algorithm: Algorithm
+    params: Any
+    device: str = "cpu"
+    fit_sample: int = FIT_SAMPLE
+    whole_graph_up_to: int = WHOLE_GRAPH_UP_TO
+
+    def plan(self, n: int) -> tuple[np.ndarray, bool]:
+        """The sorted rows whose vectors the fit reads (a seeded sample beyond `fit_sample`), and whether it would
+        rather fit every row on the stored neighbour graph (Louvain, up to `whole_graph_up_to`)."""
+        sample = sample_rows(n, self.fit_sample, getattr(self.params, "seed", 0))
+        wants_graph = self.algorithm.uses_neighbours and n <= max(self.fit_sample, self.whole_graph_up_to)
+        return sample, wants_graph
+
+    def fit(self, ids: np.ndarray, sample: np.ndarray, vectors: np.ndarray, neighbours: Neighbours | None = None,
+            before: np.ndarray | None = None, last: dict | None = None, model_key: str = "") -> TopicModel:
+        """Run the algorithm on the rows `sample` (their `vectors`), or on every row from `neighbours` (stored
+        lists of every row) when given for a sampled corpus; start from the last fit where the algorithm can
+        (`before`: every row's previous topic, `last`: the last run). Raises what the algorithm raises."""
+        self.ids, self.sample, self.vectors = ids, sample, vectors
+        n = len(ids)
+        self.on_graph = neighbours is not None and len(sample) < n
+        self.fit_rows = np.arange(n) if self.on_graph else sample
+        extra: dict[str, Any] = {}
+        if self.algorithm.follows_previous and before is not None:
+            start = previous_fit(last, self.params, model_key, ids[self.fit_rows], before[self.fit_rows],
+                                 topic_means(vectors, before[sample]))
+            extra = {"previous": start} if start is not None else {}
+        if self.algorithm.uses_neighbours:
+            extra["neighbours"] = neighbours
+        self.started = time.perf_counter()
+        result = self.algorithm.fit(None if self.on_graph else vectors, self.params, self.device, **extra)
+        self.labels_ = np.full(n, UNFITTED, dtype=np.int64)
+        self.labels_[self.fit_rows] = result.labels
+        self.result_ = result
+        return self
+
+    def extend(self, chunks: Chunks, vectors_of: VectorsOf) -> TopicModel:
+        """Every row's label and the clusters' shapes: when the fit saw part of the corpus, in one pass over the
+        vectors (`chunks`), an unseen row joining the nearest centre of the fit's sampled clusters, or none when the
+        fit left noise and it lies beyond that cluster's spread; radii from a stratified sample (`vectors_of`)."""
+        if len(self.sample) == len(self.ids):
+            self.shapes_ = topic_shapes(self.vectors, self.labels_)
+        else:
+            seen = self.labels_[self.sample]
+            fitted = topic_shapes(self.vectors[seen >= 0], seen[seen >= 0])
+            noisy = bool((seen == -1).any())
+            self.labels_, sums = label_streamed(chunks(), self.labels_, fitted.centres, fitted.cluster_ids,
+                                                fitted.radii if noisy else None)
+            rows = stratified_rows(self.labels_, len(self.sample))
+            self.shapes_ = shapes_from_sums(sums, self.labels_, vectors_of(rows), self.labels_[rows])
+        result, fit_rows = self.result_, self.fit_rows
+        self.result_ = dataclasses.replace(result, labels=self.labels_, details={**result.details, **self.scale_note()},
+                                           exemplars=None if result.exemplars is None else fit_rows[result.exemplars])
+        self.seconds = time.perf_counter() - self.started  # the fit and the pass that labels every row
+        return self
+
+    @property
+    def n_clusters(self) -> int:
+        return self.result_.n_clusters
+
+    def summary(self) -> dict:
+        """What a person reads of the fit after `match`, as plain values."""
+        details = self.details_
+        sampled = "fitted_on_sample" in details or details.get("fit_sample", {}).get("assigned")
+        return {"status": "fitted" + (" on a sample, the rest assigned" if sampled else ""),
+                "why": details["refit_reason"], "dagster/row_count": len(self.ids), "n_clusters": self.n_clusters,
+                "noise_sentences": int((self.labels_ < 0).sum()), "topic_changes": details["topics"],
+                "seconds": round(self.seconds, 3), "params": plain(dataclasses.asdict(self.params)),
+                "details": plain({k: v for k, v in details.items() if k != "exemplars"})}
+
+    def scale_note(self) -> dict:
+        """What the details say of a fit that did not read every sentence's vector."""
+        n, fitted = len(self.ids), len(self.fit_rows)
+        if self.on_graph:
+            return {"fit_sample": {"fitted": n, "note": f"{n:,} sentences, over fit_sample={self.fit_sample:,}: "
+                                   "fitted on the whole sentence_neighbors graph (no vectors); shapes from a streamed "
+                                   "pass"}}
+        if fitted == n:
+            return {}
+        graph = f" and whole_graph_up_to={self.whole_graph_up_to:,}" if self.algorithm.uses_neighbours else ""
+        return {"fit_sample": {
+            "fitted": fitted, "assigned": n - fitted,
+            "note": f"{n:,} sentences, over fit_sample={self.fit_sample:,}{graph}: fitted on a seeded sample of "
+                    f"{fitted:,}, every other sentence assigned to the most similar cluster centre, a chunk at a time"}}
+
+    def match(self, previous: pd.DataFrame, registry: pd.DataFrame, next_topic_id: int, model_key: str,
+              reason: str, now: pd.Timestamp) -> FitTables:
+        """The fit's rows for the warehouse, its clusters named by the previous topics' ids (`previous`:
+        sentence_id, topic_id as assigned before; `registry`: the algorithm's `topics` rows)."""
+        labels, ids, shapes = self.result_.labels, self.ids, self.shapes_
+        active, centres = active_topics(registry, self.vectors.shape[1])
+        matching = match_topics(pd.DataFrame({"sentence_id": ids, "cluster_id": labels}), previous, shapes,
+                                active["topic_id"].to_numpy(), centres, active["size"].to_numpy(), next_topic_id)
+        topic_ids = pd.Series(labels).map(matching.topic_of_cluster).fillna(-1).to_numpy(dtype=np.int64)
+        changes = pd.Series([e["event"] for e in matching.events], dtype=object).value_counts().to_dict()
+        memory = {"fitted_at": str(now), "fitted_sentences": len(ids), "added": 0, "removed": 0, "unassigned": 0}
+        exemplars = {} if self.result_.exemplars is None else {"exemplars": ids[self.result_.exemplars].tolist()}
+        continued = len(shapes.cluster_ids) - changes.get("born", 0) - changes.get("split_from", 0)
+        self.details_ = {**self.result_.details, **exemplars, "mode": "fitted", "refit_reason": reason,
+                         "memory": memory, "topics": {"continued": continued, **changes}}
+        events = pd.DataFrame(matching.events, columns=["topic_id", "event", "other_topic_id", "size"])
+        return FitTables(
+            assignments=pd.DataFrame({"sentence_id": ids, "cluster_id": labels, "topic_id": topic_ids}),
+            run=run_row(model_key, plain(dataclasses.asdict(self.params)), self.details_, len(ids),
+                        self.result_.n_clusters, self.seconds, now),
+            topics=registry_after_fit(registry, matching, shapes, model_key, now),
+            events=events.assign(materialized_at=now), topic_ids=topic_ids)
+
+
+@dataclass(frozen=True)
+class FitTables:
+    """A fit's rows for the warehouse: `cluster_assignments`, its `clustering_runs` row, the `topics` registry
+    after it and its `topic_events`; `topic_ids`: every row's topic."""
+
+    assignments: pd.DataFrame
+    run: pd.DataFrame
+    topics: pd.DataFrame
+    events: pd.DataFrame
+    topic_ids: np.ndarray
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"cluster_assignments": self.assignments, "clustering_runs": self.run, "topics": self.topics}
+
+
+def run_row(model_key: str, params: dict, details: dict, n_sentences: int, n_clusters: int, seconds: float,
+            now: pd.Timestamp) -> pd.DataFrame:
+    """One `clustering_runs` row."""
+    return pd.DataFrame([{"model_key": model_key, "params": params, "details": details, "n_sentences": n_sentences,
+                          "n_clusters": n_clusters, "seconds": seconds, "materialized_at": now}])
+
+
+def registry_after_fit(registry: pd.DataFrame, matching: Matching, shapes: TopicShapes, model_key: str,
+                       now: pd.Timestamp) -> pd.DataFrame:
+    """The `topics` rows of an algorithm after a fit: continued topics updated, new ones added, unmatched active
+    ones retired; topics retired before stay as they were."""
+    registry = registry.copy()
+    retired = registry["topic_id"].isin(matching.retired)
+    registry.loc[retired, ["status", "cluster_id"]] = ["retired", None]
+    fitted = pd.DataFrame({
+        "topic_id": [matching.topic_of_cluster[int(c)] for c in shapes.cluster_ids],
+        "cluster_id": shapes.cluster_ids.astype(int), "status": "active", "last_seen": now,
+        "size": shapes.sizes.astype(int), "centroid": [row.tolist() for row in shapes.centres],
+        "radius": shapes.radii, "model_key": model_key,
+    })
+    known = registry.set_index("topic_id")
+    fitted["first_seen"] = pd.to_datetime(fitted["topic_id"].map(known["first_seen"].to_dict()).fillna(now))
+    fitted["label"] = fitted["topic_id"].map(known["label"].to_dict())
+    return pd.concat([registry[~registry["topic_id"].isin(fitted["topic_id"])], fitted], ignore_index=True)
+
+
+def failed_tables(model_key: str, params: Any, reason: str, n_sentences: int) -> dict[str, pd.DataFrame]:
+    """The per-algorithm rows after a fit that could not run: none but a `clustering_runs` row with the reason."""
+    return {
+        "cluster_assignments": pd.DataFrame({"sentence_id": pd.Series(dtype="int64"),
+                                             "cluster_id": pd.Series(dtype="int64")}),
+        "topic_summaries": pd.DataFrame({"cluster_id": pd.Series(dtype="int64"), "size": pd.Series(dtype="int64")}),
+        "topic_hierarchy": pd.DataFrame({"merge_id": pd.Series(dtype="int64")}),
+        "clustering_runs": pd.DataFrame([{
+            "model_key": model_key, "params": dataclasses.asdict(params), "details": {"failed": reason},
+            "n_sentences": n_sentences, "materialized_at": pd.Timestamp.now()}]),
+    }
+
+
+def exemplar_balls(details: dict, active: pd.DataFrame, centres: np.ndarray, radii: np.ndarray,
+                   vectors_of_ids: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and radii that assign new sentences as the fit would: for a fit built around exemplars at a
+    similarity threshold (community detection), a topic's exemplar sentence and 1 - threshold, where the exemplar
+    is still stored (`vectors_of_ids`: sentence ids -> the ids found and their vectors); every other topic keeps
+    its mean direction and spread."""
+    exemplars, threshold = details.get("exemplars"), details.get("threshold")
+    if not exemplars or threshold is None:
+        return centres, radii
+    wanted = pd.Series([exemplars[c] if 0 <= c < len(exemplars) else -1
+                        for c in active["cluster_id"].fillna(-1).astype(int)], dtype=np.int64)
+    found_ids, found_vectors = vectors_of_ids(np.unique(wanted[wanted >= 0].to_numpy(np.int64)))
+    row_of = pd.Series(np.arange(len(found_ids)), index=found_ids)
+    centres, radii = centres.copy(), radii.copy()
+    for i, sentence_id in enumerate(wanted):
+        if sentence_id in row_of.index:
+            centres[i], radii[i] = found_vectors[row_of[sentence_id]], 1.0 - float(threshold)
+    return centres, radii
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """New sentences assigned to the known topics without a fit: their rows, the memory since the last fit, the
+    counts of this run, and `drift` (why the topics must be fitted again instead; None: they hold)."""
+
+    rows: pd.DataFrame
+    memory: dict
+    this_run: dict
+    drift: str | None
+
+    @property
+    def total(self) -> int:
+        return self.memory["fitted_sentences"] + self.memory["added"] - self.memory["removed"]
+
+    @property
+    def status(self) -> str:
+        return "assigned" if self.this_run["added"] or self.this_run["removed"] else "unchanged"
+
+    @property
+    def why(self) -> str:
+        return (f"{self.this_run['added']} new and {self.this_run['removed']} removed sentences since the last run; "
+                f"the topics fitted at {self.memory['fitted_at']} still hold them (no refit condition met)")
+
+    def summary(self, n_topics: int) -> dict:
+        """What a person reads of the run, as plain values."""
+        return {"status": self.status, "why": self.why, "dagster/row_count": self.total, "n_clusters": n_topics,
+                "new_sentences": self.this_run["added"], "removed_sentences": self.this_run["removed"],
+                "unassigned_new_sentences": self.this_run["unassigned"]}
+
+
+def assign_new(policy: RefitPolicy, memory: dict, active: pd.DataFrame, centres: np.ndarray, radii: np.ndarray,
+               sentence_ids: np.ndarray, vectors: np.ndarray, removed: int) -> Assignment:
+    """Assign the new sentences (`sentence_ids`, `vectors`) to the nearest active topic (or -1 beyond its spread)
+    and count them into the `memory` of the last fit; `removed`: assigned sentences gone since the last run."""
+    index = assign_to_topics(vectors, centres, radii) if len(sentence_ids) else np.zeros(0, int)
+    unassigned = int((index < 0).sum())
+    memory = dict(memory)
+    memory.update(added=memory["added"] + len(sentence_ids), removed=memory["removed"] + removed,
+                  unassigned=memory["unassigned"] + unassigned)
+    def of_topic(column: str) -> np.ndarray:
+        known = active[column].to_numpy(dtype=np.int64)
+        return np.where(index >= 0, known[np.maximum(index, 0)] if len(known) else -1, -1)
+
+    rows = pd.DataFrame({"sentence_id": sentence_ids, "cluster_id": of_topic("cluster_id"),
+                         "topic_id": of_topic("topic_id")})
+    this_run = {"added": len(sentence_ids), "removed": removed, "unassigned": unassigned}
+    return Assignment(rows, memory, this_run, drift_reason(policy, memory))
