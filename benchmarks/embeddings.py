@@ -40,12 +40,12 @@ def materialize(folder: Path, db: Path, embedder: SentenceEmbedder) -> tuple[flo
     """Wall seconds of a real run of `sentences` and `sentence_embeddings`, and the embedding asset's metadata."""
     import dagster as dg
 
-    from dagster_project.assets.embeddings import sentence_embeddings
-    from dagster_project.assets.sentences import sentences
+    from dagster_project.assets.embeddings import build_embedding_assets
+    from dagster_project.assets.sentences import build_sentences
 
     os.environ["SENTENCES_PATH"] = str(folder)
     started = time.perf_counter()
-    result = dg.materialize([sentences, sentence_embeddings],
+    result = dg.materialize([build_sentences(None), *build_embedding_assets(None, "local")],
                             resources={"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder},
                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     seconds = time.perf_counter() - started

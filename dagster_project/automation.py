@@ -7,11 +7,10 @@ import os
 import dagster as dg
 
 from .assets.clusterings import ON_DEMAND_GROUP
-from .assets.sentences import SENTENCE_PARTITIONS
-from .assets.settings import partition_mode, sentences_path
 from .core.clustering import SCHEDULED
 from .core.readers import InputError, file_fingerprint, partition_key, source_files
 from .resources import DuckDBWarehouse
+from .settings import SENTENCES_PATH
 
 INGEST = dg.AssetSelection.assets("sentences", "sentence_embeddings")
 
@@ -22,15 +21,18 @@ ingest_sentence_file = dg.define_asset_job(
                 "(SENTENCE_PARTITIONS=files or folders).",
 )
 
-refresh_everything = dg.define_asset_job(
-    "refresh_everything",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("adaptation", ON_DEMAND_GROUP)
-    - (INGEST if SENTENCE_PARTITIONS else dg.AssetSelection.assets()),
-    description="Ingest, embed new sentences, run the scheduled clusterings, summarize topics, evaluate, project "
-                "(domain adaptation apart: the adapt_and_compare job; the on_demand clusterings: the "
-                "cluster_on_demand job; with SENTENCE_PARTITIONS=files, everything after ingestion, over every "
-                "file's sentences).",
-)
+
+
+def refresh_job(partitioned: bool):
+    return dg.define_asset_job(
+        "refresh_everything",
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups("adaptation", ON_DEMAND_GROUP)
+        - (INGEST if partitioned else dg.AssetSelection.assets()),
+        description="Ingest, embed new sentences, run the scheduled clusterings, summarize topics, evaluate, project "
+                    "(domain adaptation apart: the adapt_and_compare job; the on_demand clusterings: the "
+                    "cluster_on_demand job; with SENTENCE_PARTITIONS=files, everything after ingestion, over every "
+                    "file's sentences).",
+    )
 
 EVALUATION = dg.AssetSelection.assets("clustering_metrics", "recommended", "topic_report")
 
@@ -44,7 +46,7 @@ cluster_on_demand = dg.define_asset_job(
 
 daily_refresh = dg.ScheduleDefinition(
     name="daily_refresh",
-    job=refresh_everything,
+    job_name="refresh_everything",
     cron_schedule="0 6 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Refresh everything every day at 06:00: new sentences are assigned to the known topics, and a "
@@ -53,7 +55,7 @@ daily_refresh = dg.ScheduleDefinition(
 
 weekly_refit = dg.ScheduleDefinition(
     name="weekly_refit",
-    job=refresh_everything,
+    job_name="refresh_everything",
     cron_schedule="0 5 * * 0",
     run_config={"ops": {f"{name}_clusters": {"config": {"refit": True}} for name in SCHEDULED}},
     default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -86,7 +88,7 @@ def files_before(cursor: str | None, warehouse: DuckDBWarehouse) -> dict[str, st
 
 
 @dg.sensor(
-    job=refresh_everything,
+    job_name="refresh_everything",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -95,7 +97,7 @@ def sentence_files_changed(
 ) -> dg.SensorResult | dg.SkipReason:
     """Launches a refresh when a file under SENTENCES_PATH is added, removed or modified since the warehouse last
     read it."""
-    spec = sentences_path()
+    spec = SENTENCES_PATH.value()
     try:
         now = current_files(spec)
     except (InputError, OSError) as err:
@@ -105,18 +107,25 @@ def sentence_files_changed(
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=digest(now))], cursor=json.dumps(now, sort_keys=True))
 
 
-@dg.sensor(
-    job=ingest_sentence_file,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def sentence_file_partitions(
-    context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse
-) -> dg.SensorResult | dg.SkipReason:
-    """SENTENCE_PARTITIONS=files (or folders): one partition per file (or top-level folder) under SENTENCES_PATH.
-    A new file adds its partition and a run that ingests it; a modified file, a run of its partition; a removed
-    file loses its sentences, and its partition when nothing else is left in it."""
-    spec = sentences_path()
+def partition_sensor(partitions: dg.DynamicPartitionsDefinition) -> dg.SensorDefinition:
+    """The file sensor of SENTENCE_PARTITIONS=files (or folders), over `partitions`."""
+    by_folder = partitions.name == "sentence_folders"
+
+    @dg.sensor(job=ingest_sentence_file, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+    def sentence_file_partitions(context: dg.SensorEvaluationContext,
+                                 warehouse: DuckDBWarehouse) -> dg.SensorResult | dg.SkipReason:
+        """One partition per file (or top-level folder) under SENTENCES_PATH. A new file adds its partition and a
+        run that ingests it; a modified file, a run of its partition; a removed file loses its sentences, and its
+        partition when nothing else is left in it."""
+        return partition_tick(context, warehouse, partitions, by_folder)
+
+    return sentence_file_partitions
+
+
+def partition_tick(context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse,
+                   partitions: dg.DynamicPartitionsDefinition, by_folder: bool) -> dg.SensorResult | dg.SkipReason:
+    """One tick of the partition sensor: partitions added and removed, a run per changed partition."""
+    spec = SENTENCES_PATH.value()
     try:
         now = current_files(spec)
     except (InputError, OSError) as err:
@@ -125,13 +134,12 @@ def sentence_file_partitions(
     changed, gone = [s for s, f in now.items() if before.get(s) != f], [s for s in before if s not in now]
     if not changed and not gone:
         return no_change(spec, now)
-    by_folder = partition_mode() == "folders"
     members: dict[str, list[str]] = {}
     for source in sorted(now):
         members.setdefault(partition_key(source, by_folder), []).append(source)
     touched = sorted({partition_key(s, by_folder) for s in changed})
     emptied = sorted({partition_key(s, by_folder) for s in gone} - set(members))
-    known = set(context.instance.get_dynamic_partitions(SENTENCE_PARTITIONS.name))
+    known = set(context.instance.get_dynamic_partitions(partitions.name))
     for source in gone:
         warehouse.delete_source(source)
 
@@ -142,8 +150,16 @@ def sentence_file_partitions(
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=run_key(p), partition_key=p) for p in touched],
         dynamic_partitions_requests=[
-            SENTENCE_PARTITIONS.build_add_request([p for p in touched if p not in known]),
-            SENTENCE_PARTITIONS.build_delete_request([p for p in emptied if p in known]),
+            partitions.build_add_request([p for p in touched if p not in known]),
+            partitions.build_delete_request([p for p in emptied if p in known]),
         ],
         cursor=json.dumps(now, sort_keys=True),
     )
+
+
+def build_automation(partitions: dg.DynamicPartitionsDefinition | None) -> dict[str, list]:
+    """The jobs, schedules and sensors, for the sentences partitioned by `partitions` (None: not partitioned)."""
+    return {"jobs": [refresh_job(partitions is not None), cluster_on_demand,
+                     *([ingest_sentence_file] if partitions else [])],
+            "schedules": [daily_refresh, weekly_refit],
+            "sensors": [partition_sensor(partitions) if partitions else sentence_files_changed]}

@@ -5,13 +5,13 @@ import argparse
 import duckdb
 from filelock import FileLock
 
-from .assets.settings import duckdb_path
+from .settings import DUCKDB_PATH
 from .resources.warehouse import FAILED_FITS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database", default=duckdb_path())
+    parser.add_argument("--database", default=DUCKDB_PATH.value())
     parser.add_argument("--topics", type=int, default=5, help="topics shown per algorithm")
     args = parser.parse_args()
     # The pipeline's own lock: wait for a running write instead of failing on DuckDB's file lock.

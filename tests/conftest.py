@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,11 +49,11 @@ def dataset(name: str) -> pd.DataFrame:
 @pytest.fixture
 def materialize_all(embedder):
     """materialize(db, selection=None): a real in-process run of the project's assets and checks."""
-    from dagster_project.definitions import all_assets, all_checks
+    from dagster_project.definitions import build_assets
 
     def run(db: Path, selection=None) -> dg.ExecuteInProcessResult:
         return dg.materialize(
-            [*all_assets, *all_checks],
+            build_assets(),
             resources={"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder},
             selection=selection,
             raise_on_error=False,

@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.automation import sentence_files_changed
 from dagster_project.core.clustering import SCHEDULED
 from dagster_project.resources import DuckDBWarehouse

@@ -18,14 +18,13 @@ from ..core.labels import summarize_topics
 from ..core.topic_model import run_row
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .config import config_class
-from .embeddings import embed_missing, sentence_embeddings
+from .embeddings import embed_missing
 from .evaluation import clustering_metrics
-from .sentences import sentences
 
 AdaptationConfig = config_class(AdaptationParams, "adaptation")
 
 
-@dg.asset(deps=[sentences], group_name="adaptation", kinds={"pytorch", "duckdb"})
+@dg.asset(deps=["sentences"], group_name="adaptation", kinds={"pytorch", "duckdb"})
 def adapted_model(context: dg.AssetExecutionContext, config: AdaptationConfig, warehouse: DuckDBWarehouse,
                   embedder: SentenceEmbedder) -> dg.MaterializeResult:
     """The embedding model fine-tuned on the corpus's own sentences (SimCSE, TSDAE or CT), saved to a folder
@@ -62,7 +61,7 @@ class AdaptedClusteringConfig(dg.Config):
     chunk_size: int = pydantic.Field(default=4096, description="Texts encoded and committed per transaction.")
 
 
-@dg.asset(deps=[adapted_model, sentence_embeddings, clustering_metrics], group_name="adaptation",
+@dg.asset(deps=[adapted_model, "sentence_embeddings", clustering_metrics], group_name="adaptation",
           kinds={"pytorch", "duckdb"})
 def adapted_clusterings(context: dg.AssetExecutionContext, config: AdaptedClusteringConfig,
                         warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.MaterializeResult:

@@ -25,7 +25,6 @@ from ..core.topic_model import (
 )
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .config import ClusteringRunConfig, RefitConfig, config_class
-from .embeddings import sentence_embeddings
 from .neighbors import sentence_neighbors
 
 ON_DEMAND_GROUP = "on_demand"  # clusterings left out of the scheduled refresh
@@ -110,7 +109,7 @@ def build_clustering_asset(algorithm: Algorithm) -> tuple[dg.AssetsDefinition, d
 
     @dg.asset(
         name=f"{name}_clusters",
-        deps=[sentence_embeddings, *([sentence_neighbors] if algorithm.uses_neighbours else [])],
+        deps=["sentence_embeddings", *([sentence_neighbors] if algorithm.uses_neighbours else [])],
         group_name=ON_DEMAND_GROUP if algorithm.on_demand else "clusterings",
         kinds={"scikitlearn", "duckdb"},
         check_specs=[dg.AssetCheckSpec("fit_succeeded", asset=f"{name}_clusters",

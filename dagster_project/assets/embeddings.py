@@ -4,8 +4,6 @@ import dagster as dg
 
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from ..resources.warehouse import source_scope
-from .sentences import SENTENCE_PARTITIONS, sentences
-from .settings import embedding_engine
 
 
 class EmbeddingConfig(dg.Config):
@@ -13,41 +11,49 @@ class EmbeddingConfig(dg.Config):
     """Texts encoded and committed per transaction; a crash loses at most one chunk of work."""
 
 
-ASSET = dict(name="sentence_embeddings", deps=[sentences], group_name="embeddings", kinds={"pytorch", "duckdb"},
-             partitions_def=SENTENCE_PARTITIONS,
-             description="L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed "
-                         "by (model_key, text_hash). Only texts not yet cached for this model are encoded, chunk by "
-                         "chunk, each chunk committed on its own. With SENTENCE_PARTITIONS=files or folders: the "
-                         "texts of one file or folder. With EMBEDDING_ENGINE=ray: on the Ray cluster's actors, "
-                         "committed when all are done.")
+DESCRIPTION = ("L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed by "
+               "(model_key, text_hash). Only texts not yet cached for this model are encoded, chunk by chunk, each "
+               "chunk committed on its own. With SENTENCE_PARTITIONS=files or folders: the texts of one file or "
+               "folder. With EMBEDDING_ENGINE=ray: on the Ray cluster's actors, committed when all are done.")
 
-if embedding_engine() == "ray":
-    from ..resources.ray_embedding import RayCluster, embed_on_ray
 
-    @dg.asset(**ASSET)
-    def sentence_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig, warehouse: DuckDBWarehouse,
-                            embedder: SentenceEmbedder, ray_cluster: RayCluster) -> dg.MaterializeResult:
-        source = context.partition_key if context.has_partition_key else None
-        pending, cached = warehouse.pending_texts(embedder.model_key, source)
-        started = time.perf_counter()
-        files, workers = embed_on_ray(pending, embedder, ray_cluster, source or "", config.chunk_size)
-        encoded = time.perf_counter()
-        warehouse.commit_staged_embeddings(embedder.model_key, files)
-        seconds = time.perf_counter() - started
-        return dg.MaterializeResult(metadata={
-            **counts_metadata(embedder, cached, len(pending), seconds), "engine": "ray",
-            "ray_workers": ray_cluster.workers, "gpus_per_worker": ray_cluster.gpus_per_worker,
-            "staged_files": len(files), "ray_seconds": round(encoded - started, 3),
-            "commit_seconds": round(seconds - (encoded - started), 3),
-            "worker_encode_seconds": round(float(workers["encode_seconds"].sum()), 3),
-            "worker_peak_rss_mb": [round(float(mb), 1) for mb in workers["peak_rss_mb"]],
-        })
-else:
-    @dg.asset(**ASSET)
-    def sentence_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig, warehouse: DuckDBWarehouse,
-                            embedder: SentenceEmbedder) -> dg.MaterializeResult:
-        source = context.partition_key if context.has_partition_key else None
-        return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size, source))
+def build_embedding_assets(partitions: dg.DynamicPartitionsDefinition | None, engine: str) -> list:
+    """The `sentence_embeddings` asset (embedded here, or on Ray actors with engine "ray") and its checks."""
+    asset = dg.asset(name="sentence_embeddings", deps=["sentences"], group_name="embeddings",
+                     kinds={"pytorch", "duckdb"}, partitions_def=partitions, description=DESCRIPTION)
+    if engine == "ray":
+        from ..resources.ray_embedding import RayCluster, embed_on_ray
+
+        @asset
+        def sentence_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
+                                warehouse: DuckDBWarehouse, embedder: SentenceEmbedder,
+                                ray_cluster: RayCluster) -> dg.MaterializeResult:
+            source = context.partition_key if context.has_partition_key else None
+            pending, cached = warehouse.pending_texts(embedder.model_key, source)
+            started = time.perf_counter()
+            files, workers = embed_on_ray(pending, embedder, ray_cluster, source or "", config.chunk_size)
+            encoded = time.perf_counter()
+            warehouse.commit_staged_embeddings(embedder.model_key, files)
+            seconds = time.perf_counter() - started
+            return dg.MaterializeResult(metadata={
+                **counts_metadata(embedder, cached, len(pending), seconds), "engine": "ray",
+                "ray_workers": ray_cluster.workers, "gpus_per_worker": ray_cluster.gpus_per_worker,
+                "staged_files": len(files), "ray_seconds": round(encoded - started, 3),
+                "commit_seconds": round(seconds - (encoded - started), 3),
+                "worker_encode_seconds": round(float(workers["encode_seconds"].sum()), 3),
+                "worker_peak_rss_mb": [round(float(mb), 1) for mb in workers["peak_rss_mb"]],
+            })
+    else:
+        @asset
+        def sentence_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
+                                warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.MaterializeResult:
+            source = context.partition_key if context.has_partition_key else None
+            return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size,
+                                                               source))
+
+    checks = [dg.asset_check(asset=sentence_embeddings, blocking=True, partitions_def=partitions)(check)
+              for check in (every_sentence_embedded_once, vectors_are_finite_unit_and_model_sized)]
+    return [sentence_embeddings, *checks]
 
 
 def counts_metadata(embedder: SentenceEmbedder, cached: int, new: int, seconds: float) -> dict:
@@ -97,7 +103,6 @@ def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
     }
 
 
-@dg.asset_check(asset=sentence_embeddings, blocking=True, partitions_def=SENTENCE_PARTITIONS)
 def every_sentence_embedded_once(
     context: dg.AssetCheckExecutionContext, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
 ) -> dg.AssetCheckResult:
@@ -117,7 +122,6 @@ def every_sentence_embedded_once(
     )
 
 
-@dg.asset_check(asset=sentence_embeddings, blocking=True, partitions_def=SENTENCE_PARTITIONS)
 def vectors_are_finite_unit_and_model_sized(
     warehouse: DuckDBWarehouse, embedder: SentenceEmbedder
 ) -> dg.AssetCheckResult:

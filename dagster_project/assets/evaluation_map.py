@@ -7,7 +7,6 @@ import pandas as pd
 from ..core.clustering import sample_rows
 from ..core.projection import fit_projection, place_near_neighbours, project_2d
 from ..resources import DuckDBWarehouse, SentenceEmbedder
-from .embeddings import sentence_embeddings
 
 
 class MapConfig(dg.Config):
@@ -20,7 +19,7 @@ class MapConfig(dg.Config):
     this share of it; until then new sentences are placed beside their most similar sentences on the map."""
 
 
-@dg.asset(deps=[sentence_embeddings], group_name="evaluation", kinds={"scikitlearn", "duckdb"})
+@dg.asset(deps=["sentence_embeddings"], group_name="evaluation", kinds={"scikitlearn", "duckdb"})
 def sentence_map(config: MapConfig, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.MaterializeResult:
     """2-D coordinates of every sentence in `sentence_map`, for plots and maps. New sentences are placed at the
     similarity-weighted position of their nearest projected sentences (a sample of at most `fit_sample`), so a

@@ -15,7 +15,6 @@ from filelock import FileLock
 from ..core.neighbors import SHARD_SIZE, ShardedIndex, near_duplicate_groups, neighbour_chunks, outdated_by
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from ..resources.warehouse import EMBEDDING_CHUNK
-from .embeddings import sentence_embeddings
 
 
 class NeighborsConfig(dg.Config):
@@ -109,7 +108,7 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
             "k": k, "search_and_write_seconds": round(search_seconds, 3)}
 
 
-@dg.asset(deps=[sentence_embeddings], group_name="neighbors", kinds={"usearch", "duckdb"})
+@dg.asset(deps=["sentence_embeddings"], group_name="neighbors", kinds={"usearch", "duckdb"})
 def sentence_neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig, warehouse: DuckDBWarehouse,
                        embedder: SentenceEmbedder) -> dg.MaterializeResult:
     """Every sentence's k most similar other sentences in `sentence_neighbors` (model_key, sentence_id,

@@ -5,20 +5,29 @@ import dagster as dg
 from ..core.readers import InputError, open_corpus
 from ..resources import DuckDBWarehouse
 from ..resources.warehouse import source_scope
-from .settings import partition_mode, sentences_path, served
-
-# One partition per file under SENTENCES_PATH (its `source` name), or per top-level folder (one landing folder
-# per arrival date, say), added and removed by the file sensor.
-SENTENCE_PARTITIONS = (dg.DynamicPartitionsDefinition(name=f"sentence_{partition_mode()}")
-                       if partition_mode() != "none" else None)
+from ..settings import SENTENCES_PATH
 
 
-@dg.asset(group_name="ingest", kinds={"python", "duckdb"}, partitions_def=SENTENCE_PARTITIONS, metadata=served())
-def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    """Raw sentences from SENTENCES_PATH (file, folder or glob of .txt/.csv/.tsv/.jsonl/.parquet),
-    Unicode-NFC and whitespace normalized, empty rows dropped, hashed. Replaces table `sentences` (with
-    SENTENCE_PARTITIONS=files or folders: the rows of one file or folder); unchanged rows keep their sentence_id."""
-    spec = sentences_path()
+def sentence_partitions(mode: str) -> dg.DynamicPartitionsDefinition | None:
+    """SENTENCE_PARTITIONS: one partition per file under SENTENCES_PATH (its `source` name), or per top-level
+    folder (one landing folder per arrival date, say), added and removed by the file sensor; None for "none"."""
+    return dg.DynamicPartitionsDefinition(name=f"sentence_{mode}") if mode != "none" else None
+
+
+def build_sentences(partitions: dg.DynamicPartitionsDefinition | None) -> dg.AssetsDefinition:
+    @dg.asset(name="sentences", group_name="ingest", kinds={"python", "duckdb"}, partitions_def=partitions)
+    def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        """Raw sentences from SENTENCES_PATH (file, folder or glob of .txt/.csv/.tsv/.jsonl/.parquet),
+        Unicode-NFC and whitespace normalized, empty rows dropped, hashed. Replaces table `sentences` (with
+        SENTENCE_PARTITIONS=files or folders: the rows of one file or folder); unchanged rows keep their
+        sentence_id."""
+        return ingest(context, warehouse, SENTENCES_PATH.value())
+
+    return sentences
+
+
+def ingest(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse, spec: str) -> dg.MaterializeResult:
+    """Store the sentences of `spec` (of the run's partition only, when partitioned)."""
     started = time.perf_counter()
     source = context.partition_key if context.has_partition_key else None
     try:  # read in parts and stored in one transaction: a bad row anywhere writes nothing

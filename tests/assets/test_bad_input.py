@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.settings import SAMPLE_CORPUS
 
 TABLES = ["sentences", "embedding_cache", "cluster_assignments", "topic_summaries", "clustering_runs",
           "clustering_metrics", "sentence_map", "topics", "topic_events", "topic_trends"]
@@ -30,7 +30,7 @@ def snapshot(db: Path) -> dict:
 def stored(tmp_path_factory, embedder):
     import dagster as dg
 
-    from dagster_project.definitions import all_assets, all_checks
+    from dagster_project.definitions import build_assets
     from dagster_project.resources import DuckDBWarehouse
 
     folder = tmp_path_factory.mktemp("corpus")
@@ -38,7 +38,7 @@ def stored(tmp_path_factory, embedder):
     db = tmp_path_factory.mktemp("w") / "w.duckdb"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SENTENCES_PATH", str(folder))
-        result = dg.materialize([*all_assets, *all_checks], resources={
+        result = dg.materialize(build_assets(), resources={
             "warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder})
     assert result.success
     return folder, db, snapshot(db)

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.core.clustering import ALGORITHMS
 from dagster_project.resources import DuckDBWarehouse
 

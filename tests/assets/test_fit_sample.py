@@ -6,10 +6,10 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from dagster_project.automation import refresh_everything
+from dagster_project.automation import refresh_job
 from dagster_project.core.assign import centroids
 from dagster_project.core.clustering import sample_rows
-from dagster_project.definitions import all_assets, all_checks
+from dagster_project.definitions import build_assets
 from dagster_project.resources import DuckDBWarehouse
 
 FIT_SAMPLE = 60  # of the sample corpus's 160 sentences
@@ -18,7 +18,7 @@ FIT_SAMPLE = 60  # of the sample corpus's 160 sentences
 @pytest.fixture(scope="module")
 def sampled(tmp_path_factory, embedder):
     warehouse = DuckDBWarehouse(database=str(tmp_path_factory.mktemp("fit_sample") / "w.duckdb"))
-    defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
+    defs = dg.Definitions(assets=build_assets(), jobs=[refresh_job(partitioned=False)],
                           resources={"warehouse": warehouse, "embedder": embedder})
     config = {"ops": {**{f"{name}_clusters": {"config": {"fit_sample": FIT_SAMPLE}}
                          for name in ("kmeans", "minibatch_kmeans", "louvain")},
@@ -92,7 +92,7 @@ def test_louvain_over_whole_graph_up_to_fits_a_sample_on_its_own_neighbours(samp
     warehouse, _, model_key = sampled  # last in this file: it fits Louvain again on the shared warehouse
     config = {"ops": {"louvain_clusters": {"config": {"fit_sample": FIT_SAMPLE, "whole_graph_up_to": 100,
                                                       "refit": True}}}}
-    result = dg.materialize(all_assets, selection="louvain_clusters", run_config=config,
+    result = dg.materialize(build_assets(), selection="louvain_clusters", run_config=config,
                             resources={"warehouse": warehouse, "embedder": embedder})
     [materialization] = result.asset_materializations_for_node("louvain_clusters")
     details = materialization.metadata["details"].value

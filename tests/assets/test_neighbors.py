@@ -47,7 +47,7 @@ def replay_days(work, embedder, run_config: dict | None = None):
     """Day 1: 600 questions (two near-duplicates among them); day 2: 100 arrive, 20 leave."""
     import dagster as dg
 
-    from dagster_project.definitions import all_assets, all_checks
+    from dagster_project.definitions import build_assets
 
     texts = dataset("banking77")["text"].drop_duplicates().tolist()
     db, corpus = work / "w.duckdb", work / "texts"
@@ -58,7 +58,7 @@ def replay_days(work, embedder, run_config: dict | None = None):
         write_corpus(corpus, day)
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("SENTENCES_PATH", str(corpus))
-            results.append(dg.materialize([*all_assets, *all_checks], resources=resources, run_config=run_config,
+            results.append(dg.materialize(build_assets(), resources=resources, run_config=run_config,
                                           selection=[*SELECTION, "louvain_clusters"]))
         states.append(stored(db))
     return db, results, states, texts

@@ -1,33 +1,24 @@
 """SENTENCE_PARTITIONS=files: one dynamic partition per file, added and removed by the file sensor, ingested
 and embedded per partition with the real model into a real DuckDB file; clusterings read every partition."""
 
-import importlib
-
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.core.readers import read_corpus
+from dagster_project.definitions import build_definitions
 from dagster_project.resources import DuckDBWarehouse
 
-MODULES = ["dagster_project.assets.settings", "dagster_project.assets.sentences", "dagster_project.assets.embeddings",
-           "dagster_project.assets.clusterings", "dagster_project.automation"]
 
 
 @pytest.fixture
-def partitioned(monkeypatch, request):
-    """The project's modules as loaded with SENTENCE_PARTITIONS=files (or the parameter); loaded again without it
-    afterwards."""
-    def load():
-        return [importlib.reload(importlib.import_module(name)) for name in MODULES]
-
+def partitioned(monkeypatch, request) -> tuple[list, dg.SensorDefinition]:
+    """The assets and the file sensor of the Definitions built with SENTENCE_PARTITIONS=files (or the parameter)."""
     monkeypatch.setenv("SENTENCE_PARTITIONS", getattr(request, "param", "files"))
-    _, sentences, embeddings, clusterings, automation = load()
-    yield sentences, embeddings, clusterings, automation
-    monkeypatch.delenv("SENTENCE_PARTITIONS")
-    load()
+    defs = build_definitions()
+    return list(defs.assets), defs.resolve_sensor_def("sentence_file_partitions")
 
 
 def split_sample(folder) -> pd.DataFrame:
@@ -38,10 +29,10 @@ def split_sample(folder) -> pd.DataFrame:
     return frame
 
 
-def sense_and_run(automation, instance, warehouse, assets, resources, cursor):
+def sense_and_run(sensor, instance, warehouse, assets, resources, cursor):
     """One sensor tick applied as the daemon would: partitions added and deleted, each requested run done."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse})
-    result = automation.sentence_file_partitions(context)
+    result = sensor(context)
     for request in result.dynamic_partitions_requests:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -56,19 +47,17 @@ def sense_and_run(automation, instance, warehouse, assets, resources, cursor):
 
 
 def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkeypatch, embedder):
-    sentences, embeddings, clusterings, automation = partitioned
+    assets, sensor = partitioned
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     sample = split_sample(corpus)
     monkeypatch.setenv("SENTENCES_PATH", str(corpus))
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
     instance = dg.DagsterInstance.ephemeral()
-    assets = [sentences.sentences, embeddings.sentence_embeddings, embeddings.every_sentence_embedded_once,
-              *clusterings.cluster_assets]
     resources = {"warehouse": warehouse, "embedder": embedder}
 
     def sense(cursor):
-        return sense_and_run(automation, instance, warehouse, assets, resources, cursor)
+        return sense_and_run(sensor, instance, warehouse, assets, resources, cursor)
 
     first = sense(None)
     assert sorted(r.partition_key for r in first.run_requests) == ["first.csv", "nested/second.csv"]
@@ -88,9 +77,8 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
 
     # A window of partitions (CLUSTER_WINDOW): only the matching files' sentences are clustered, and the
     # check holds for the window (it counts the other file's 100 sentences as unassigned without it).
-    kmeans_check = clusterings.CLUSTERINGS["kmeans"][1]
     windowed = DuckDBWarehouse(database=warehouse.database, cluster_window="nested/*")
-    done = dg.materialize([*assets, kmeans_check], selection=["kmeans_clusters"],
+    done = dg.materialize(assets, selection=["kmeans_clusters"],
                           resources={**resources, "warehouse": windowed}, instance=instance)
     assert done.success and {e.check_name: e.passed for e in done.get_asset_check_evaluations()} == {
         "every_sentence_assigned_once": True, "fit_succeeded": True}
@@ -99,15 +87,14 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
     assert warehouse.query(per_file).set_index("source")["n"].to_dict() == {"nested/second.csv": len(sample) - 100}
     nowhere = DuckDBWarehouse(database=warehouse.database, cluster_window="2025-*")
     with pytest.raises(Exception, match=r"CLUSTER_WINDOW '2025-\*' matches no file .*'first.csv'"):
-        dg.materialize([*assets, kmeans_check], selection=["kmeans_clusters"],
+        dg.materialize(assets, selection=["kmeans_clusters"],
                        resources={**resources, "warehouse": nowhere}, instance=instance)
     assert warehouse.query(per_file).set_index("source")["n"].to_dict() == {"nested/second.csv": len(sample) - 100}
 
     # Nothing changed: no run, and none either from a sensor started afresh (no cursor: it starts from the files
     # the warehouse read). One file modified, one removed: one run, one partition and its rows gone.
     for cursor in (first.cursor, None):
-        tick = automation.sentence_file_partitions(
-            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}))
+        tick = sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}))
         assert not tick.run_requests and "no change" in tick.skip_reason.skip_message
     (corpus / "first.csv").unlink()
     sample.iloc[100:110].to_csv(corpus / "nested" / "second.csv", index=False)
@@ -119,7 +106,7 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
 
 
 def test_partition_of_a_missing_file_names_it_and_changes_nothing(partitioned, tmp_path, monkeypatch, embedder):
-    sentences, *_ = partitioned
+    assets, _ = partitioned
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     split_sample(corpus)
@@ -127,17 +114,17 @@ def test_partition_of_a_missing_file_names_it_and_changes_nothing(partitioned, t
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("sentence_files", ["first.csv", "gone.csv"])
-    assert dg.materialize([sentences.sentences], resources={"warehouse": warehouse}, partition_key="first.csv",
+    assert dg.materialize(assets, selection=["sentences"], resources={"warehouse": warehouse, "embedder": embedder}, partition_key="first.csv",
                           instance=instance).success
     with pytest.raises(Exception, match="Partition 'gone.csv' names no file under SENTENCES_PATH"):
-        dg.materialize([sentences.sentences], resources={"warehouse": warehouse}, partition_key="gone.csv",
+        dg.materialize(assets, selection=["sentences"], resources={"warehouse": warehouse, "embedder": embedder}, partition_key="gone.csv",
                        instance=instance)
     assert warehouse.query("SELECT count(*) AS n FROM sentences")["n"][0] == 100
 
 
 @pytest.mark.parametrize("partitioned", ["folders"], indirect=True)
 def test_folder_partitions_one_per_arrival_date(partitioned, tmp_path, monkeypatch, embedder):
-    sentences, embeddings, _, automation = partitioned
+    assets, sensor = partitioned
     landing = tmp_path / "landing"
     sample = pd.read_csv(f"{SAMPLE_CORPUS}/sample_corpus.csv")
     for day, name, rows in [("2026-11-23", "morning.csv", slice(0, 60)), ("2026-11-23", "evening.csv", slice(60, 100)),
@@ -147,11 +134,10 @@ def test_folder_partitions_one_per_arrival_date(partitioned, tmp_path, monkeypat
     monkeypatch.setenv("SENTENCES_PATH", str(landing))
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
     instance = dg.DagsterInstance.ephemeral()
-    assets = [sentences.sentences, embeddings.sentence_embeddings]
     resources = {"warehouse": warehouse, "embedder": embedder}
     per_file = "SELECT source, count(*) AS n FROM sentences GROUP BY ALL ORDER BY source"
 
-    first = sense_and_run(automation, instance, warehouse, assets, resources, None)
+    first = sense_and_run(sensor, instance, warehouse, assets, resources, None)
     assert [r.partition_key for r in first.run_requests] == ["2026-11-23", "2026-11-24"]
     assert sorted(instance.get_dynamic_partitions("sentence_folders")) == ["2026-11-23", "2026-11-24"]
     assert warehouse.query(per_file).set_index("source")["n"].to_dict() == {
@@ -161,7 +147,7 @@ def test_folder_partitions_one_per_arrival_date(partitioned, tmp_path, monkeypat
     # A late file lands in the newest folder: that date's partition alone runs, the other date is untouched.
     pd.DataFrame({"text": [f"A late arrival number {i} about tides." for i in range(5)]}).to_csv(
         landing / "2026-11-24" / "late.csv", index=False)
-    second = sense_and_run(automation, instance, warehouse, assets, resources, first.cursor)
+    second = sense_and_run(sensor, instance, warehouse, assets, resources, first.cursor)
     assert [r.partition_key for r in second.run_requests] == ["2026-11-24"]
     assert warehouse.query(per_file)["n"].tolist() == [40, 60, len(sample) - 100, 5]
     assert warehouse.query("SELECT sentence_id FROM sentences WHERE source LIKE '2026-11-23/%' ORDER BY 1").equals(
@@ -172,11 +158,11 @@ def test_folder_partitions_one_per_arrival_date(partitioned, tmp_path, monkeypat
 
     # One file of a date removed: its rows go, the date stays; the whole date removed: partition and rows go.
     (landing / "2026-11-23" / "evening.csv").unlink()
-    third = sense_and_run(automation, instance, warehouse, assets, resources, second.cursor)
+    third = sense_and_run(sensor, instance, warehouse, assets, resources, second.cursor)
     assert not third.run_requests and "2026-11-23" in instance.get_dynamic_partitions("sentence_folders")
     for path in (landing / "2026-11-23").iterdir():
         path.unlink()
     (landing / "2026-11-23").rmdir()
-    fourth = sense_and_run(automation, instance, warehouse, assets, resources, third.cursor)
+    fourth = sense_and_run(sensor, instance, warehouse, assets, resources, third.cursor)
     assert not fourth.run_requests and instance.get_dynamic_partitions("sentence_folders") == ["2026-11-24"]
     assert warehouse.query(per_file)["source"].tolist() == ["2026-11-24/a.csv", "2026-11-24/late.csv"]

@@ -10,9 +10,9 @@ import duckdb
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.core.clustering import ALGORITHMS
-from dagster_project.definitions import all_assets, all_checks
+from dagster_project.definitions import build_assets
 from dagster_project.resources import DuckDBWarehouse
 
 CONTRACT = {
@@ -48,7 +48,7 @@ CONTRACT = {
 
 def materialize(db: Path, embedder, selection=None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*all_assets, *all_checks],
+        build_assets(),
         resources={"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder},
         selection=selection,
     )

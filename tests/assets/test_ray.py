@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.core.text import normalize_text, text_hash
 
 pytest.importorskip("dagster_ray", reason="Ray is the `ray` extra")

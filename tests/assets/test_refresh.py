@@ -5,16 +5,16 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dagster_project.automation import refresh_everything
+from dagster_project.automation import refresh_job
 from dagster_project.core.clustering import SCHEDULED, tree_memory_gb
-from dagster_project.definitions import all_assets, all_checks
+from dagster_project.definitions import build_assets
 from dagster_project.resources import DuckDBWarehouse
 
 
 @pytest.fixture(scope="module")
 def refreshed(tmp_path_factory, embedder):
     db = tmp_path_factory.mktemp("refresh") / "w.duckdb"
-    defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
+    defs = dg.Definitions(assets=build_assets(), jobs=[refresh_job(partitioned=False)],
                           resources={"warehouse": DuckDBWarehouse(database=str(db)), "embedder": embedder})
     config = {"ops": {"louvain_clusters": {"config": {"resolution": -1.0}},  # out of range: it cannot run
                       "agglomerative_clusters": {"config": {"max_memory_gb": tree_memory_gb(100) * 1.001}}}}

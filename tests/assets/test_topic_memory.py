@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
-from dagster_project.definitions import all_assets, all_checks
+from dagster_project.settings import SAMPLE_CORPUS
+from dagster_project.definitions import build_assets
 from dagster_project.resources import DuckDBWarehouse
 
 ALGORITHMS = ["kmeans", "louvain", "agglomerative", "community_detection", "hdbscan"]
@@ -35,7 +35,7 @@ class Corpus:
         config = {"ops": {f"{a}_clusters": {"config": {"refit": refit, **FIXED.get(a, {})}} for a in ALGORITHMS}}
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("SENTENCES_PATH", str(self.folder / "in"))
-            result = dg.materialize([*all_assets, *all_checks], resources=self.resources, selection=SELECTION,
+            result = dg.materialize(build_assets(), resources=self.resources, selection=SELECTION,
                                     run_config=config, raise_on_error=False)
         assert result.success
         return result
@@ -186,7 +186,7 @@ def test_a_damaged_curation_table_is_refused_by_name(tmp_path, embedder):
         conn.execute("CREATE TABLE topic_curation (algorithm VARCHAR, topic INTEGER, name VARCHAR)")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SENTENCES_PATH", str(store.folder / "in"))
-        result = dg.materialize([*all_assets, *all_checks], resources=store.resources, raise_on_error=False,
+        result = dg.materialize(build_assets(), resources=store.resources, raise_on_error=False,
                                 selection=["sentences", "sentence_embeddings", "kmeans_clusters", "kmeans_topics"])
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failure.step_key == "kmeans_topics"

@@ -7,8 +7,8 @@ from scipy.stats import spearmanr
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.models import Dense
 
-from dagster_project.assets.embeddings import sentence_embeddings
-from dagster_project.assets.sentences import sentences
+from dagster_project.assets.embeddings import build_embedding_assets
+from dagster_project.assets.sentences import build_sentences
 from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder
 from dagster_project.resources.backends import BackendError, ExportedEncoder, model_file
 
@@ -79,7 +79,7 @@ def test_backends_share_one_cache_side_by_side(tmp_path, export_dir, embedder, m
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
     metadata = {}
     for model in (embedder, engine("onnx-int8", export_dir)):
-        result = dg.materialize([sentences, sentence_embeddings], resources={"warehouse": warehouse, "embedder": model})
+        result = dg.materialize([build_sentences(None), *build_embedding_assets(None, "local")], resources={"warehouse": warehouse, "embedder": model})
         metadata[model.backend] = result.asset_materializations_for_node("sentence_embeddings")[0].metadata
     assert metadata["onnx-int8"]["backend"].value == "onnx-int8"
     assert metadata["onnx-int8"]["new_texts"].value == 3 and metadata["torch"]["new_texts"].value == 3

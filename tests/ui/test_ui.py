@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.assets.settings import SAMPLE_CORPUS
+from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.core.clustering import SCHEDULED
 from dagster_project.core.readers import read_corpus
 from dagster_project.resources import DuckDBWarehouse
