@@ -53,14 +53,8 @@ from benchmarks.common import (  # noqa: E402
 )
 from benchmarks.scale import corpus_of, million_vectors  # noqa: E402
 from dagster_project.core import neighbors  # noqa: E402
-from dagster_project.core.clustering import (  # noqa: E402
-    ALGORITHMS,
-    LouvainParams,
-    knn_graph,
-    leiden,
-    louvain,
-    run_clustering,
-)
+from dagster_project.core.algorithms.louvain import LouvainParams, knn_graph, leiden, louvain  # noqa: E402
+from dagster_project.core.clustering import ALGORITHMS, run_clustering  # noqa: E402
 from dagster_project.core.community import top_neighbours  # noqa: E402
 from dagster_project.core.neighbors import Neighbours, add_vectors, new_index, search  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402

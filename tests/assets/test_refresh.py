@@ -6,7 +6,8 @@ import duckdb
 import pytest
 
 from dagster_project.automation import refresh_job
-from dagster_project.core.clustering import SCHEDULED, tree_memory_gb
+from dagster_project.core.algorithms.agglomerative import tree_memory_gb
+from dagster_project.core.clustering import SCHEDULED
 from dagster_project.definitions import build_assets
 from dagster_project.resources import DuckDBWarehouse
 

@@ -3,8 +3,12 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from dagster_project.core import clustering
+from dagster_project.core.algorithms import agglomerative as agglomerative_module
+from dagster_project.core.algorithms import louvain as louvain_module
 from dagster_project.core.assign import assign_to_fit, nearest_centre
+from dagster_project.core.algorithms.agglomerative import tree_memory_gb, weighted_ward
+from dagster_project.core.algorithms.louvain import knn_graph
+from dagster_project.core.algorithms.threshold import nearest_centroid
 from dagster_project.core.clustering import (
     ALGORITHMS,
     AgglomerativeParams,
@@ -16,12 +20,8 @@ from dagster_project.core.clustering import (
     LouvainParams,
     MiniBatchKMeansParams,
     PreviousFit,
-    knn_graph,
-    nearest_centroid,
     relabel_by_size,
     run_clustering,
-    tree_memory_gb,
-    weighted_ward,
 )
 from dagster_project.core.metrics import cosine_silhouette
 
@@ -155,7 +155,7 @@ def test_agglomerative_refit_keeps_the_previous_topics_and_grows_a_new_one_from_
                                                 previous=earlier(np.zeros((0, 8)), before))
     assert automatic.details["clusters_previous"] == "4: kept (on the plateau)"
     assert adjusted_rand_score(truth, automatic.labels) == 1.0
-    monkeypatch.setattr(clustering, "WARD_LEAVES_UP_TO", 28)  # 29 leaves: too many sentences without a topic
+    monkeypatch.setattr(agglomerative_module, "WARD_LEAVES_UP_TO", 28)  # 29 leaves: too many sentences without a topic
     fresh = ALGORITHMS["agglomerative"].fit(x, params, "cpu", previous=earlier(np.zeros((0, 8)), before))
     assert fresh.details["started_from"].startswith("a new tree") and adjusted_rand_score(truth, fresh.labels) == 1.0
 
@@ -288,10 +288,8 @@ def test_knn_graph_links_each_sentence_to_scikit_learns_nearest_neighbours(sampl
 
 
 def test_knn_graph_of_many_rows_comes_from_an_index_and_equals_the_exact_one(sample_embeddings, monkeypatch):
-    import dagster_project.core.clustering as clustering
-
     exact = knn_graph(sample_embeddings, 10)
-    monkeypatch.setattr(clustering, "INDEX_ABOVE", 100)  # the 160 sample sentences count as many
+    monkeypatch.setattr(louvain_module, "INDEX_ABOVE", 100)  # the 160 sample sentences count as many
     indexed = knn_graph(sample_embeddings, 10)
     assert ((indexed > 0) != (exact > 0)).nnz == 0  # the same edges: HNSW finds every neighbour at this size
     assert abs(indexed - exact).max() < 1e-3 and not np.array_equal(indexed.data, exact.data)  # half-precision

@@ -1,0 +1,1 @@
+"""The clustering algorithms, one family per module; `core/clustering.py` is their registry."""
