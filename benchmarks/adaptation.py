@@ -22,7 +22,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, v
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, dataset_names, embed, load_dataset  # noqa: E402
-from dagster_project.core.adaptation import METHODS, AdaptationParams, adapted_folder, train  # noqa: E402
+from dagster_project.resources.adaptation import METHODS, AdaptationParams, adapted_folder, train  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 from dagster_project.resources.embedder import bundled_model_path  # noqa: E402
 

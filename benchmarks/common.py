@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from dagster_project.core.community import DEFAULT_BLOCK_BYTES, communities_from_neighbours, neighbour_lists
 from dagster_project.core.text import normalize_text, text_hash
 from dagster_project.resources import SentenceEmbedder
 
@@ -130,3 +131,13 @@ def embed_in_child(texts: list[str], embedder: SentenceEmbedder) -> np.ndarray:
     """`embed` in a forked child, so that this process never starts torch's OpenMP threads (a process that has
     cannot safely fork the children that measure each clustering)."""
     return measured_or_raise(embed, texts, embedder)[0]
+
+
+def community_labels(embeddings: np.ndarray, threshold: float = 0.75, min_size: int = 10,
+                     block_bytes: int = DEFAULT_BLOCK_BYTES, device: str = "cpu") -> np.ndarray:
+    """Fast community detection as sentence-transformers' `util.community_detection` defines it, with its
+    parameters, from the product's own parts: a label per row, communities numbered largest first, -1 for rows in
+    none (`embeddings`: L2-normalized float32)."""
+    if len(embeddings) == 0 or len(embeddings) < min_size:
+        return np.full(len(embeddings), -1, dtype=np.int64)
+    return communities_from_neighbours(*neighbour_lists(embeddings, threshold, block_bytes, device), min_size)[0]

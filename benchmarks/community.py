@@ -17,8 +17,7 @@ import torch
 from sentence_transformers.util import community_detection as reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import embed, median_seconds, scale_corpus  # noqa: E402
-from dagster_project.core.community import community_labels  # noqa: E402
+from benchmarks.common import community_labels, embed, median_seconds, scale_corpus  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
 

@@ -24,9 +24,8 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import median_seconds, scale_corpus  # noqa: E402
+from benchmarks.common import community_labels, median_seconds, scale_corpus  # noqa: E402
 from dagster_project.core.clustering import ALGORITHMS  # noqa: E402
-from dagster_project.core.community import community_labels  # noqa: E402
 from dagster_project.core.torch_kmeans import lloyd  # noqa: E402
 from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder  # noqa: E402
 

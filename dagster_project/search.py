@@ -29,7 +29,7 @@ def more_like(text: str, top: int, algorithm: str | None) -> tuple[pd.DataFrame,
         path = index_path(warehouse.database, embedder.model_key)
         vector = embedder.encode([text])
     index = ShardedIndex(path, vector.shape[1])
-    if index.built:
+    if index.created:
         raise SystemExit(f"No neighbour index for model '{embedder.model_key}' at {path}: materialize "
                          "sentence_neighbors first (make run, or the refresh_everything job).")
     found, similarity = index.search(np.array([-1]), vector[:1], top)  # key -1: no stored sentence is left out

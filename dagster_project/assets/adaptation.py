@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 import pydantic
 
-from ..core.adaptation import AdaptationParams, adapted_folder, train
+from ..resources.adaptation import AdaptationParams, adapted_folder, train
 from ..core.clustering import ALGORITHMS, run_clustering
 from ..core.metrics import clustering_metrics as compute_metrics
 from ..core.labels import summarize_topics

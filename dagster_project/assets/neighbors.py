@@ -59,8 +59,8 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
     stored = warehouse.query("""SELECT sentence_id, min(similarity) AS kth, count(*) AS n FROM sentence_neighbors
                                 WHERE model_key = ? GROUP BY 1""", [model_key]).set_index("sentence_id")
     index = ShardedIndex(path, dimensions, config.index_file_size, rebuild=config.rebuild or not len(ids))
-    built = index.built
-    why = ("rebuild asked" if config.rebuild else "no index for this model yet") if built else \
+    created = index.created
+    why = ("rebuild asked" if config.rebuild else "no index for this model yet") if created else \
         "index kept, new sentences added"
     in_index = index.contains(ids) if len(index) else np.zeros(len(ids), bool)
     gone = np.setdiff1d(stored.index.to_numpy(np.int64), ids)
@@ -69,7 +69,7 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
     add_embeddings(index, warehouse, model_key, ids[~in_index], every=not in_index.any())
     k = min(config.k, max(len(ids) - 1, 0))
     lists_kept = np.isin(ids, stored.index.to_numpy(np.int64)) & in_index
-    if built or not len(stored) or int(stored["n"].max()) != k:
+    if created or not len(stored) or int(stored["n"].max()) != k:
         fresh = ids  # every list (first build, or k or the corpus size below k changed)
     else:
         touched = warehouse.query(
@@ -86,7 +86,7 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
         yield np.union1d(fresh, gone), None
         outdated = []
         for rows in neighbour_chunks(index, fresh if k else fresh[:0], k):
-            if not built:
+            if not created:
                 outdated.append(np.setdiff1d(np.intersect1d(outdated_by(rows, stored["kth"]), ids), fresh))
             yield nothing, rows
         entered = np.unique(np.concatenate(outdated or [nothing]))
@@ -101,7 +101,7 @@ def update_index(warehouse: DuckDBWarehouse, model_key: str, path: Path, config:
     for other in path.parent.glob(f"{Path(warehouse.database).name}.neighbors-*.usearch"):
         if not other.name.startswith(path.stem):  # an index of a model no longer used
             other.unlink()
-    return {"index": f"built ({why})" if built else why, "index_sentences": len(index),
+    return {"index": f"built ({why})" if created else why, "index_sentences": len(index),
             "index_files": len(index.sizes),
             "added_to_index": int((~in_index).sum()), "removed_from_index": len(gone),
             "lists_searched": len(fresh) + len(entered), "lists_entered_by_new_sentences": len(entered),

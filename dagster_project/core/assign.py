@@ -38,18 +38,13 @@ def closest_centres(embeddings: np.ndarray, centres: np.ndarray,
     return best, similarity
 
 
-def nearest_centre(embeddings: np.ndarray, centres: np.ndarray, chunk: int = ASSIGN_CHUNK) -> np.ndarray:
-    """The index of the most cosine-similar centre (unit rows) of every embedding row (unit too)."""
-    return closest_centres(embeddings, centres, chunk)[0]
-
-
 def assign_to_fit(embeddings: np.ndarray, fitted: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Labels of every row of `embeddings`: the rows `fitted` (indices) keep their `labels`; every other row
     takes the label of the nearest centre of the fitted clusters (-1 when the fit found no cluster)."""
     ids, centres = centroids(embeddings[fitted], labels)
     out = np.full(len(embeddings), -1, dtype=np.int64)
     if len(ids):
-        out[:] = ids[nearest_centre(embeddings, centres)]
+        out[:] = ids[closest_centres(embeddings, centres)[0]]
     out[fitted] = labels
     return out
 

@@ -97,28 +97,6 @@ def communities_from_neighbours(
     return labels, np.array([center for center, _ in accepted], dtype=np.int64)
 
 
-def community_labels(
-    embeddings: np.ndarray, threshold: float = 0.75, min_size: int = 10, block_bytes: int = DEFAULT_BLOCK_BYTES,
-    device: str = "cpu",
-) -> np.ndarray:
-    """Label per row: communities numbered largest first, -1 for rows in no community.
-
-    `embeddings` must be L2-normalized float32 (cosine = dot product).
-    """
-    return communities(embeddings, threshold, min_size, block_bytes=block_bytes, device=device)[0]
-
-
-def communities(
-    embeddings: np.ndarray, threshold: float, min_size: int, first: np.ndarray | None = None,
-    block_bytes: int = DEFAULT_BLOCK_BYTES, device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
-    """(label per row, centre row per community) of `community_labels`, trying the `first` rows as centres first."""
-    n = len(embeddings)
-    if n == 0 or n < min_size:
-        return np.full(n, -1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return communities_from_neighbours(*neighbour_lists(embeddings, threshold, block_bytes, device), min_size, first)
-
-
 def top_neighbours(
     queries: np.ndarray, k: int, corpus: np.ndarray | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
     device: str = "cpu",

@@ -154,7 +154,7 @@ class ShardedIndex:
     """The index kept as files of at most `shard_size` vectors (`path`, then `<stem>-1.usearch`, ...), one of them
     in memory at a time: memory is one file's index whatever the corpus. A search asks every file in turn and
     keeps the k best; vectors are added to the last file until it is full. Up to `shard_size` vectors this is one
-    file, loaded once. Files that are missing, unreadable or of other vectors' size make a new index (`built`)."""
+    file, loaded once. Files that are missing, unreadable or of other vectors' size make a new index (`created`)."""
 
     def __init__(self, path: Path, dimensions: int, shard_size: int = SHARD_SIZE, rebuild: bool = False):
         self.path, self.dimensions, self.shard_size = path, dimensions, max(1, shard_size)
@@ -167,7 +167,7 @@ class ShardedIndex:
                 self.sizes = []
                 break
             self.sizes.append(int(info["count_present"]))
-        self.built = not self.sizes
+        self.created = not self.sizes  # no index file yet: made now
         self.written = set(range(len(self.sizes)))  # the files that hold this index (not an older one)
         self.current, self.index, self.changed = -1, None, False
 

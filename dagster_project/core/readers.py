@@ -189,20 +189,10 @@ def _check_text_is_string(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Corpus:
-    """Normalized sentences plus what ingestion dropped."""
-
-    frame: pd.DataFrame  # text, text_hash, source, label, row, timestamp (NaT: none given)
-    files: list[str]
-    empty_rows_dropped: int
-    fingerprints: dict[str, str]  # source -> file_fingerprint, taken before the file was read
-
-
 @dataclass
 class CorpusStream:
     """Every file of a corpus, read in parts of at most `chunk_rows` rows: iterating yields the normalized parts
-    (as `Corpus.frame`) and counts the rows kept and dropped. A bad row stops the iteration with an InputError, as
+    (text, text_hash, source, label, row, timestamp: NaT when none is given) and counts the rows kept and dropped. A bad row stops the iteration with an InputError, as
     does a corpus with no sentence at the end."""
 
     spec: str
@@ -287,12 +277,3 @@ def open_corpus(spec: str, root: str | None = None, partition: str | None = None
                              "go).")
     fingerprints = {source: file_fingerprint(path) for source, path in named.items()}
     return CorpusStream(spec, named, fingerprints, chunk_rows)
-
-
-def read_corpus(spec: str, root: str | None = None, partition: str | None = None,
-                chunk_rows: int = CHUNK_ROWS) -> Corpus:
-    """Read every file of `spec` (or of one `partition`) at once: normalized texts, empty rows dropped, hashed."""
-    stream = open_corpus(spec, root, partition, chunk_rows)
-    frame = pd.concat(list(stream), ignore_index=True)
-    return Corpus(frame=frame, files=stream.files, empty_rows_dropped=stream.empty_rows_dropped,
-                  fingerprints=stream.fingerprints)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dagster_project.settings import SAMPLE_CORPUS
-from dagster_project.core.readers import read_corpus
+from dagster_project.core.readers import open_corpus
 from dagster_project.definitions import build_definitions
 from dagster_project.resources import DuckDBWarehouse
 
@@ -65,7 +65,7 @@ def test_file_partitions_from_sensor_to_clustering(partitioned, tmp_path, monkey
     with duckdb.connect(warehouse.database, read_only=True) as conn:
         stored = conn.execute("SELECT source, source_row, text FROM sentences ORDER BY source, source_row").df()
         vectors = conn.execute("SELECT count(*) FROM embedding_cache").fetchall()[0][0]
-    expected = read_corpus(str(corpus)).frame.sort_values(["source", "row"])
+    expected = pd.concat(list(open_corpus(str(corpus)))).sort_values(["source", "row"])
     assert stored["text"].tolist() == expected["text"].tolist() and len(stored) == len(sample)
     assert stored["source"].value_counts().to_dict() == {"first.csv": 100, "nested/second.csv": len(sample) - 100}
     assert vectors == expected["text_hash"].nunique()

@@ -5,10 +5,10 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from dagster_project.core.algorithms import agglomerative as agglomerative_module
 from dagster_project.core.algorithms import louvain as louvain_module
-from dagster_project.core.assign import assign_to_fit, nearest_centre
+from dagster_project.core.assign import assign_to_fit, closest_centres
 from dagster_project.core.algorithms.agglomerative import tree_memory_gb, weighted_ward
 from dagster_project.core.algorithms.louvain import knn_graph
-from dagster_project.core.algorithms.threshold import nearest_centroid
+from dagster_project.core.algorithms.threshold import noise_to_nearest_cluster
 from dagster_project.core.clustering import (
     ALGORITHMS,
     AgglomerativeParams,
@@ -229,7 +229,7 @@ def test_assign_to_fit_keeps_the_fitted_labels_and_sends_the_rest_to_the_nearest
     labels = assign_to_fit(x, fitted, truth[fitted])
     assert labels.tolist() == truth.tolist()
     assert (assign_to_fit(x, fitted, np.full(6, -1)) == -1).all()  # a fit without clusters assigns nothing
-    assert nearest_centre(x, np.eye(8, dtype=np.float32)[:3], chunk=7).tolist() == truth.tolist()  # any chunking
+    assert closest_centres(x, np.eye(8, dtype=np.float32)[:3], chunk=7)[0].tolist() == truth.tolist()  # any chunking
 
 
 def test_hdbscan_noise_reassignment_leaves_no_noise():
@@ -246,9 +246,9 @@ def test_hdbscan_noise_reassignment_leaves_no_noise():
     assert adjusted_rand_score(truth, reassigned[:-5]) == 1.0
 
 
-def test_nearest_centroid_assigns_noise_to_most_similar_cluster():
+def test_noise_to_nearest_cluster_assigns_noise_to_most_similar_cluster():
     x = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1], [0.9, 0.2]], dtype=np.float32)
-    assert nearest_centroid(x, np.array([0, 0, 1, 1, -1])).tolist() == [0, 0, 1, 1, 0]
+    assert noise_to_nearest_cluster(x, np.array([0, 0, 1, 1, -1])).tolist() == [0, 0, 1, 1, 0]
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))

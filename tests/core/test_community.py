@@ -3,7 +3,8 @@ import pytest
 import torch
 from sentence_transformers.util import community_detection as reference
 
-from dagster_project.core.community import community_labels, kth_neighbor_similarity
+from benchmarks.common import community_labels
+from dagster_project.core.community import kth_neighbor_similarity
 
 
 def as_communities(labels):

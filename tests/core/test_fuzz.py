@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dagster_project.core.clustering import ALGORITHMS, run_clustering
-from dagster_project.core.readers import InputError, read_corpus
+from dagster_project.core.readers import InputError
+from support import read_corpus
 from dagster_project.core.text import normalize_text
 
 NOISE_ALLOWED = {"community_detection", "hdbscan", "dbscan"}

@@ -82,7 +82,7 @@ def test_an_index_kept_in_files_finds_what_one_index_finds(sample_embeddings, tm
     files.add(ids[:100], sample_embeddings[:100])
     files.save()
     reopened = neighbors.ShardedIndex(path, sample_embeddings.shape[1], shard_size=70)
-    assert not reopened.built and reopened.sizes == [70, 30] and len(reopened) == 100
+    assert not reopened.created and reopened.sizes == [70, 30] and len(reopened) == 100
     reopened.add(ids[100:], sample_embeddings[100:])  # fills the last file, then opens new ones
     assert len(ids) > 140 and reopened.sizes[:2] == [70, 70] and len(reopened) == len(ids)
     found, similarity = reopened.search(ids, sample_embeddings, 5)
@@ -99,4 +99,4 @@ def test_an_index_kept_in_files_finds_what_one_index_finds(sample_embeddings, tm
     reopened.remove(ids)
     reopened.save()
     assert not list(tmp_path.iterdir())  # an empty index leaves no file
-    assert neighbors.ShardedIndex(path, sample_embeddings.shape[1]).built
+    assert neighbors.ShardedIndex(path, sample_embeddings.shape[1]).created

@@ -3,7 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from dagster_project.core.readers import InputError, read_corpus, resolve_files
+from dagster_project.core.readers import InputError, resolve_files
+from support import read_corpus
 
 
 def write(path, content: str | bytes):

@@ -13,7 +13,7 @@ import pytest
 
 from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.core.clustering import SCHEDULED
-from dagster_project.core.readers import read_corpus
+from dagster_project.core.readers import open_corpus
 from dagster_project.resources import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,8 +228,8 @@ def test_backfill_of_file_partitions_from_the_asset_page(browser, tmp_path):
     # also runs, launches nothing (no file changed since it was read) and only the backfill writes.
     warehouse = DuckDBWarehouse(database=env["DUCKDB_PATH"])
     for source in ("first.csv", "second.csv"):
-        read = read_corpus(str(corpus), partition=source)
-        warehouse.replace_sentences(read.frame, source, read.fingerprints)
+        read = open_corpus(str(corpus), partition=source)
+        warehouse.replace_sentences(read, source, read.fingerprints)
     url, server = serve(env)
     daemon = subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-m", "dagster_project.definitions"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

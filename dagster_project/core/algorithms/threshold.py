@@ -152,7 +152,7 @@ def reduce(embeddings: np.ndarray, method: str, dimensions: int, seed: int) -> n
     return umap.UMAP(n_components=dimensions, n_neighbors=neighbours, metric="cosine", random_state=seed,
                      min_dist=0.0).fit_transform(embeddings).astype(np.float32)
 
-def nearest_centroid(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def noise_to_nearest_cluster(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Give every -1 row the label of the cluster whose mean embedding is most similar."""
     clustered = np.flatnonzero(labels >= 0)
     return assign_to_fit(embeddings, clustered, labels[clustered])
@@ -177,7 +177,7 @@ def hdbscan(embeddings: np.ndarray, params: HDBSCANParams, device: str = "cpu") 
     labels = model.labels_.astype(np.int64)
     details = {"dimensions": int(reduced.shape[1]), "noise_before_reassignment": int((labels < 0).sum())}
     if params.reassign_noise:
-        labels = nearest_centroid(embeddings, labels)
+        labels = noise_to_nearest_cluster(embeddings, labels)
     return ClusteringResult(relabel_by_size(labels), details)
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from dagster_project.core.adaptation import (
+from dagster_project.resources.adaptation import (
     AdaptationError,
     AdaptationParams,
     adapted_folder,
