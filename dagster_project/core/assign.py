@@ -49,6 +49,17 @@ def assign_to_fit(embeddings: np.ndarray, fitted: np.ndarray, labels: np.ndarray
     return out
 
 
+def assign_to_topics(embeddings: np.ndarray, centres: np.ndarray, radii: np.ndarray | None = None) -> np.ndarray:
+    """The index of each row's most cosine-similar centre (unit rows), or -1 when it lies farther from that centre
+    than its cosine radius (with `radii`) or when there is no centre."""
+    if not len(centres):
+        return np.full(len(embeddings), -1, dtype=np.int64)
+    best, similarity = closest_centres(embeddings, centres)
+    if radii is None:
+        return best
+    return np.where(1.0 - similarity <= np.asarray(radii)[best] + 1e-6, best, -1)
+
+
 UNFITTED = -2  # the label of a row the fit did not see, until it is assigned
 
 
@@ -80,9 +91,8 @@ def label_streamed(chunks: Iterable[tuple[np.ndarray, np.ndarray]], labels: np.n
         seen[positions] = True
         todo = positions[labels[positions] == UNFITTED]
         if len(todo) and len(centres):
-            best, similarity = closest_centres(chunk[labels[positions] == UNFITTED], centres)
-            far = np.zeros(len(todo), bool) if radii is None else 1.0 - similarity > radii[best] + 1e-6
-            labels[todo] = np.where(far, -1, centre_ids[best])
+            index = assign_to_topics(chunk[labels[positions] == UNFITTED], centres, radii)
+            labels[todo] = np.where(index < 0, -1, centre_ids[index])
         labels[todo[labels[todo] == UNFITTED]] = -1  # no centre to join
         part = labels[positions]
         kept = part >= 0

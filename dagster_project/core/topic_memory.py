@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from .assign import centroids, closest_centres, label_means
+from .assign import centroids, label_means
 
 SPREAD_QUANTILE = 0.95  # a topic's radius: this quantile of its members' cosine distance to its centre
 MIN_OVERLAP = 0.3  # Jaccard of shared sentences above which a cluster may continue a topic
@@ -55,15 +55,6 @@ def topic_means(embeddings: np.ndarray, topic_ids: np.ndarray) -> np.ndarray:
     ids, means = label_means(embeddings, topic_ids)
     sizes = np.array([(topic_ids == t).sum() for t in ids], dtype=np.int64)
     return means[np.argsort(-sizes, kind="stable")].astype(np.float32)
-
-
-def assign_to_topics(embeddings: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """The index of each row's most cosine-similar topic centre, or -1 when it lies farther from that centre than
-    the topic's own radius (unassigned)."""
-    if not len(centres):
-        return np.full(len(embeddings), -1, dtype=np.int64)
-    best, similarity = closest_centres(embeddings, centres)
-    return np.where(1.0 - similarity <= np.asarray(radii)[best] + 1e-6, best, -1)
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .assign import UNFITTED, label_streamed, stratified_rows
+from .assign import UNFITTED, assign_to_topics, label_streamed, stratified_rows
 from .clustering import Algorithm, PreviousFit, sample_rows
 from .neighbors import Neighbours
 from .topic_memory import (
     Matching,
     RefitPolicy,
     TopicShapes,
-    assign_to_topics,
     drift_reason,
     match_topics,
     shapes_from_sums,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dagster_project.core.assign import UNFITTED, centroids, label_streamed, stratified_rows
+from dagster_project.core.assign import UNFITTED, assign_to_topics, centroids, label_streamed, stratified_rows
 from dagster_project.core.topic_memory import shapes_from_sums, topic_shapes
 
 
@@ -31,14 +31,17 @@ def test_streamed_labels_and_shapes_match_those_of_the_whole_matrix():
     assert np.allclose(shapes.radii, exact.radii, atol=1e-6)
 
 
-def test_rows_beyond_a_noisy_fits_spread_stay_unassigned():
+def test_streamed_rows_of_a_noisy_fit_are_assigned_as_new_sentences_are():
+    """With radii, the pass labels as `assign_to_topics` does (its spread rule is tested with topic matching)."""
     x = unit_rows(200, seed=1)
     centres = x[:2]
     labels = np.full(200, UNFITTED)
-    labels[:2] = [0, 1]
-    streamed, _ = label_streamed([(np.arange(100), x[:100]), (np.arange(100, 200), x[100:])], labels, centres, np.array([0, 1]), radii=np.array([0.5, 0.5]))
-    similarity = (x[2:] @ centres.T).max(axis=1)
-    assert np.array_equal(streamed[2:] == -1, 1.0 - similarity > 0.5 + 1e-6)
+    labels[:2] = [7, 9]
+    streamed, _ = label_streamed([(np.arange(100), x[:100]), (np.arange(100, 200), x[100:])], labels, centres,
+                                 np.array([7, 9]), radii=np.array([0.5, 0.5]))
+    index = assign_to_topics(x[2:], centres, np.array([0.5, 0.5]))
+    assert (index == -1).any() and (index >= 0).any()
+    assert np.array_equal(streamed[2:], np.where(index < 0, -1, np.array([7, 9])[index]))
 
 
 def test_stratified_rows_keep_every_label():

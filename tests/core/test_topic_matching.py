@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 
+from dagster_project.core.assign import assign_to_topics
 from dagster_project.core.topic_memory import (
     RefitPolicy,
-    assign_to_topics,
     drift_reason,
     match_topics,
     refit_reason,
