@@ -16,7 +16,7 @@ export DAGSTER_HOME ?= $(abspath $(basename $(DUCKDB_PATH))).dagster
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup home demo run test test-all ui show sql docs bench clean
+.PHONY: setup setup-extras home demo run test test-extras test-all screenshots ui show sql docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -45,8 +45,22 @@ run: setup home
 test: setup
 	$(BIN)/python -m pytest -q
 
-test-all: setup
+# The optional extras' tests (OpenVINO, domain adaptation, Ray), with those extras installed.
+setup-extras: $(VENV)/.installed-extras
+
+$(VENV)/.installed-extras: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[extras-tests]'
+	touch $@
+
+test-extras: setup-extras
+	$(BIN)/python -m pytest -q -m extras
+
+test-all: setup-extras
 	$(BIN)/python -m pytest -q -m ''
+
+# The README's pictures (docs/images), retaken from the UI tests.
+screenshots: setup
+	UI_SCREENSHOT_DIR=$(abspath docs/images) $(BIN)/python -m pytest -q tests/ui
 
 ui: setup home
 	$(BIN)/dagster dev -h $(HOST) -p $(PORT)

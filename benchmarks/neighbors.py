@@ -91,7 +91,7 @@ def usearch_index(x: np.ndarray, probes: np.ndarray, dtype: str = "f16", louvain
     if louvain_too:
         started = time.perf_counter()
         graph = knn_graph(x, K, found=Neighbours(found, similarity))
-        out["labels"] = leiden(graph, LouvainParams().resolution)
+        out["labels"] = leiden(graph, LouvainParams().resolution)[0]
         out["louvain_s"] = time.perf_counter() - started
     return out
 
@@ -266,7 +266,7 @@ def main() -> None:
                 print(row(label, size, other, seconds, peak, exact), flush=True)
         if size <= 100_000:
             reference, seconds, peak = measured(lambda: louvain(x, LouvainParams()).labels)
-            reseeded, _, _ = measured(lambda: leiden(knn_graph(x, K), LouvainParams().resolution, seed=1))
+            reseeded, _, _ = measured(lambda: leiden(knn_graph(x, K), LouvainParams().resolution, seed=1)[0])
             louvain_rows[-1] += (reference, seconds, reseeded)
     print("\n| sentences | vectors | exact neighbours of every row, s (projected from the probes) | index build + "
           "search s | ratio | Louvain on the index graph s | Louvain on exact neighbours s | ARI of the two | "

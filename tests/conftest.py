@@ -12,7 +12,6 @@ from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +35,6 @@ def sample_embeddings(embedder, sample_corpus) -> np.ndarray:
 @pytest.fixture
 def warehouse(tmp_path) -> DuckDBWarehouse:
     return DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"))
-
-
-def dataset(name: str) -> pd.DataFrame:
-    """A labeled dataset from ../shared/datasets; skips the test when the folder is absent."""
-    path = DATASETS / name / "data.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found: the shared datasets sit beside the project checkout")
-    return pd.read_csv(path, keep_default_na=False)
 
 
 @pytest.fixture

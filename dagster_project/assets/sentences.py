@@ -5,7 +5,7 @@ import dagster as dg
 from ..core.readers import InputError, open_corpus
 from ..resources import DuckDBWarehouse
 from ..resources.warehouse import source_scope
-from ..settings import SENTENCES_PATH
+from ..settings import SENTENCES_PATH, served
 
 
 def sentence_partitions(mode: str) -> dg.DynamicPartitionsDefinition | None:
@@ -15,7 +15,8 @@ def sentence_partitions(mode: str) -> dg.DynamicPartitionsDefinition | None:
 
 
 def build_sentences(partitions: dg.DynamicPartitionsDefinition | None) -> dg.AssetsDefinition:
-    @dg.asset(name="sentences", group_name="ingest", kinds={"python", "duckdb"}, partitions_def=partitions)
+    @dg.asset(name="sentences", group_name="ingest", kinds={"python", "duckdb"}, partitions_def=partitions,
+              metadata=served())  # the corpus and warehouse these definitions were built for
     def sentences(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         """Raw sentences from SENTENCES_PATH (file, folder or glob of .txt/.csv/.tsv/.jsonl/.parquet),
         Unicode-NFC and whitespace normalized, empty rows dropped, hashed. Replaces table `sentences` (with

@@ -97,7 +97,8 @@ def search(index, keys: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.nda
         rows = np.arange(stop - start)[:, None]
         keep = valid[rows, order]
         found[start:stop] = np.where(keep, got[rows, order], -1)
-        similarity[start:stop] = np.where(keep, 1.0 - distances[rows, order], np.nan)
+        # the slots past a row's matches hold whatever the index left there (garbage, not distances): never read
+        similarity[start:stop] = np.where(keep, 1.0 - np.where(keep, distances[rows, order], 0.0), np.nan)
     return found, similarity
 
 

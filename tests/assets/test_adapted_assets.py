@@ -6,7 +6,15 @@ import pytest
 from dagster_project.assets.adaptation import adapted_clusterings, adapted_model
 from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder
 
-pytest.importorskip("datasets")
+from support import require
+
+pytestmark = pytest.mark.extras
+
+
+@pytest.fixture(autouse=True)
+def adapt_installed():
+    require("datasets", "adapt")
+
 
 TINY = {"method": "simcse", "batch_size": 8, "max_sentences": 24, "min_sentences": 16}
 

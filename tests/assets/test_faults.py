@@ -25,6 +25,8 @@ CLI = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_p
 # the warehouse after kills and concurrent runs, not keyword diversity, which tests/assets/test_pipeline.py runs).
 PLAIN_TOPICS = {f"{name}_topics": {"config": {"diversity": 0.0}} for name in ALGORITHMS}
 FAST = json.dumps({"ops": PLAIN_TOPICS})
+# Whatever DuckDB or the warehouse say when a step meets the file locked: none of it may happen.
+LOCK_ERRORS = re.compile(r"Could not set lock|Conflicting lock|WarehouseBusyError|IO Error[^\n]*lock", re.IGNORECASE)
 SMALL_CHUNKS = json.dumps({"ops": {**PLAIN_TOPICS, "sentence_embeddings": {"config": {"chunk_size": 8}}}})
 
 
@@ -177,7 +179,7 @@ def test_concurrent_runs_and_readers_lose_nothing(pipeline):
         thread.join()
     for run, log in zip(runs, logs):
         assert run.returncode == 0 and "RUN_SUCCESS" in log, log[-4000:]
-        assert "lock" not in log.lower() or "Could not set lock" not in log
+        assert "STEP_FAILURE" not in log and not LOCK_ERRORS.search(log), LOCK_ERRORS.search(log) or log[-4000:]
     assert not errors and reads and set(reads) <= {len(old_ids), len(old_ids) + 10}
     assert_consistent(db, old_ids, len(old_ids) + 10)
     with duckdb.connect(str(db), read_only=True) as conn:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import dataset
+from support import dataset
 from sklearn.metrics import adjusted_rand_score
 
 from dagster_project.core.clustering import LouvainParams, louvain

@@ -19,7 +19,16 @@ import pytest
 from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.core.text import normalize_text, text_hash
 
-pytest.importorskip("dagster_ray", reason="Ray is the `ray` extra")
+from support import require
+
+pytestmark = pytest.mark.extras
+
+
+@pytest.fixture(autouse=True)
+def ray_installed():
+    require("dagster_ray", "ray")
+
+
 ROOT = Path(__file__).resolve().parents[2]
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent))
 FILES = ["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"]

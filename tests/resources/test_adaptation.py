@@ -17,8 +17,16 @@ from dagster_project.resources.adaptation import (
 )
 from dagster_project.resources.embedder import bundled_model_path
 
-pytest.importorskip("datasets")
-pytest.importorskip("accelerate")
+from support import require
+
+pytestmark = pytest.mark.extras
+
+
+@pytest.fixture(autouse=True)
+def adapt_installed():
+    require("datasets", "adapt")
+    require("accelerate", "adapt")
+
 
 TINY = dict(batch_size=8, max_sentences=24, min_sentences=16, epochs=1)
 

@@ -12,8 +12,13 @@ from dagster_project.assets.sentences import build_sentences
 from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder
 from dagster_project.resources.backends import BackendError, ExportedEncoder, model_file
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("openvino")
+from support import require
+
+
+@pytest.fixture(autouse=True)
+def onnx_installed():
+    require("onnxruntime", "cpu-backends")
+
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +35,10 @@ def pairwise_cosines(vectors: np.ndarray) -> np.ndarray:
     return (vectors @ vectors.T)[upper]
 
 
-@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+@pytest.mark.parametrize("backend", ["onnx", pytest.param("openvino", marks=pytest.mark.extras)])
 def test_fp32_engines_give_the_torch_vectors(backend, export_dir, sample_corpus, sample_embeddings):
+    if backend == "openvino":
+        require("openvino", "cpu-backends")
     vectors = engine(backend, export_dir).encode(sample_corpus["text"].tolist())
     assert vectors.dtype == np.float32 and vectors.shape == sample_embeddings.shape
     assert np.min(np.sum(vectors * sample_embeddings, axis=1)) > 0.9999

@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import playwright.sync_api as playwright
 import pytest
 
 from dagster_project.settings import SAMPLE_CORPUS
@@ -18,8 +19,15 @@ from dagster_project.resources import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(autouse=True)
+def chromium_installed():
+    """The UI is checked in Debian's Chromium: without it these tests fail (never skip); .ci/run installs it."""
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is not installed: `apt-get install chromium` (.ci/run does)", pytrace=False)
+
+
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                 "--disable-background-networking", "--disable-component-update"]
 ASSETS = ["sentences", "sentence_embeddings", "sentence_neighbors", "sentence_map", "clustering_metrics", "recommended",
@@ -97,9 +105,11 @@ def page(webserver, browser):
     return browser.new_page(viewport={"width": 2200, "height": 1800})
 
 
-def screenshot_dir() -> Path:
-    """The README's pictures are these screenshots, retaken by every run of the suite (UI_SCREENSHOT_DIR: elsewhere)."""
-    return Path(os.environ.get("UI_SCREENSHOT_DIR", ROOT / "docs" / "images"))
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory) -> Path:
+    """Where the screenshots go: a temporary folder, or UI_SCREENSHOT_DIR (`make screenshots` retakes the README's
+    pictures in docs/images this way)."""
+    return Path(os.environ.get("UI_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
 
 
 def dismiss_dialogs(page) -> None:
@@ -135,7 +145,7 @@ def test_asset_graph_shows_the_whole_lineage(webserver, page):
     assert not missing, missing
 
 
-def test_picture_of_the_whole_asset_graph(webserver, browser):
+def test_picture_of_the_whole_asset_graph(webserver, browser, screenshot_dir):
     """The README's lineage picture: every group expanded, zoomed out, panned to where most of the graph is in
     view; every asset is seen on the way."""
     page = browser.new_page(viewport={"width": 1600, "height": 1300})
@@ -161,12 +171,12 @@ def test_picture_of_the_whole_asset_graph(webserver, browser):
     assert seen >= {*ASSETS, "adapted_model"}, sorted({*ASSETS, "adapted_model"} - seen)
     page.mouse.wheel(0, best_offset - offset)  # back to where the most assets were in view
     page.wait_for_timeout(1000)
-    page.screenshot(path=str(screenshot_dir() / "ui_asset_graph.png"),
+    page.screenshot(path=str(screenshot_dir / "ui_asset_graph.png"),
                     clip={"x": 560, "y": 140, "width": 960, "height": 1060})
     page.close()
 
 
-def test_topic_asset_shows_topic_table_and_map(webserver, page):
+def test_topic_asset_shows_topic_table_and_map(webserver, page, screenshot_dir):
     page.goto(f"{webserver}/assets/kmeans_topics", wait_until="networkidle")
     dismiss_dialogs(page)
     page.get_by_text("topic_hierarchy").first.wait_for(timeout=60_000)
@@ -182,7 +192,7 @@ def test_topic_asset_shows_topic_table_and_map(webserver, page):
     image.wait_for(timeout=10_000)
     assert image.evaluate("img => img.naturalWidth") > 600
     page.wait_for_timeout(1500)  # the dialog fades in
-    page.screenshot(path=str(screenshot_dir() / "ui_topic_map.png"))
+    page.screenshot(path=str(screenshot_dir / "ui_topic_map.png"))
 
 
 def test_sentences_asset_names_the_corpus_and_warehouse_it_serves(served, page):
@@ -194,14 +204,14 @@ def test_sentences_asset_names_the_corpus_and_warehouse_it_serves(served, page):
     assert str(folder / "w.duckdb") in body and SAMPLE_CORPUS in body
 
 
-def test_report_shows_labelled_maps_with_a_legend(served, browser):
+def test_report_shows_labelled_maps_with_a_legend(served, browser, screenshot_dir):
     _, folder = served
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto((folder / "topic_report.html").as_uri())
     assert page.locator("svg text.label").count() >= len(SCHEDULED)  # topic labels on every map
     assert page.locator("ul.legend").count() == len(SCHEDULED)  # make run: the scheduled clusterings
     assert page.locator("svg circle title").count() > 0  # sentences on hover
-    page.screenshot(path=str(screenshot_dir() / "report.png"))
+    page.screenshot(path=str(screenshot_dir / "report.png"))
     page.close()
 
 

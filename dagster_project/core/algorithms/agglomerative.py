@@ -24,6 +24,7 @@ from .louvain import LouvainParams, louvain
 
 LINKAGES = ("ward", "average", "complete", "single")
 
+
 @dataclass(frozen=True)
 class AgglomerativeParams:
     distance_threshold: float | None = doc(
@@ -38,9 +39,11 @@ class AgglomerativeParams:
         "sentence then assigned to its nearest cluster centre (see details).", 8.0)
     seed: int = doc("Seed of that sample.", 0)
 
+
 CUT_SEARCH_SPAN = 4  # the automatic cut looks at counts from (Louvain communities / 4) to the communities
 
 CUT_CANDIDATES = 16
+
 
 def tree_cut(heights: np.ndarray, clusters: int) -> float:
     """The distance threshold midway between the merges that leave `clusters` clusters of the n = len(heights) + 1
@@ -49,6 +52,7 @@ def tree_cut(heights: np.ndarray, clusters: int) -> float:
     below = heights[n - clusters - 1] if clusters < n else 0.0
     above = heights[n - clusters] if clusters > 1 else heights[-1] + 1.0
     return float((below + above) / 2)
+
 
 def choose_cut(embeddings: np.ndarray, tree: np.ndarray, most: int, device: str = "cpu",
                leaf_of_row: np.ndarray | None = None, previous: int | None = None) -> tuple[int, dict]:
@@ -76,11 +80,14 @@ def choose_cut(embeddings: np.ndarray, tree: np.ndarray, most: int, device: str 
     chosen, kept = on_plateau(scores, 0.02, previous)
     return chosen, {"silhouette_by_clusters": scores, **({"clusters_previous": kept} if kept else {})}
 
+
 def tree_memory_gb(n: int) -> float:
     """GB of a hierarchical clustering of n rows: condensed float64 distances plus the merge workspace."""
     return n * (n - 1) / 2 * 8 / 2**30 * 2
 
+
 WARD_LEAVES_UP_TO = 5_000  # a re-fit builds on from the previous topics up to this many leaves, else a new tree:
+
 
 def weighted_ward(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """SciPy's linkage matrix of Ward's method over groups of points, each given by its mean and size: the tree
@@ -125,6 +132,7 @@ def weighted_ward(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.array([[*sorted((renamed[merges[t][0]], renamed[merges[t][1]])), merges[t][2], merges[t][3]]
                      for t in order], dtype=np.float64).reshape(-1, 4)
 
+
 def groups_as_leaves(embeddings: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(leaf of each row, leaf means, leaf sizes): a leaf per group of `start` (its mean), and one per row at -1."""
     groups, means = label_means(embeddings, start)
@@ -132,6 +140,7 @@ def groups_as_leaves(embeddings: np.ndarray, start: np.ndarray) -> tuple[np.ndar
     leaf_of_row = np.searchsorted(groups, start)
     leaf_of_row[alone] = len(groups) + np.arange(len(alone))
     return leaf_of_row, np.vstack([means, embeddings[alone]]), np.bincount(leaf_of_row).astype(np.float64)
+
 
 def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: str = "cpu",
                   previous: PreviousFit | None = None) -> ClusteringResult:

@@ -12,6 +12,7 @@ import numpy as np
 class ClusteringError(ValueError):
     """The corpus or the parameters do not allow this clustering; the message says what to do."""
 
+
 @dataclass(frozen=True)
 class ClusteringResult:
     labels: np.ndarray
@@ -21,6 +22,7 @@ class ClusteringResult:
     @property
     def n_clusters(self) -> int:
         return int(len(set(self.labels.tolist()) - {-1}))
+
 
 @dataclass(frozen=True)
 class PreviousFit:
@@ -34,9 +36,11 @@ class PreviousFit:
     exemplars: np.ndarray
     details: dict[str, Any]
 
+
 def doc(text: str, default: Any = None) -> Any:
     """A dataclass field with a description (shown in the Dagster launchpad)."""
     return field(default=default, metadata={"description": text})
+
 
 def relabel_by_size(labels: np.ndarray) -> np.ndarray:
     """Renumber clusters 0..k-1, largest first (ties by old id); -1 stays -1."""
@@ -46,11 +50,13 @@ def relabel_by_size(labels: np.ndarray) -> np.ndarray:
     mapping = {int(old): new for new, old in enumerate(order)}
     return np.array([mapping.get(int(v), -1) for v in labels], dtype=np.int64)
 
+
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     """Sorted positions of a seeded sample of `size` of n rows (all when n <= size)."""
     if n <= size:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
 
 def on_plateau(scores: dict[int, float], tolerance: float, previous: int | None = None) -> tuple[int, str | None]:
     """The count to choose among scored ones: the smallest within `tolerance` (relative) of the best score, or

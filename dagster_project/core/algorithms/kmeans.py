@@ -27,6 +27,7 @@ SEARCH_STARTS = 2  # of each k-means fit while choosing k, up to ONE_START_ABOVE
 
 ONE_START_ABOVE_K = 50  # while choosing k, fits above this k start once
 
+
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int, int], Any], k_min: int, k_max: int, sample_size: int,
     seed: int, tolerance: float = 0.02, device: str = "cpu", starts: int = SEARCH_STARTS, previous: int | None = None,
@@ -76,7 +77,9 @@ def choose_k(
         "inertia_by_k": dict(sorted(inertias.items())),
     }
 
+
 WARM_START_SLACK = 0.01  # a fit from the previous topics' centres wins unless its inertia is this much worse
+
 
 def warm_centres(embeddings: np.ndarray, previous: np.ndarray, k: int) -> np.ndarray:
     """k starting centres: the first k `previous` centres (largest topics first), topped up with the sentences
@@ -86,6 +89,7 @@ def warm_centres(embeddings: np.ndarray, previous: np.ndarray, k: int) -> np.nda
         _, similarity = closest_centres(embeddings, np.stack(centres))
         centres.append(np.asarray(embeddings[int(np.argmin(similarity))], np.float32))
     return np.stack(centres)
+
 
 def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, make: Callable[[int, int], Any],
                    device: str = "cpu", search_starts: int = SEARCH_STARTS,
@@ -117,6 +121,7 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
         model = warmed if chosen else model
     return ClusteringResult(relabel_by_size(model.labels_), details)
 
+
 @dataclass(frozen=True)
 class KMeansParams:
     n_clusters: int | None = doc("Number of clusters; leave empty to choose k by silhouette between k_min and k_max.")
@@ -127,8 +132,10 @@ class KMeansParams:
     sample_size: int = doc("Sentences sampled to choose k.", 5000)
     seed: int = doc("Random seed.", 0)
 
+
 def previous_centres(previous: PreviousFit | None) -> np.ndarray | None:
     return previous.centres if previous is not None and len(previous.centres) else None
+
 
 def kmeans(embeddings: np.ndarray, params: KMeansParams, device: str = "cpu",
            previous: PreviousFit | None = None) -> ClusteringResult:
@@ -143,9 +150,11 @@ def kmeans(embeddings: np.ndarray, params: KMeansParams, device: str = "cpu",
     return _kmeans_family(embeddings, params.n_clusters, params, make, device, warm=warm,
                           init=previous_centres(previous))
 
+
 @dataclass(frozen=True)
 class MiniBatchKMeansParams(KMeansParams):
     batch_size: int = doc("Mini-batch size.", 4096)
+
 
 def minibatch_kmeans(embeddings: np.ndarray, params: MiniBatchKMeansParams, device: str = "cpu",
                      previous: PreviousFit | None = None) -> ClusteringResult:

@@ -42,11 +42,13 @@ def coverage_similarity(
     return similarity, (f"{coverage:.0%} of {len(sample)} sampled sentences have {neighbours} neighbours "
                         f"(themselves included) at cosine >= {similarity:.4f}")
 
+
 SEARCHES = ("auto", "exact", "index")
 
 SEARCH_HELP = ("How each sentence's neighbours above the similarity are found: exact (every pair scored, in "
                "blocks), index (an approximate nearest-neighbour index, each pair found verified exactly), auto "
                f"(the index from {THRESHOLD_INDEX_ABOVE:,} sentences).")
+
 
 def threshold_lists(embeddings: np.ndarray, search: str,
                     device: str = "cpu") -> tuple[Callable[[float], tuple], str]:
@@ -66,6 +68,7 @@ def threshold_lists(embeddings: np.ndarray, search: str,
 
     return lists, "approximate index, pairs verified exactly"
 
+
 @dataclass(frozen=True)
 class CommunityParams:
     threshold: float | None = doc(
@@ -77,12 +80,15 @@ class CommunityParams:
     seed: int = doc("Random seed of the sample.", 0)
     search: str = doc(SEARCH_HELP, "auto")
 
+
 def coverage_steps(target: float, fits: int = 4) -> list[float]:
     """Neighbour coverages the automatic threshold tries in turn: the target, then a third of the share it leaves
     uncovered, a ninth, ... (0.8, 0.9333, 0.9778, 0.9926)."""
     return list(dict.fromkeys(round(1 - (1 - target) / 3**step, 4) for step in range(fits)))  # 1.0: one step
 
+
 COVERAGE_SLACK = 0.05  # a re-fit keeps the previous automatic threshold while it assigns this close to the target
+
 
 def community_detection(embeddings: np.ndarray, params: CommunityParams, device: str = "cpu",
                         previous: PreviousFit | None = None) -> ClusteringResult:
@@ -131,7 +137,9 @@ def community_detection(embeddings: np.ndarray, params: CommunityParams, device:
     details.update(threshold=round(float(threshold), 4), threshold_selection=how, threshold_attempts=attempts)
     return ClusteringResult(labels, details, centres)
 
+
 REDUCTIONS = ("none", "pca", "umap")
+
 
 def reduce(embeddings: np.ndarray, method: str, dimensions: int, seed: int) -> np.ndarray:
     """Reduce to `dimensions` with PCA or UMAP (cosine); `none`, 0, or a target not smaller than the data: as is."""
@@ -152,10 +160,12 @@ def reduce(embeddings: np.ndarray, method: str, dimensions: int, seed: int) -> n
     return umap.UMAP(n_components=dimensions, n_neighbors=neighbours, metric="cosine", random_state=seed,
                      min_dist=0.0).fit_transform(embeddings).astype(np.float32)
 
+
 def noise_to_nearest_cluster(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Give every -1 row the label of the cluster whose mean embedding is most similar."""
     clustered = np.flatnonzero(labels >= 0)
     return assign_to_fit(embeddings, clustered, labels[clustered])
+
 
 @dataclass(frozen=True)
 class HDBSCANParams:
@@ -165,6 +175,7 @@ class HDBSCANParams:
     reduce_dimensions: int = doc("Dimensions after the reduction (0: none).", 16)
     reassign_noise: bool = doc("Assign noise sentences to the cluster with the most similar centroid.", False)
     seed: int = doc("Random seed of the reduction.", 0)
+
 
 def hdbscan(embeddings: np.ndarray, params: HDBSCANParams, device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
@@ -180,6 +191,7 @@ def hdbscan(embeddings: np.ndarray, params: HDBSCANParams, device: str = "cpu") 
         labels = noise_to_nearest_cluster(embeddings, labels)
     return ClusteringResult(relabel_by_size(labels), details)
 
+
 @dataclass(frozen=True)
 class DBSCANParams:
     eps: float | None = doc(
@@ -192,6 +204,7 @@ class DBSCANParams:
     sample_size: int = doc("Sentences sampled to choose eps.", 5000)
     seed: int = doc("Random seed of the sample and the reduction.", 0)
     search: str = doc(SEARCH_HELP, "auto")
+
 
 def dbscan(embeddings: np.ndarray, params: DBSCANParams, device: str = "cpu") -> ClusteringResult:
     n = len(embeddings)
