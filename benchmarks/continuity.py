@@ -34,10 +34,10 @@ from sklearn.metrics import normalized_mutual_info_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import dataset_names, embed_in_child, load_dataset, scale_corpus  # noqa: E402
-from dagster_project.automation import refresh_everything  # noqa: E402
+from dagster_project.automation import refresh_job  # noqa: E402
 from dagster_project.core.clustering import SCHEDULED  # noqa: E402
 from dagster_project.core.text import text_hash  # noqa: E402
-from dagster_project.definitions import all_assets, all_checks  # noqa: E402
+from dagster_project.definitions import build_assets  # noqa: E402
 from dagster_project.resources import DuckDBWarehouse, SentenceEmbedder  # noqa: E402
 
 FIRST_DAY = pd.Timestamp("2026-11-01")
@@ -62,7 +62,7 @@ class Warehouse:
         self.db = folder / "w.duckdb"
         self.resource = DuckDBWarehouse(database=str(self.db))
         self.vectors = dict(zip(frame["text"], vectors))
-        self.defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[refresh_everything],
+        self.defs = dg.Definitions(assets=build_assets(), jobs=[refresh_job(partitioned=False)],
                                    resources={"warehouse": self.resource, "embedder": embedder})
         self.instance = dg.DagsterInstance.ephemeral()
 

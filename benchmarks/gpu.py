@@ -121,10 +121,12 @@ def whole_lineage(texts: list[str], device: str, algorithms: list[str]) -> None:
     import dagster as dg
     import pandas as pd
 
-    from dagster_project.definitions import all_assets, all_checks
+    from dagster_project.definitions import build_assets
 
     skipped = set(ALGORITHMS) - set(algorithms)
-    chosen = [a for a in all_assets if not any(a.key.path[-1].startswith(name + "_") for name in skipped)]
+    everything = build_assets()
+    chosen = [a for a in everything if not isinstance(a, dg.AssetChecksDefinition)
+              and not any(a.key.path[-1].startswith(name + "_") for name in skipped)]
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work) / "corpus"
         folder.mkdir()
@@ -133,7 +135,7 @@ def whole_lineage(texts: list[str], device: str, algorithms: list[str]) -> None:
         instance = dg.DagsterInstance.ephemeral()
         started = time.perf_counter()
         result = dg.materialize(
-            [*chosen, *all_checks], selection=dg.AssetSelection.assets(*chosen), instance=instance,
+            everything, selection=dg.AssetSelection.assets(*chosen), instance=instance,
             resources={"warehouse": DuckDBWarehouse(database=str(Path(work) / "w.duckdb")),
                        "embedder": SentenceEmbedder(device=device)},
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

@@ -47,6 +47,7 @@ from benchmarks.common import dataset_names, embed_in_child, load_dataset, measu
 from dagster_project.core.clustering import ALGORITHMS  # noqa: E402
 from dagster_project.core.neighbors import Neighbours, add_vectors, new_index, search  # noqa: E402
 from dagster_project.core.labels import summarize_topics  # noqa: E402
+from dagster_project.core.topic_model import TopicModel  # noqa: E402
 from dagster_project.core.topics import coherence_npmi, topic_diversity  # noqa: E402
 from dagster_project.resources import SentenceEmbedder  # noqa: E402
 
@@ -101,14 +102,16 @@ def cluster(x: np.ndarray, name: str, params: object) -> tuple[np.ndarray, dict]
         return labels, {"keywords": words}
     if name == "evoc":
         return evoc_clusters(x), {}
-    algorithm = ALGORITHMS[name]
-    extra = {}
-    if algorithm.uses_neighbours:  # as in the refresh: the graph from the sentence_neighbors index, built here
-        index, rows = new_index(x.shape[1]), np.arange(len(x))
+    algorithm, rows = ALGORITHMS[name], np.arange(len(x))
+    model = TopicModel(algorithm, params or algorithm.params())  # the fitted topic model the clustering assets run
+    sample, wants_graph = model.plan(len(x))
+    neighbours = None
+    if wants_graph:  # as in the refresh: the graph from the sentence_neighbors index, built here
+        index = new_index(x.shape[1])
         add_vectors(index, rows, x)
-        extra["neighbours"] = Neighbours(*search(index, rows, x, (params or algorithm.params()).n_neighbors))
-    result = algorithm.fit(x, params or algorithm.params(), "cpu", **extra)
-    return result.labels, result.details
+        neighbours = Neighbours(*search(index, rows, x, model.params.n_neighbors))
+    model.fit(rows, sample, x[sample], neighbours).extend(lambda: [(rows, x)], lambda wanted: x[wanted])
+    return model.labels_, model.result_.details
 
 
 def installed(module: str) -> bool:

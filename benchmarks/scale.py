@@ -131,13 +131,15 @@ def run_partitions(args, work: Path) -> dict:
     worker memory read back from the Dagster instance (so a run resumed with --keep sums every sitting's runs)."""
     import dagster as dg
 
-    from dagster_project import definitions  # imported after the environment chose partitions and Ray
+    from dagster_project import definitions, settings
+    from dagster_project.assets.sentences import sentence_partitions
 
     instance = dg.DagsterInstance.get()
     names = sorted(p.name for p in (work / "corpus").glob("*.csv"))
     instance.add_dynamic_partitions("sentence_files", names)
-    resources = definitions.build_resources()
-    assets = definitions.all_assets
+    engine = settings.EMBEDDING_ENGINE.value()  # the environment chose partitions and Ray
+    resources = definitions.build_resources(engine)
+    assets = definitions.build_assets(sentence_partitions(settings.SENTENCE_PARTITIONS.value()), engine)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     done = latest_per_partition(instance, "sentence_embeddings")
     for number, name in enumerate(names):
