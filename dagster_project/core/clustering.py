@@ -69,7 +69,8 @@ ALGORITHMS: dict[str, Algorithm] = {
 
 SCHEDULED = [name for name, algorithm in ALGORITHMS.items() if not algorithm.on_demand]  # in the daily refresh
 
-def run_clustering(name: str, embeddings: np.ndarray, params: Any | None = None, device: str = "cpu") -> ClusteringResult:
+def run_clustering(name: str, embeddings: np.ndarray, params: Any | None = None,
+                   device: str = "cpu") -> ClusteringResult:
     """Run a registered algorithm; `params` defaults to its dataclass defaults."""
     algorithm = ALGORITHMS[name]
     return algorithm.fit(embeddings, params if params is not None else algorithm.params(), device)

@@ -54,7 +54,8 @@ def selection_figures(details: dict, n_clusters: int) -> dict[str, str]:
         png = k_selection_png(details["silhouette_by_k"], details["inertia_by_k"], details["n_clusters"])
         return {"k_selection": markdown_image(png, "silhouette and inertia per k")}
     if "silhouette_by_clusters" in details:
-        png = k_selection_png(details["silhouette_by_clusters"], None, n_clusters, "cosine silhouette of the tree's cut")
+        png = k_selection_png(details["silhouette_by_clusters"], None, n_clusters,
+                              "cosine silhouette of the tree's cut")
         return {"k_selection": markdown_image(png, "silhouette per cut of the tree")}
     return {}
 

@@ -191,9 +191,9 @@ def _check_text_is_string(path: Path, frame: pd.DataFrame) -> None:
 
 @dataclass
 class CorpusStream:
-    """Every file of a corpus, read in parts of at most `chunk_rows` rows: iterating yields the normalized parts
-    (text, text_hash, source, label, row, timestamp: NaT when none is given) and counts the rows kept and dropped. A bad row stops the iteration with an InputError, as
-    does a corpus with no sentence at the end."""
+    """Every file of a corpus, read in parts of at most `chunk_rows` rows: iterating yields the normalized parts (text,
+    text_hash, source, label, row, timestamp: NaT when none is given) and counts the rows kept and dropped. A
+    bad row stops the iteration with an InputError, as does a corpus with no sentence at the end."""
 
     spec: str
     named: dict[str, Path]  # source -> file

@@ -114,10 +114,11 @@ def test_partition_of_a_missing_file_names_it_and_changes_nothing(partitioned, t
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("sentence_files", ["first.csv", "gone.csv"])
-    assert dg.materialize(assets, selection=["sentences"], resources={"warehouse": warehouse, "embedder": embedder}, partition_key="first.csv",
+    resources = {"warehouse": warehouse, "embedder": embedder}
+    assert dg.materialize(assets, selection=["sentences"], resources=resources, partition_key="first.csv",
                           instance=instance).success
     with pytest.raises(Exception, match="Partition 'gone.csv' names no file under SENTENCES_PATH"):
-        dg.materialize(assets, selection=["sentences"], resources={"warehouse": warehouse, "embedder": embedder}, partition_key="gone.csv",
+        dg.materialize(assets, selection=["sentences"], resources=resources, partition_key="gone.csv",
                        instance=instance)
     assert warehouse.query("SELECT count(*) AS n FROM sentences")["n"][0] == 100
 

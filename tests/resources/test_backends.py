@@ -86,7 +86,8 @@ def test_backends_share_one_cache_side_by_side(tmp_path, export_dir, embedder, m
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
     metadata = {}
     for model in (embedder, engine("onnx-int8", export_dir)):
-        result = dg.materialize([build_sentences(None), *build_embedding_assets(None, "local")], resources={"warehouse": warehouse, "embedder": model})
+        result = dg.materialize([build_sentences(None), *build_embedding_assets(None, "local")],
+                                resources={"warehouse": warehouse, "embedder": model})
         metadata[model.backend] = result.asset_materializations_for_node("sentence_embeddings")[0].metadata
     assert metadata["onnx-int8"]["backend"].value == "onnx-int8"
     assert metadata["onnx-int8"]["new_texts"].value == 3 and metadata["torch"]["new_texts"].value == 3

@@ -96,8 +96,9 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
                    warm: Callable[[np.ndarray], Any] | None = None,
                    init: np.ndarray | None = None) -> ClusteringResult:
     """k-means at k (chosen by silhouette when None, the previous topics' count kept when on the plateau); with
-    `init` (the previous topics' centres) and a `warm` estimator, also a fit started from them, kept unless its inertia is WARM_START_SLACK worse than the cold fit's,
-    so that a re-fit of a grown corpus finds the topics it had."""
+    `init` (the previous topics' centres) and a `warm` estimator, also a fit started from them, kept unless its
+    inertia is WARM_START_SLACK worse than the cold fit's, so that a re-fit of a grown corpus finds the topics it
+    had."""
     n = len(embeddings)
     details: dict[str, Any] = {}
     if n_clusters is None:
