@@ -14,15 +14,7 @@ from ..core.neighbors import complete_neighbours
 from ..core.plots import selection_figures
 from ..core.report import cluster_sizes_markdown
 from ..core.topic_memory import RefitPolicy, refit_reason
-from ..core.topic_model import (
-    TopicModel,
-    active_topics,
-    assign_new,
-    exemplar_balls,
-    failed_tables,
-    plain,
-    run_row,
-)
+from ..core.topic_model import TopicModel, active_topics, assign_new, exemplar_balls, failed_tables, plain, run_row
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .config import ClusteringRunConfig, RefitConfig, config_class
 from .neighbors import sentence_neighbors
