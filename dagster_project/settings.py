@@ -64,10 +64,6 @@ RAY_EMBEDDING_WORKERS = Setting("RAY_EMBEDDING_WORKERS", "2", "Embedding actors 
 RAY_GPUS_PER_WORKER = Setting("RAY_GPUS_PER_WORKER", "0", "GPUs each embedding actor asks for.")
 EMBEDDING_STAGING_DIR = Setting("EMBEDDING_STAGING_DIR", "data/staging", "Where Ray actors stage their vectors.")
 
-SETTINGS = [DUCKDB_PATH, SENTENCES_PATH, CLUSTER_WINDOW, SENTENCE_PARTITIONS, EMBEDDING_MODEL, EMBEDDING_DEVICE,
-            EMBEDDING_BACKEND, EMBEDDING_BATCH_SIZE, EMBEDDING_EXPORT_DIR, EMBEDDING_PIPELINE, EMBEDDING_ENGINE,
-            RAY_ADDRESS, RAY_EMBEDDING_WORKERS, RAY_GPUS_PER_WORKER, EMBEDDING_STAGING_DIR]
-
 
 def served() -> dict[str, str]:
     """Which corpus and warehouse these definitions serve (shown in the UI)."""

@@ -74,12 +74,13 @@ class WarehouseAdapter(DuckDBResource):
         path = Path(self.database).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds):
-            known = str(path.resolve()) in SCHEMA_READY and path.exists()
+            key = str(path.resolve())
+            known = key in SCHEMA_READY and path.exists()
             conn = self._connect(str(path))
             try:
                 if not known:
                     conn.execute(SCHEMA)
-                    SCHEMA_READY.add(str(path.resolve()))
+                    SCHEMA_READY.add(key)
                 yield conn
             finally:
                 conn.close()
