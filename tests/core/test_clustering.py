@@ -3,6 +3,7 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from dagster_project.core.algorithms.granularity import choose_count
 from dagster_project.core.algorithms import agglomerative as agglomerative_module
 from dagster_project.core.algorithms import louvain as louvain_module
 from dagster_project.core.assign import assign_to_fit, closest_centres
@@ -72,13 +73,28 @@ def test_algorithms_recover_three_obvious_groups(name, params):
     assert result.labels[:12].tolist() == [0] * 12  # largest cluster is 0
 
 
-def test_kmeans_choice_records_silhouette_and_inertia_per_k():
+def test_kmeans_choice_starts_at_the_graph_communities_and_records_silhouette_and_inertia_per_k():
     x, _ = three_groups(sizes=(40, 35, 30))
-    details = run_clustering("kmeans", x, KMeansParams(k_max=6)).details
-    assert details["n_clusters"] == 3
-    assert set(details["silhouette_by_k"]) == {2, 3, 4, 5, 6}
-    assert details["inertia_by_k"][2] > details["inertia_by_k"][3]
-    assert details["k_selection_seconds"] > 0
+    details = run_clustering("kmeans", x, KMeansParams()).details
+    assert details["communities"] == 3 and details["n_clusters"] == 3
+    assert (min(details["silhouette_by_k"]), max(details["silhouette_by_k"])) == (3, 9)  # to three times them
+    assert details["inertia_by_k"][3] > details["inertia_by_k"][4]
+    assert details["k_selection_seconds"] > 0 and "k_ceiling" not in details
+    given = run_clustering("kmeans", x, KMeansParams(k_min=2, k_max=6)).details
+    assert set(given["silhouette_by_k"]) == {2, 3, 4, 5, 6} and given["n_clusters"] == 3
+
+
+def test_choose_count_widens_past_a_best_at_its_largest_count_and_says_where_it_must_stop():
+    peak_at_50 = lambda k: -abs(k - 50)  # noqa: E731
+    chosen, found = choose_count(peak_at_50, 5, 15, limit=1000, limit_reason="k_max")
+    assert chosen == 50 and found["searched"][1] >= 50 and "ceiling" not in found
+    rising = lambda k: float(k)  # noqa: E731
+    chosen, found = choose_count(rising, 5, 15, limit=100, limit_reason="k_max")
+    assert chosen == 100 == found["searched"][1] and found["ceiling"] == "the largest count searched (100): k_max"
+    flat_then_falling = lambda k: 1.0 if k <= 12 else 0.5  # noqa: E731
+    assert choose_count(flat_then_falling, 5, 15, limit=100, limit_reason="")[0] == 5  # the plateau's start
+    chosen, found = choose_count(flat_then_falling, 5, 15, limit=100, limit_reason="", previous=9)
+    assert chosen == 9 and found["previous"] == "9: kept (on the plateau)"
 
 
 def earlier(centres: np.ndarray, labels: np.ndarray | None = None, exemplars=(), **details) -> PreviousFit:
@@ -338,12 +354,13 @@ def test_louvain_rejects_parameters_it_cannot_use(params):
 
 
 @pytest.mark.parametrize("linkage", ["ward", "average"])
-def test_agglomerative_automatic_cut_is_the_best_silhouette_below_the_louvain_count_and_its_threshold_reproduces_it(
+def test_agglomerative_automatic_cut_is_the_best_silhouette_above_the_louvain_count_and_its_threshold_reproduces_it(
         sample_embeddings, sample_corpus, linkage):
     automatic = run_clustering("agglomerative", sample_embeddings, AgglomerativeParams(linkage=linkage))
     communities = run_clustering("louvain", sample_embeddings).n_clusters
     scores = automatic.details["silhouette_by_clusters"]
-    assert min(scores) == -(-communities // 4) and max(scores) == communities
+    assert automatic.details["communities"] == communities
+    assert min(scores) == communities and max(scores) >= 3 * communities
     assert automatic.n_clusters in scores and scores[automatic.n_clusters] >= 0.98 * max(scores.values())
     assert scores[automatic.n_clusters] == pytest.approx(cosine_silhouette(sample_embeddings, automatic.labels), abs=1e-4)
     assert normalized_mutual_info_score(sample_corpus["label"], automatic.labels) > 0.8

@@ -1,5 +1,5 @@
-"""Agglomerative clustering (Ward by default) cut at a distance, by default the best-silhouette cut below the
-Louvain community count; a re-fit continues Ward's tree from the previous topics."""
+"""Agglomerative clustering (Ward by default) cut at a distance, by default the cut the granularity rule chooses
+(`granularity.py`); a re-fit continues Ward's tree from the previous topics."""
 
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ from .base import (
     ClusteringResult,
     PreviousFit,
     doc,
-    on_plateau,
     relabel_by_size,
     sample_rows,
 )
-from .louvain import LouvainParams, louvain
+from .granularity import SPAN, choose_count, community_floor
 
 LINKAGES = ("ward", "average", "complete", "single")
 
@@ -30,19 +29,15 @@ class AgglomerativeParams:
     distance_threshold: float | None = doc(
         "Linkage distance above which clusters are not merged (cosine for average, complete and single; euclidean "
         "between the unit vectors for ward); empty: chosen from the corpus, by silhouette among the tree's cuts "
-        "holding between a quarter of and as many clusters as the Louvain communities of the n_neighbors graph "
+        "holding from as many to three times as many clusters as the Leiden communities of the n_neighbors graph "
         "(see details).")
     linkage: str = doc("Linkage: ward, average, complete or single.", "ward")
-    n_neighbors: int = doc("Neighbours per sentence of the graph whose communities bound the automatic cut.", 10)
+    n_neighbors: int = doc("Neighbours per sentence of the graph whose communities give the automatic cut's least "
+                           "count.", 10)
     max_memory_gb: float = doc(
         "Memory for the pairwise distances; a larger corpus is clustered on a sample that fits, every other "
         "sentence then assigned to its nearest cluster centre (see details).", 8.0)
     seed: int = doc("Seed of that sample.", 0)
-
-
-CUT_SEARCH_SPAN = 4  # the automatic cut looks at counts from (Louvain communities / 4) to the communities
-
-CUT_CANDIDATES = 16
 
 
 def tree_cut(heights: np.ndarray, clusters: int) -> float:
@@ -54,31 +49,31 @@ def tree_cut(heights: np.ndarray, clusters: int) -> float:
     return float((below + above) / 2)
 
 
-def choose_cut(embeddings: np.ndarray, tree: np.ndarray, most: int, device: str = "cpu",
+def choose_cut(embeddings: np.ndarray, tree: np.ndarray, communities: int, device: str = "cpu",
                leaf_of_row: np.ndarray | None = None, previous: int | None = None) -> tuple[int, dict]:
-    """The cut of a linkage tree with the best cosine silhouette (the smallest cluster count within 2% of the
-    best) among counts from most / CUT_SEARCH_SPAN to `most`, on a geometric grid. Silhouette alone prefers the
-    tree's first split (two clusters) on corpora with one dominant subject; bounding the counts by the graph's
-    communities keeps the cut at the scale of topics, and the silhouette chooses the level within it.
+    """The cut of a linkage tree by the granularity rule (`granularity.py`): from the graph's `communities` to
+    SPAN times them, the cut with the best cosine silhouette (the smallest cluster count within 2% of it).
     `leaf_of_row`: the tree's leaf of each row, when its leaves are groups of rows (default: a leaf per row);
-    counts above the leaves are left out. `previous`: the last fit's count, scored too and kept when within 2%."""
+    counts above the leaves are left out. `previous`: the last fit's count, kept while on the plateau."""
     from scipy.cluster.hierarchy import fcluster
 
-    low = max(2, -(-most // CUT_SEARCH_SPAN))
-    candidates = set(np.geomspace(low, most, num=min(CUT_CANDIDATES, most - low + 1)).round().astype(int))
-    if previous is not None and low <= previous <= most:
-        candidates.add(previous)
-    candidates = sorted(c for c in candidates if c <= len(tree) + 1) or [len(tree) + 1]
-    scores = {}
-    for clusters in candidates:
+    leaves = len(tree) + 1
+
+    def silhouette(clusters: int) -> float | None:
         labels = fcluster(tree, clusters, criterion="maxclust")
         labels = labels if leaf_of_row is None else labels[leaf_of_row]
-        if 2 <= len(np.unique(labels)) < len(embeddings):
-            scores[int(clusters)] = round(cosine_silhouette(embeddings, labels, device), 5)
-    if not scores:
-        return most, {}
-    chosen, kept = on_plateau(scores, 0.02, previous)
-    return chosen, {"silhouette_by_clusters": scores, **({"clusters_previous": kept} if kept else {})}
+        return cosine_silhouette(embeddings, labels, device) if 2 <= len(np.unique(labels)) < len(embeddings) else None
+
+    limit = min(leaves, len(embeddings) - 1)
+    low = max(2, min(communities, limit))
+    chosen, search = choose_count(silhouette, low, max(low, SPAN * communities), limit,
+                                  "one cluster per leaf of the tree", previous=previous)
+    if not search:
+        return min(communities, leaves), {}
+    return chosen, {"silhouette_by_clusters": {k: round(v, 5) for k, v in search["scores"].items()},
+                    "clusters_searched": search["searched"],
+                    **({"clusters_previous": search["previous"]} if "previous" in search else {}),
+                    **({"clusters_ceiling": search["ceiling"]} if "ceiling" in search else {})}
 
 
 def tree_memory_gb(n: int) -> float:
@@ -196,17 +191,16 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
         return ClusteringResult(np.zeros(n, dtype=np.int64), {**details, "note": "every sentence in one topic"})
     threshold = params.distance_threshold
     if threshold is None:
-        communities = louvain(embeddings, LouvainParams(n_neighbors=params.n_neighbors), device).n_clusters
-        clusters, search = (min(communities, leaves), {}) if communities < 3 or communities >= n else choose_cut(
+        communities, found = community_floor(embeddings, min(params.n_neighbors, n - 1), params.seed, device)
+        clusters, search = (min(communities, leaves), {}) if communities >= n else choose_cut(
             x, tree, communities, device, leaf_of_row, previous_count)
         threshold = tree_cut(tree[:, 2], clusters)
-        details.update(search)
+        details.update(found, **search)
         details["threshold_selection"] = (
             f"the tree cut holding {clusters} clusters: the best cosine silhouette among cuts holding "
-            f"{max(2, -(-communities // CUT_SEARCH_SPAN))}-{communities} clusters, {communities} being the number "
-            f"of Louvain communities of the {min(params.n_neighbors, n - 1)}-nearest-neighbour graph"
-            if search else f"the tree cut holding the {communities} Louvain communities of the "
-                           f"{min(params.n_neighbors, n - 1)}-nearest-neighbour graph")
+            f"{search['clusters_searched'][0]}-{search['clusters_searched'][1]} clusters, from the "
+            f"{communities} Leiden communities of the {found['communities_of']}" if search else
+            f"the tree cut holding the {communities} Leiden communities of the {found['communities_of']}")
     details["distance_threshold"] = threshold
     labels = fcluster(tree, threshold, criterion="distance")[leaf_of_row] - 1
     return ClusteringResult(relabel_by_size(labels), details)

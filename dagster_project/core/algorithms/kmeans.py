@@ -1,4 +1,4 @@
-"""k-means and mini-batch k-means over unit vectors; k fixed, or chosen on the cosine silhouette plateau."""
+"""k-means and mini-batch k-means over unit vectors; k fixed, or chosen by the granularity rule (`granularity.py`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from .base import (
     ClusteringResult,
     PreviousFit,
     doc,
-    on_plateau,
     relabel_by_size,
     sample_rows,
 )
+from .granularity import SPAN, TOLERANCE, choose_count, community_floor
 
 FIT_STARTS = 3  # k-means starts of the fit at the chosen k
 
@@ -29,51 +29,47 @@ ONE_START_ABOVE_K = 50  # while choosing k, fits above this k start once
 
 
 def choose_k(
-    embeddings: np.ndarray, make_estimator: Callable[[int, int], Any], k_min: int, k_max: int, sample_size: int,
-    seed: int, tolerance: float = 0.02, device: str = "cpu", starts: int = SEARCH_STARTS, previous: int | None = None,
+    embeddings: np.ndarray, make_estimator: Callable[[int, int], Any], params: Any, device: str = "cpu",
+    starts: int = SEARCH_STARTS, previous: int | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """k by cosine silhouette on a sample, searched coarse to fine (a geometric grid, then five points between
-    the best grid point's neighbours). Silhouette curves of sentence embeddings often rise to a plateau on which
-    the values differ by noise, so the smallest k within `tolerance` (relative) of the best wins: the start of
-    the plateau. `make_estimator(k, n_init)` gets `starts` up to k = 50, where one poor start moves the
-    silhouette enough to change the choice, and one above, where the silhouette averages over many
-    clusters (the large k are most of the search's cost). At most one cluster per 10 sampled sentences.
-    Inertia per k is kept for an elbow plot. With `previous` (the k of the last fit) that k is scored too and
-    kept when it is on the plateau, so that a re-fit of a grown corpus keeps its topics' granularity."""
-    sample = embeddings[sample_rows(len(embeddings), sample_size, seed)]
-    k_max = min(k_max, max(2, len(sample) // 10), len(sample) - 1, len(np.unique(sample, axis=0)))
-    if k_max < 2:
-        return 1, {"k_selection": "too few distinct sentences to compare k; one cluster"}
-    k_min = max(2, min(k_min, k_max))
-    scores, inertias = {}, {}
+    """k by the granularity rule (`granularity.py`): from the Leiden communities of the sentences'
+    nearest-neighbour graph (`k_min` when set) to SPAN times them (`k_max` when set), the cosine silhouette of
+    k-means fits on a sample, at the start of its plateau (`silhouette_tolerance`). The sample holds at least 10
+    sentences per k searched (`sample_size` or more). `make_estimator(k, n_init)` gets `starts` up to k = 50,
+    where one poor start moves the silhouette enough to change the choice, and one above, where the silhouette
+    averages over many clusters (the large k are most of the search's cost). Inertia per k is kept for an elbow
+    plot. `previous`: the k of the last fit, kept while on the plateau."""
+    n = len(embeddings)
+    floor, details = community_floor(embeddings, params.n_neighbors, params.seed, device)
+    low = max(2, params.k_min or floor)
+    high = max(low, params.k_max or SPAN * floor)
+    sample = embeddings[sample_rows(n, max(params.sample_size, 10 * high), params.seed)]
+    limit = min(high if params.k_max else 2**31, max(2, len(sample) // 10), len(sample) - 1,
+                len(np.unique(sample, axis=0)))
+    if limit < 2:
+        return 1, {**details, "k_selection": "too few distinct sentences to compare k; one cluster"}
+    inertias = {}
 
-    def evaluate(k: int) -> None:
-        if k in inertias:
-            return
+    def silhouette(k: int) -> float | None:
         model = make_estimator(k, starts if k <= ONE_START_ABOVE_K else 1).fit(sample)
         inertias[k] = float(model.inertia_)
-        if len(np.unique(model.labels_)) >= 2:
-            scores[k] = cosine_silhouette(sample, model.labels_, device)
+        return cosine_silhouette(sample, model.labels_, device) if len(np.unique(model.labels_)) >= 2 else None
 
-    grid = sorted(set(np.geomspace(k_min, k_max, num=min(10, k_max - k_min + 1)).round().astype(int).tolist()))
-    for k in grid:
-        evaluate(k)
-    if not scores:
-        return 1, {"k_selection": "no k gave two clusters; one cluster"}
-    best_on_grid = max(scores, key=lambda k: (scores[k], -k))
-    position = grid.index(best_on_grid)
-    low, high = grid[max(0, position - 1)], grid[min(len(grid) - 1, position + 1)]
-    for k in sorted(set(np.linspace(low, high, num=min(5, high - low + 1)).round().astype(int).tolist())):
-        evaluate(k)
-    if previous is not None and k_min <= previous <= k_max:
-        evaluate(previous)
-    best, kept = on_plateau(scores, tolerance, previous)
-    return best, {
-        **({"k_previous": kept} if kept else {}),
-        "k_selection": f"cosine silhouette on a sample of {len(sample)}, coarse-to-fine over k in [{k_min}, {k_max}] "
-                       f"({starts} k-means starts up to k={ONE_START_ABOVE_K}, one above); "
-                       f"the smallest k within {tolerance:.0%} of the best silhouette",
-        "silhouette_by_k": dict(sorted(scores.items())),
+    why = "k_max" if params.k_max else "at most one cluster per 10 sentences of the sample, every sentence sampled"
+    k, search = choose_count(silhouette, min(low, limit), min(high, limit), limit, why,
+                             params.silhouette_tolerance, previous)
+    if not search:
+        return 1, {**details, "k_selection": "no k gave two clusters; one cluster"}
+    low_searched, high_searched = search["searched"]
+    return k, {
+        **details,
+        **({"k_previous": search["previous"]} if "previous" in search else {}),
+        **({"k_ceiling": search["ceiling"]} if "ceiling" in search else {}),
+        "k_selection": f"the graph's {floor} communities as the least k, then the cosine silhouette of k-means on a "
+                       f"sample of {len(sample):,} over k in [{low_searched}, {high_searched}] ({starts} starts up "
+                       f"to k={ONE_START_ABOVE_K}, one above): the smallest k within "
+                       f"{params.silhouette_tolerance:.0%} of the best silhouette",
+        "silhouette_by_k": search["scores"],
         "inertia_by_k": dict(sorted(inertias.items())),
     }
 
@@ -103,8 +99,7 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
     details: dict[str, Any] = {}
     if n_clusters is None:
         started = time.perf_counter()
-        n_clusters, details = choose_k(embeddings, make, params.k_min, params.k_max, params.sample_size, params.seed,
-                                       params.silhouette_tolerance, device, search_starts,
+        n_clusters, details = choose_k(embeddings, make, params, device, search_starts,
                                        previous=len(init) if init is not None and len(init) else None)
         details["k_selection_seconds"] = round(time.perf_counter() - started, 3)
     elif n_clusters > n:
@@ -125,12 +120,16 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
 
 @dataclass(frozen=True)
 class KMeansParams:
-    n_clusters: int | None = doc("Number of clusters; leave empty to choose k by silhouette between k_min and k_max.")
-    k_min: int = doc("Smallest k tried when choosing k.", 2)
-    k_max: int = doc("Largest k tried when choosing k (at most one per 10 sampled sentences).", 200)
+    n_clusters: int | None = doc(
+        "Number of clusters; leave empty to choose k: from the Leiden communities of the sentences' "
+        "nearest-neighbour graph to three times them, by cosine silhouette (see details).")
+    k_min: int | None = doc("Smallest k tried when choosing k; empty: the graph's community count.")
+    k_max: int | None = doc("Largest k tried when choosing k; empty: three times the graph's community count, "
+                            "searched further while the best silhouette is at the largest k.")
     silhouette_tolerance: float = doc(
-        "Choose the smallest k whose silhouette is within this share of the best (0: the best k).", 0.02)
-    sample_size: int = doc("Sentences sampled to choose k.", 5000)
+        "Choose the smallest k whose silhouette is within this share of the best (0: the best k).", TOLERANCE)
+    n_neighbors: int = doc("Neighbours per sentence of the graph whose communities give the least k.", 10)
+    sample_size: int = doc("Sentences sampled to choose k (at least 10 per k searched).", 5000)
     seed: int = doc("Random seed.", 0)
 
 

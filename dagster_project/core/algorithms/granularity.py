@@ -1,0 +1,81 @@
+"""How many topics a corpus holds: one rule for every algorithm that is given a count (k-means, mini-batch k-means,
+the agglomerative cut).
+
+The floor is the number of Leiden communities of the sentences' nearest-neighbour graph: groups more linked among
+themselves than chance would link them, so their count follows the topics, not the few domains of a mixed corpus
+(the cosine silhouette alone peaks at the domains: two topics for three corpora in one folder). Above the floor,
+up to SPAN times it, the cosine silhouette chooses how finely, at the start of its plateau: intent corpora hold
+more topics than communities, news sections fewer. When the best count is the largest searched, the search
+widens; where it cannot, the details say so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .base import on_plateau, sample_rows
+from .louvain import LouvainParams, louvain
+
+GRAPH_SAMPLE = 50_000  # sentences whose nearest-neighbour graph gives the floor (a seeded sample beyond)
+SPAN = 3  # the search runs from the floor to SPAN times it
+TOLERANCE = 0.02  # counts whose silhouette is within this share of the best are on its plateau
+GRID_POINTS = 10
+
+
+def community_floor(vectors: np.ndarray, n_neighbors: int = 10, seed: int = 0, device: str = "cpu",
+                    sample_size: int = GRAPH_SAMPLE) -> tuple[int, dict[str, Any]]:
+    """The number of Leiden communities of the `n_neighbors`-nearest-neighbour graph of the rows (of a seeded
+    sample of `sample_size` beyond it), and how it was found."""
+    rows = sample_rows(len(vectors), sample_size, seed)
+    communities = louvain(vectors[rows], LouvainParams(n_neighbors=n_neighbors, seed=seed), device).n_clusters
+    return communities, {"communities": communities,
+                         "communities_of": f"the {n_neighbors}-nearest-neighbour graph of {len(rows):,} sentences"}
+
+
+def geometric(low: int, high: int, points: int = GRID_POINTS) -> list[int]:
+    return sorted(set(np.geomspace(low, high, num=min(points, high - low + 1)).round().astype(int).tolist()))
+
+
+def choose_count(score: Callable[[int], float | None], low: int, high: int, limit: int, limit_reason: str,
+                 tolerance: float = TOLERANCE, previous: int | None = None) -> tuple[int, dict[str, Any]]:
+    """The count to fit among `low`..`high`, by `score` (a silhouette; None where a count gives fewer than two
+    clusters): a geometric grid, then five points between the best grid point's neighbours; while the best is
+    the largest count searched, the search goes on to twice it, up to `limit` (`limit_reason` says why there).
+    Of the scored counts, the smallest within `tolerance` of the best (the start of the plateau), or `previous`
+    (the last fit's count, scored too when it is in range) when it is on the plateau, so that a re-fit of a grown
+    corpus keeps its granularity unless the data moved off it."""
+    scores: dict[int, float] = {}
+    tried: set[int] = set()
+
+    def scored(k: int) -> None:
+        if k not in tried:
+            tried.add(k)
+            value = score(k)
+            if value is not None:
+                scores[k] = float(value)
+
+    first_low, high = low, min(high, limit)
+    for k in geometric(low, high):
+        scored(k)
+    while scores and max(scores, key=lambda k: (scores[k], -k)) == high and high < limit:
+        low, high = high, min(limit, 2 * high)
+        for k in geometric(low, high, GRID_POINTS // 2):
+            scored(k)
+    if not scores:
+        return 1, {}
+    best = max(scores, key=lambda k: (scores[k], -k))
+    keys = sorted(tried)
+    position = keys.index(best)
+    for k in geometric(keys[max(0, position - 1)], keys[min(len(keys) - 1, position + 1)], 5):
+        scored(k)
+    if previous is not None and first_low <= previous <= high:
+        scored(previous)
+    chosen, kept = on_plateau(scores, tolerance, previous)
+    details: dict[str, Any] = {"searched": [first_low, high], "scores": dict(sorted(scores.items()))}
+    if kept:
+        details["previous"] = kept
+    if chosen == high == limit:
+        details["ceiling"] = f"the largest count searched ({high}): {limit_reason}"
+    return chosen, details
