@@ -27,8 +27,18 @@ def dataset_names() -> list[str]:
     return sorted(p.name for p in DATASETS.iterdir() if (p / "data.csv").exists())
 
 
+# Mixed corpora, as one folder of several sources would hold them: each sentence keeps its own label, prefixed by
+# its dataset so that the labels of different datasets stay distinct.
+MIXTURES = ("agnews8000+banking77+stackoverflow", "atis+clinc150+searchsnippets")
+
+
 def load_dataset(name: str) -> pd.DataFrame:
-    """Columns text (normalized), label; empty texts dropped."""
+    """Columns text (normalized), label; empty texts dropped. `name`: a dataset's folder, or folders joined by
+    '+' (a mixture, see MIXTURES)."""
+    if "+" in name:
+        parts = [load_dataset(part) for part in name.split("+")]
+        return pd.concat([frame.assign(label=part + "/" + frame["label"])
+                          for part, frame in zip(name.split("+"), parts)], ignore_index=True)
     frame = pd.read_csv(DATASETS / name / "data.csv", keep_default_na=False, dtype=str)
     frame["text"] = frame["text"].map(normalize_text)
     return frame[frame["text"] != ""].reset_index(drop=True)

@@ -1,6 +1,7 @@
 """Clustering quality on every labelled dataset, every algorithm with its default (automatic) parameters,
 against the reference measured in the same run: scikit-learn KMeans told the true k, on the same
-all-MiniLM-L6-v2 embeddings (normalized, as sentence-transformers encodes them).
+all-MiniLM-L6-v2 embeddings (normalized, as sentence-transformers encodes them); and on mixtures of them
+(`MIXTURES`: several datasets in one corpus, each sentence keeping its own label).
 
     python benchmarks/quality.py [--datasets atis banking77 ...] [--algorithms kmeans hdbscan ...] [--no-bertopic]
                                  [--no-evoc]
@@ -43,7 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # torch's import (about 1.5 s); the children forked here inherit it too. Importing starts no OpenMP threads.
 import torch  # noqa: E402, F401
 
-from benchmarks.common import dataset_names, embed_in_child, load_dataset, measured, measured_or_raise  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    MIXTURES,
+    dataset_names,
+    embed_in_child,
+    load_dataset,
+    measured,
+    measured_or_raise,
+)
 from dagster_project.core.clustering import ALGORITHMS  # noqa: E402
 from dagster_project.core.neighbors import Neighbours, add_vectors, new_index, search  # noqa: E402
 from dagster_project.core.labels import summarize_topics  # noqa: E402
@@ -124,7 +132,8 @@ def installed(module: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="*", default=None, help="default: every dataset")
+    parser.add_argument("--datasets", nargs="*", default=None,
+                        help="default: every dataset and the mixtures (names joined by '+': " + ", ".join(MIXTURES) + ")")
     parser.add_argument("--algorithms", nargs="*", default=list(ALGORITHMS))
     parser.add_argument("--no-bertopic", action="store_true", help="leave BERTopic out even when installed")
     parser.add_argument("--no-evoc", action="store_true", help="leave EVoC out even when installed")
@@ -141,7 +150,7 @@ def main() -> None:
             print(f"{peer} is not installed: left out (make bench installs it)", file=sys.stderr)
     embedder = SentenceEmbedder(device="cpu")
     rows = []
-    for dataset in args.datasets or dataset_names():
+    for dataset in args.datasets or [*dataset_names(), *MIXTURES]:
         frame = load_dataset(dataset)
         truth = frame["label"].to_numpy()
         true_k = len(set(truth))
