@@ -98,11 +98,14 @@ def keyword_scores(texts: list[str], keywords: list[list[str]] | None, x: np.nda
 
 # The automatic defaults are chosen on these datasets and checked on the others.
 TUNING = ("banking77", "clinc150", "searchsnippets", "stackoverflow")
+BENCH_MODEL_KEY = "benchmark"
 K_CHOSEN = ("kmeans", "minibatch_kmeans")  # algorithms whose automatic k is compared with one fit at that k
 
 
-def cluster(x: np.ndarray, name: str, params: object) -> tuple[np.ndarray, dict]:
-    """(labels, details) of one clustering."""
+def cluster(x: np.ndarray, name: str, params: object, before: np.ndarray | None = None,
+            last: dict | None = None) -> tuple[np.ndarray, dict]:
+    """(labels, details) of one clustering; `before` (each row's topic in the last fit, -1: none) and `last` (that
+    run: details, params, model_key) make it a re-fit, as the scheduled refresh runs it."""
     if name == "reference":
         return KMeans(n_clusters=params, n_init=3, random_state=0).fit(x).labels_, {}
     if name == "bertopic":
@@ -118,7 +121,7 @@ def cluster(x: np.ndarray, name: str, params: object) -> tuple[np.ndarray, dict]
         index = new_index(x.shape[1])
         add_vectors(index, rows, x)
         neighbours = Neighbours(*search(index, rows, x, model.params.n_neighbors))
-    model.fit(rows, sample, x[sample], neighbours).extend(lambda: [(rows, x)], lambda wanted: x[wanted])
+    model.fit(rows, sample, x[sample], neighbours, before, last, BENCH_MODEL_KEY).extend(lambda: [(rows, x)], lambda wanted: x[wanted])
     return model.labels_, model.result_.details
 
 

@@ -36,17 +36,20 @@ class Algorithm:
     follows_previous: bool = False  # its fit takes `previous` (a PreviousFit) on a re-fit
     uses_neighbours: bool = False  # its fit takes `neighbours` (from sentence_neighbors)
     on_demand: str = ""  # why it is left out of the scheduled refresh (materialized when asked); empty: scheduled
+    family: str = ""  # algorithms of one family share an objective (and its failures); empty: its own name
 
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in [
         Algorithm("kmeans", kmeans, KMeansParams,
-                  "k-means; k fixed, or chosen by cosine silhouette on a sample.", follows_previous=True),
+                  "k-means; k fixed, or chosen from the Leiden communities of the nearest-neighbour graph (the "
+                  "least k) and the cosine silhouette above them.", follows_previous=True),
         Algorithm("minibatch_kmeans", minibatch_kmeans, MiniBatchKMeansParams,
-                  "Mini-batch k-means for large corpora; k fixed or chosen by silhouette.", follows_previous=True),
+                  "Mini-batch k-means for large corpora; k fixed or chosen as k-means chooses it.",
+                  follows_previous=True, family="kmeans"),
         Algorithm("agglomerative", agglomerative, AgglomerativeParams,
-                  "Agglomerative clustering (Ward) cut at a distance threshold, by default the cut with the best "
-                  "silhouette below the number of Louvain communities; quadratic memory.", follows_previous=True),
+                  "Agglomerative clustering (Ward) cut at a distance threshold, by default the cut k-means' rule "
+                  "chooses for k; quadratic memory.", follows_previous=True),
         Algorithm("community_detection", community_detection, CommunityParams,
                   "Fast community detection: cosine threshold and minimum community size; -1 = in no community.",
                   follows_previous=True, on_demand=(
@@ -68,6 +71,7 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 
 SCHEDULED = [name for name, algorithm in ALGORITHMS.items() if not algorithm.on_demand]  # in the daily refresh
+FAMILY = {name: algorithm.family or name for name, algorithm in ALGORITHMS.items()}
 
 def run_clustering(name: str, embeddings: np.ndarray, params: Any | None = None,
                    device: str = "cpu") -> ClusteringResult:

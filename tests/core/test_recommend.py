@@ -36,3 +36,26 @@ def test_clusterings_that_agree_worse_than_chance_still_get_a_recommendation():
              frozenset(("coarse", "other")): -0.05}
     best, reason, _ = recommend({"fine": FINE, "coarse": COARSE, "other": OTHER}, scored_by(table))
     assert best == "fine" and "agrees best" in reason  # -0.015; coarse (-0.035) is not within 5% of it
+
+
+def test_two_answers_of_one_family_sharing_a_failure_do_not_outvote_the_others():
+    two = np.repeat(np.arange(2), 100)  # k-means and mini-batch k-means stopped at the corpus's two domains
+    near_fine = FINE.copy()
+    near_fine[::10] = (near_fine[::10] + 1) % 8  # another kind of clustering, close to the topics
+    partitions = {"kmeans": two, "minibatch_kmeans": two.copy(), "louvain": FINE, "agglomerative": near_fine}
+    best, reason, evidence = recommend(partitions)
+    assert best in ("louvain", "agglomerative") and "kmeans" not in reason.split("with ")[1].split(";")[0]
+    blind = recommend(partitions, family={})[0]  # every clustering its own family: the pair outvotes the rest
+    assert blind in ("kmeans", "minibatch_kmeans")
+
+
+def test_the_previous_recommendation_is_kept_while_it_agrees_within_the_margin():
+    table = {frozenset(("fine", "coarse")): 0.9, frozenset(("fine", "other")): 0.82,
+             frozenset(("coarse", "other")): 0.80}
+    partitions = {"fine": FINE, "coarse": COARSE, "other": OTHER}
+    assert recommend(partitions, scored_by(table))[0] == "coarse"
+    best, reason, _ = recommend(partitions, scored_by(table), previous="fine")
+    assert best == "fine" and "agrees best" in reason
+    table[frozenset(("fine", "coarse"))] = 0.5  # fine (0.66) now far below other (0.81): the lead moves
+    best, reason, _ = recommend(partitions, scored_by(table), previous="fine")
+    assert best == "other" and "kept" not in reason
