@@ -60,7 +60,7 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
         **{key: dg.MetadataValue.json(v) if isinstance(v, dict) else v for key, v in summary.items()},
         "cluster_sizes": dg.MetadataValue.md(cluster_sizes_markdown(fitted.topic_ids)),
         "model_key": model_key, "device": embedder.compute_device,
-        **{key: dg.MetadataValue.md(md) for key, md in selection_figures(model.details_, model.n_clusters).items()},
+        **{key: dg.MetadataValue.md(md) for key, md in selection_figures(model.details_).items()},
     }, check_results=fit_succeeded(True))
 
 

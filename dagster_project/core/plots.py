@@ -26,13 +26,16 @@ def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def k_selection_png(silhouette_by_k: dict, inertia_by_k: dict | None, chosen: int,
+def k_selection_png(silhouette_by_k: dict, inertia_by_k: dict | None, chosen: int, communities: int | None = None,
                     silhouette_label: str = "cosine silhouette (sample)") -> bytes:
-    """Silhouette and, when given, inertia (elbow) per number of clusters, the chosen one marked."""
+    """Silhouette and, when given, inertia (elbow) per number of clusters, the chosen one and the graph's
+    community count (the least k searched) marked."""
     figure, left = plt.subplots(figsize=(7, 3.6))
     scored = sorted(int(k) for k in silhouette_by_k)
     left.plot(scored, [silhouette_by_k[k] for k in scored], "o-", color="#1f77b4", label="silhouette")
     left.axvline(chosen, color="#d62728", linestyle="--", label=f"chosen k = {chosen}")
+    if communities:
+        left.axvline(communities, color="#2ca02c", linestyle=":", label=f"graph communities = {communities}")
     left.set_xlabel("k (clusters)")
     left.set_ylabel(silhouette_label, color="#1f77b4")
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -48,15 +51,12 @@ def k_selection_png(silhouette_by_k: dict, inertia_by_k: dict | None, chosen: in
     return figure_png(figure)
 
 
-def selection_figures(details: dict, n_clusters: int) -> dict[str, str]:
-    """The automatic choice of a fit, as markdown pictures: silhouette (and inertia) per k, or per cut of a tree."""
+def selection_figures(details: dict) -> dict[str, str]:
+    """The automatic choice of k of a fit, as a markdown picture: silhouette and inertia per k."""
     if "silhouette_by_k" in details:
-        png = k_selection_png(details["silhouette_by_k"], details["inertia_by_k"], details["n_clusters"])
+        png = k_selection_png(details["silhouette_by_k"], details["inertia_by_k"], details["n_clusters"],
+                              details.get("communities"))
         return {"k_selection": markdown_image(png, "silhouette and inertia per k")}
-    if "silhouette_by_clusters" in details:
-        png = k_selection_png(details["silhouette_by_clusters"], None, n_clusters,
-                              "cosine silhouette of the tree's cut")
-        return {"k_selection": markdown_image(png, "silhouette per cut of the tree")}
     return {}
 
 

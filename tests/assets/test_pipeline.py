@@ -131,8 +131,8 @@ def test_metadata_reports_counts_timings_and_topics(first_run):
     assert clusters["n_clusters"] >= 2 and "n_clusters" in clusters["params"]
     assert clusters["k_selection"].startswith("![silhouette and inertia per k](data:image/png;base64,")
     tree = metadata(result, "agglomerative_clusters")
-    assert tree["k_selection"].startswith("![silhouette per cut of the tree](data:image/png;base64,")
-    assert str(tree["n_clusters"]) in tree["details"]["silhouette_by_clusters"]
+    assert tree["details"]["communities"] == tree["n_clusters"]  # the cut holds the graph's communities
+    assert clusters["details"]["communities"] <= clusters["n_clusters"]  # k-means' least k
 
 
 def test_second_run_encodes_only_new_sentences_and_keeps_ids(first_run, corpus_dir, embedder):

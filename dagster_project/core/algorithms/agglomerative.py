@@ -1,5 +1,5 @@
-"""Agglomerative clustering (Ward by default) cut at a distance, by default the cut the granularity rule chooses
-(`granularity.py`); a re-fit continues Ward's tree from the previous topics."""
+"""Agglomerative clustering (Ward by default) cut at a distance, by default at as many clusters as the graph has
+communities (`granularity.py`); a re-fit continues Ward's tree from the previous topics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from ..assign import assign_to_fit, label_means
-from ..metrics import cosine_silhouette
 from .base import (
     ClusteringError,
     ClusteringResult,
@@ -19,7 +18,7 @@ from .base import (
     relabel_by_size,
     sample_rows,
 )
-from .granularity import SPAN, choose_count, community_floor
+from .granularity import community_floor, steady_count
 
 LINKAGES = ("ward", "average", "complete", "single")
 
@@ -28,12 +27,10 @@ LINKAGES = ("ward", "average", "complete", "single")
 class AgglomerativeParams:
     distance_threshold: float | None = doc(
         "Linkage distance above which clusters are not merged (cosine for average, complete and single; euclidean "
-        "between the unit vectors for ward); empty: chosen from the corpus, by silhouette among the tree's cuts "
-        "holding from as many to three times as many clusters as the Leiden communities of the n_neighbors graph "
-        "(see details).")
+        "between the unit vectors for ward); empty: the cut holding as many clusters as the Leiden communities of "
+        "the n_neighbors graph (the last fit's count while within 20% of them; see details).")
     linkage: str = doc("Linkage: ward, average, complete or single.", "ward")
-    n_neighbors: int = doc("Neighbours per sentence of the graph whose communities give the automatic cut's least "
-                           "count.", 10)
+    n_neighbors: int = doc("Neighbours per sentence of the graph whose communities give the automatic cut.", 10)
     max_memory_gb: float = doc(
         "Memory for the pairwise distances; a larger corpus is clustered on a sample that fits, every other "
         "sentence then assigned to its nearest cluster centre (see details).", 8.0)
@@ -47,33 +44,6 @@ def tree_cut(heights: np.ndarray, clusters: int) -> float:
     below = heights[n - clusters - 1] if clusters < n else 0.0
     above = heights[n - clusters] if clusters > 1 else heights[-1] + 1.0
     return float((below + above) / 2)
-
-
-def choose_cut(embeddings: np.ndarray, tree: np.ndarray, communities: int, device: str = "cpu",
-               leaf_of_row: np.ndarray | None = None, previous: int | None = None) -> tuple[int, dict]:
-    """The cut of a linkage tree by the granularity rule (`granularity.py`): from the graph's `communities` to
-    SPAN times them, the cut with the best cosine silhouette (the smallest cluster count within 2% of it).
-    `leaf_of_row`: the tree's leaf of each row, when its leaves are groups of rows (default: a leaf per row);
-    counts above the leaves are left out. `previous`: the last fit's count, kept while on the plateau."""
-    from scipy.cluster.hierarchy import fcluster
-
-    leaves = len(tree) + 1
-
-    def silhouette(clusters: int) -> float | None:
-        labels = fcluster(tree, clusters, criterion="maxclust")
-        labels = labels if leaf_of_row is None else labels[leaf_of_row]
-        return cosine_silhouette(embeddings, labels, device) if 2 <= len(np.unique(labels)) < len(embeddings) else None
-
-    limit = min(leaves, len(embeddings) - 1)
-    low = max(2, min(communities, limit))
-    chosen, search = choose_count(silhouette, low, max(low, SPAN * communities), limit,
-                                  "one cluster per leaf of the tree", previous=previous)
-    if not search:
-        return min(communities, leaves), {}
-    return chosen, {"silhouette_by_clusters": {k: round(v, 5) for k, v in search["scores"].items()},
-                    "clusters_searched": search["searched"],
-                    **({"clusters_previous": search["previous"]} if "previous" in search else {}),
-                    **({"clusters_ceiling": search["ceiling"]} if "ceiling" in search else {})}
 
 
 def tree_memory_gb(n: int) -> float:
@@ -192,15 +162,13 @@ def agglomerative(embeddings: np.ndarray, params: AgglomerativeParams, device: s
     threshold = params.distance_threshold
     if threshold is None:
         communities, found = community_floor(embeddings, min(params.n_neighbors, n - 1), params.seed, device)
-        clusters, search = (min(communities, leaves), {}) if communities >= n else choose_cut(
-            x, tree, communities, device, leaf_of_row, previous_count)
+        before = len(np.unique(previous.labels[previous.labels >= 0])) if previous is not None else None
+        clusters, kept = steady_count(min(communities, leaves), before)
         threshold = tree_cut(tree[:, 2], clusters)
-        details.update(found, **search)
+        details.update(found, **({"clusters_previous": kept} if kept else {}))
         details["threshold_selection"] = (
-            f"the tree cut holding {clusters} clusters: the best cosine silhouette among cuts holding "
-            f"{search['clusters_searched'][0]}-{search['clusters_searched'][1]} clusters, from the "
-            f"{communities} Leiden communities of the {found['communities_of']}" if search else
-            f"the tree cut holding the {communities} Leiden communities of the {found['communities_of']}")
+            f"the tree cut holding {clusters} clusters: the {communities} Leiden communities of the "
+            f"{found['communities_of']}" + (", the last fit's count kept (within 20%)" if clusters == before else ""))
     details["distance_threshold"] = threshold
     labels = fcluster(tree, threshold, criterion="distance")[leaf_of_row] - 1
     return ClusteringResult(relabel_by_size(labels), details)
