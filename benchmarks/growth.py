@@ -1,11 +1,12 @@
 """Granularity under growth: each labelled dataset and mixture fitted on a seeded 90% of its sentences, then
 fitted again on all of them starting from that fit, as the scheduled refresh's re-fit does (the previous topics'
-centres, communities or tree, its count kept while the data allow); and a fresh fit of all of them, no history.
+centres, communities or tree, its count kept while the data allow). A fresh fit of all of them is what
+`benchmarks/quality.py` measures.
 
     python benchmarks/growth.py [--datasets atis banking77 ...] [--algorithms kmeans louvain ...]
 
-Prints, per dataset and scheduled algorithm, the topic count before and after the growth (and of the fresh fit),
-its change, the NMI after against the labels, and the recommended clustering before and after (chosen without
+Prints, per dataset and scheduled algorithm, the topic count before and after the growth, its change, the NMI
+after against the labels, and the recommended clustering before and after (chosen without
 labels, the refresh's rule, the one before as the previous pick). The target: counts within 20% across the growth.
 """
 
@@ -60,18 +61,14 @@ def main() -> None:
         partitions_before, partitions_after = {}, {}
         for name in args.algorithms:
             labels, after, details = measured_or_raise(grown, x, name, first)[0]
-            fresh = measured_or_raise(cluster, x, name, None)[0][0]
             partitions_before[name], partitions_after[name] = labels, after
-            count = {key: len(set(v.tolist()) - {-1}) for key, v in (("before", labels), ("after", after),
-                                                                         ("fresh", fresh))}
+            count = {key: len(set(v.tolist()) - {-1}) for key, v in (("before", labels), ("after", after))}
             rows.append({"dataset": dataset, "algorithm": name, **count,
                          "change": count["after"] / count["before"] - 1,
                          "NMI after": normalized_mutual_info_score(truth, after),
-                         "NMI fresh": normalized_mutual_info_score(truth, fresh),
                          "kept": details.get("k_previous") or details.get("clusters_previous") or
                          details.get("started_from", "")})
-            print(f"  {name:<18} {count['before']} -> {count['after']} (fresh {count['fresh']})", file=sys.stderr,
-                  flush=True)
+            print(f"  {name:<18} {count['before']} -> {count['after']}", file=sys.stderr, flush=True)
         pick_before = recommend(partitions_before)[0]
         pick_after = recommend(partitions_after, previous=pick_before)[0]
         picks.append({"dataset": dataset, "recommended before": pick_before, "recommended after": pick_after})
