@@ -137,10 +137,17 @@ def measured_or_raise(function, *args):
     return result, seconds, peak
 
 
-def embed_in_child(texts: list[str], embedder: SentenceEmbedder) -> np.ndarray:
+def embed_in_child(texts: list[str], embedder: SentenceEmbedder, tries: int = 30) -> np.ndarray:
     """`embed` in a forked child, so that this process never starts torch's OpenMP threads (a process that has
-    cannot safely fork the children that measure each clustering)."""
-    return measured_or_raise(embed, texts, embedder)[0]
+    cannot safely fork the children that measure each clustering); while another benchmark holds the cache's
+    file, tried again every two seconds."""
+    for attempt in range(tries):
+        try:
+            return measured_or_raise(embed, texts, embedder)[0]
+        except duckdb.IOException as err:
+            if "lock" not in str(err) or attempt == tries - 1:
+                raise
+            time.sleep(2)
 
 
 def community_labels(embeddings: np.ndarray, threshold: float = 0.75, min_size: int = 10,
