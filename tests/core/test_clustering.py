@@ -96,7 +96,11 @@ def test_choose_count_widens_past_a_best_at_its_largest_count_and_says_where_it_
     flat_then_falling = lambda k: 1.0 if k <= 12 else 0.5  # noqa: E731
     assert choose_count(flat_then_falling, 5, 15, limit=100, limit_reason="")[0] == 5  # the plateau's start
     chosen, found = choose_count(flat_then_falling, 5, 15, limit=100, limit_reason="", previous=9)
-    assert chosen == 9 and found["previous"] == "9: kept (on the plateau)"
+    assert chosen == 9 and found["previous"] == "9: kept (5 found; its silhouette within 5% of the best)"
+    chosen, found = choose_count(flat_then_falling, 5, 15, limit=100, limit_reason="", previous=15)
+    assert chosen == 5 and found["previous"] == "15: moved to 5 (its silhouette more than 5% below the best)"
+    chosen, found = choose_count(lambda k: -abs(k - 40), 30, 50, limit=100, limit_reason="", previous=46)
+    assert chosen == 46 and found["previous"] == "46: kept (40 found, within 20%)"  # 6 below the best: steady
 
 
 def test_a_count_within_a_fifth_of_the_last_fit_keeps_the_last_fits():
@@ -110,14 +114,14 @@ def earlier(centres: np.ndarray, labels: np.ndarray | None = None, exemplars=(),
                        exemplars=np.asarray(exemplars, dtype=np.int64), details=details)
 
 
-def test_a_refit_keeps_the_previous_k_when_it_is_on_the_plateau_and_starts_from_the_previous_centres():
+def test_a_refit_keeps_the_previous_k_when_steady_and_starts_from_the_previous_centres():
     x, truth = three_groups(sizes=(40, 35, 30))
     params = KMeansParams(k_max=6, silhouette_tolerance=1.0)  # every k with a positive silhouette is on it
     previous = np.eye(8, dtype=np.float32)[[0, 1, 2, 3]]
     result = ALGORITHMS["kmeans"].fit(x, params, "cpu", previous=earlier(previous))
     assert result.details["n_clusters"] == 4 and result.details["k_previous"].startswith("4: kept")
     strict = ALGORITHMS["kmeans"].fit(x, KMeansParams(k_max=6), "cpu", previous=earlier(previous[:2]))
-    assert strict.details["n_clusters"] == 3 and "off the plateau" in strict.details["k_previous"]
+    assert strict.details["n_clusters"] == 3 and "moved to 3" in strict.details["k_previous"]
     assert normalized_mutual_info_score(truth, strict.labels) == 1.0
 
 

@@ -58,12 +58,7 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def on_plateau(scores: dict[int, float], tolerance: float, previous: int | None = None) -> tuple[int, str | None]:
-    """The count to choose among scored ones: the smallest within `tolerance` (relative) of the best score, or
-    `previous` (the last fit's) when it is within it too; and, with `previous`, whether it was kept."""
+def on_plateau(scores: dict[int, float], tolerance: float) -> int:
+    """The count to choose among scored ones: the smallest within `tolerance` (relative) of the best score."""
     top = max(scores.values())
-    plateau = [k for k, v in scores.items() if v >= top - tolerance * abs(top)]
-    chosen = previous if previous in plateau else min(plateau)
-    if previous is None:
-        return chosen, None
-    return chosen, f"{previous}: {'kept (on the plateau)' if chosen == previous else 'off the plateau'}"
+    return min(k for k, v in scores.items() if v >= top - tolerance * abs(top))

@@ -51,6 +51,23 @@ def steady_count(found: int, previous: int | None, tolerance: float = STEADY) ->
         found, f"{previous}: moved to {found} (more than {tolerance:.0%})")
 
 
+MOVE_MARGIN = 0.05  # a re-fit leaves the last count by more than STEADY only for a silhouette this much better
+
+
+def steady_score(found: int, previous: int, scores: dict[int, float],
+                 margin: float = MOVE_MARGIN) -> tuple[int, str]:
+    """`previous` while `found` is within STEADY of it (`steady_count`) or while its score is within `margin`
+    (relative) of the best: on the silhouette's flat top the best moves with the sample, so a grown corpus keeps
+    its count unless the data say otherwise; else `found`. And what was decided."""
+    chosen, kept = steady_count(found, previous)
+    top = max(scores.values())
+    if chosen != previous and scores.get(previous, -np.inf) >= top - margin * abs(top):
+        return previous, f"{previous}: kept ({found} found; its silhouette within {margin:.0%} of the best)"
+    if chosen != previous:
+        return chosen, f"{previous}: moved to {found} (its silhouette more than {margin:.0%} below the best)"
+    return chosen, kept
+
+
 def geometric(low: int, high: int, points: int = GRID_POINTS) -> list[int]:
     return sorted(set(np.geomspace(low, high, num=min(points, high - low + 1)).round().astype(int).tolist()))
 
@@ -61,9 +78,8 @@ def choose_count(score: Callable[[int], float | None], low: int, high: int, limi
     clusters): a geometric grid, then five points between the best grid point's neighbours; when the best is
     the largest count searched, the search goes on once, to twice it, up to `limit` (`limit_reason` says why
     there); a best still at the largest count is reported as a ceiling, not taken for a choice.
-    Of the scored counts, the smallest within `tolerance` of the best (the start of the plateau), or `previous`
-    (the last fit's count, scored too when it is in range) when it is on the plateau, so that a re-fit of a grown
-    corpus keeps its granularity unless the data moved off it."""
+    Of the scored counts, the smallest within `tolerance` of the best (the start of the plateau); with `previous`
+    (the last fit's count, scored too), `steady_score` decides whether a re-fit keeps it."""
     scores: dict[int, float] = {}
     tried: set[int] = set()
 
@@ -89,9 +105,10 @@ def choose_count(score: Callable[[int], float | None], low: int, high: int, limi
     position = keys.index(best)
     for k in geometric(keys[max(0, position - 1)], keys[min(len(keys) - 1, position + 1)], 5):
         scored(k)
-    if previous is not None and first_low <= previous <= high:
+    chosen, kept = on_plateau(scores, tolerance), None
+    if previous is not None and 2 <= previous <= limit:
         scored(previous)
-    chosen, kept = on_plateau(scores, tolerance, previous)
+        chosen, kept = steady_score(chosen, previous, scores, max(MOVE_MARGIN, tolerance))
     details: dict[str, Any] = {"searched": [first_low, high], "scores": dict(sorted(scores.items()))}
     if kept:
         details["previous"] = kept

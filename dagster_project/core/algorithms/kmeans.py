@@ -38,7 +38,7 @@ def choose_k(
     sentences per k searched (`sample_size` or more). `make_estimator(k, n_init)` gets `starts` up to k = 50,
     where one poor start moves the silhouette enough to change the choice, and one above, where the silhouette
     averages over many clusters (the large k are most of the search's cost). Inertia per k is kept for an elbow
-    plot. `previous`: the k of the last fit, kept while on the plateau."""
+    plot. `previous`: the k of the last fit, kept by `steady_score`."""
     n = len(embeddings)
     floor, details = community_floor(embeddings, params.n_neighbors, params.seed, device)
     low = max(2, params.k_min or floor)
@@ -91,7 +91,7 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
                    device: str = "cpu", search_starts: int = SEARCH_STARTS,
                    warm: Callable[[np.ndarray], Any] | None = None,
                    init: np.ndarray | None = None) -> ClusteringResult:
-    """k-means at k (chosen by silhouette when None, the previous topics' count kept when on the plateau); with
+    """k-means at k (chosen by silhouette when None, the previous topics' count kept while steady); with
     `init` (the previous topics' centres) and a `warm` estimator, also a fit started from them, kept unless its
     inertia is WARM_START_SLACK worse than the cold fit's, so that a re-fit of a grown corpus finds the topics it
     had."""
@@ -140,7 +140,7 @@ def previous_centres(previous: PreviousFit | None) -> np.ndarray | None:
 def kmeans(embeddings: np.ndarray, params: KMeansParams, device: str = "cpu",
            previous: PreviousFit | None = None) -> ClusteringResult:
     """scikit-learn's KMeans on the CPU; Lloyd with k-means++ in torch (same objective) on a GPU. `previous`:
-    its topics' centres are tried as a start and its k kept on the plateau (see `_kmeans_family`)."""
+    its topics' centres are tried as a start and its k kept while steady (see `_kmeans_family`)."""
     if device == "cpu":
         make = lambda k, starts: KMeans(n_clusters=k, n_init=starts, random_state=params.seed)  # noqa: E731
     else:
