@@ -76,7 +76,8 @@ def test_every_sql_query_of_the_readme_returns_rows(own_data):
     with duckdb.connect(str(work / "data/mine.duckdb")) as conn:  # one of them names a topic
         for statement in statements:
             assert conn.execute(statement).fetchall(), statement
-        assert conn.execute("SELECT * FROM topic_curation").fetchall() == [("kmeans", 0, "bread and baking")]
+        assert conn.execute("SELECT algorithm, topic_id, label FROM topic_curation").fetchall() == [
+            ("kmeans", 0, "bread and baking")]
 
 
 def test_python_snippet_of_the_readme_runs(own_data):

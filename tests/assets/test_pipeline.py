@@ -27,7 +27,7 @@ CONTRACT = {
                "first_seen": "TIMESTAMP", "last_seen": "TIMESTAMP", "size": "INTEGER", "centroid": "FLOAT[]"},
     "topic_events": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "materialized_at": "TIMESTAMP", "event": "VARCHAR"},
     "topic_trends": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "period": "TIMESTAMP", "sentences": "INTEGER"},
-    "topic_curation": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"},
+    "topic_curation": {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR", "revision": "BIGINT"},
     "clustering_metrics": {"algorithm": "VARCHAR", "params": "JSON", "n_sentences": "INTEGER",
                            "n_clusters": "INTEGER", "noise_fraction": "DOUBLE", "silhouette": "DOUBLE",
                            "davies_bouldin": "DOUBLE", "calinski_harabasz": "DOUBLE", "coherence_npmi": "DOUBLE",

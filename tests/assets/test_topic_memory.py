@@ -65,11 +65,16 @@ def days(tmp_path_factory, embedder):
     largest = int(store.sql("SELECT topic_id FROM topic_summaries WHERE algorithm = 'kmeans' AND topic_id >= 0 "
                             "ORDER BY size DESC LIMIT 1").iloc[0, 0])
     with duckdb.connect(str(store.db)) as conn:
-        conn.execute("INSERT INTO topic_curation VALUES ('kmeans', ?, 'what people call it'), "
+        conn.execute("INSERT INTO topic_curation (algorithm, topic_id, label) VALUES ('kmeans', ?, 'a first name'), "
                      "('kmeans', 999, 'a topic that never was')", [largest])
     store.arrive("day2.csv", corpus.iloc[145:], "2026-11-02T09:30:00+01:00")
     runs["incremental"] = store.run()
     ids["incremental"] = store.topic_ids()
+    first_name = store.sql(f"SELECT label FROM topic_summaries WHERE algorithm = 'kmeans' AND topic_id = {largest}")
+    assert first_name["label"].tolist() == ["a first name"]
+    with duckdb.connect(str(store.db)) as conn:  # a second row for the same topic renames it
+        conn.execute("INSERT INTO topic_curation (algorithm, topic_id, label) VALUES ('kmeans', ?, "
+                     "'what people call it')", [largest])
     store.community_fit = (  # the fit the incremental run assigned by, before the re-fits replace it
         json.loads(store.sql("SELECT details FROM clustering_runs WHERE algorithm = 'community_detection'")
                    ["details"].iloc[0]),
@@ -161,7 +166,7 @@ def test_a_curated_label_outlives_every_run_and_a_stray_one_is_reported(days):
         assert metadata["curated_labels"].value == 1
         assert "999" in metadata["curation_not_applied"].value and "unknown" in metadata[
             "curation_not_applied"].value
-    assert store.sql("SELECT count(*) AS n FROM topic_curation")["n"].iloc[0] == 2  # never written by a run
+    assert store.sql("SELECT count(*) AS n FROM topic_curation")["n"].iloc[0] == 3  # never written by a run
 
 
 def test_trends_count_each_day_and_add_up_to_its_sentences(days):

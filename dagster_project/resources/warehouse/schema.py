@@ -43,7 +43,10 @@ CREATE TABLE IF NOT EXISTS topic_events (
 CREATE TABLE IF NOT EXISTS topic_trends (
     algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, period TIMESTAMP NOT NULL, period_unit VARCHAR NOT NULL,
     sentences INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS topic_curation (algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, label VARCHAR);
+CREATE SEQUENCE IF NOT EXISTS topic_curation_revision;
+CREATE TABLE IF NOT EXISTS topic_curation (
+    algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, label VARCHAR,
+    revision BIGINT DEFAULT nextval('topic_curation_revision'));
 CREATE TABLE IF NOT EXISTS recommended (algorithm VARCHAR NOT NULL, reason VARCHAR, chosen_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS sentence_neighbors (
     model_key VARCHAR NOT NULL, sentence_id BIGINT NOT NULL, neighbor_id BIGINT NOT NULL, similarity FLOAT NOT NULL);
@@ -58,6 +61,7 @@ ALTER TABLE sentences ADD COLUMN IF NOT EXISTS timestamp TIMESTAMP;
 ALTER TABLE cluster_assignments ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS keyword_label VARCHAR;
+ALTER TABLE topic_curation ADD COLUMN IF NOT EXISTS revision BIGINT DEFAULT nextval('topic_curation_revision');
 ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS model_key VARCHAR;
 ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS placed BOOLEAN;
 ALTER TABLE clustering_metrics ADD COLUMN IF NOT EXISTS coherence_npmi DOUBLE;

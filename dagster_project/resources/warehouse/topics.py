@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 
-CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR"}
+CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR", "revision": "BIGINT"}
 
 
 # (algorithm, reason) of every algorithm whose latest clustering could not run.
@@ -161,12 +161,12 @@ class TopicStore:
                    WHERE t.algorithm = ? AND t.topic_id = c.topic_id""", [algorithm, algorithm, algorithm])
 
     def apply_curation(self, algorithm: str) -> pd.DataFrame:
-        """Curated labels (`topic_curation`) over the keyword labels of `algorithm`'s topic summaries and active
-        topics; returns the curation rows naming a topic that is retired or unknown (topic_id, label, status)."""
+        """Curated labels (`topic_curation`, the latest row of a topic: its largest `revision`) over the keyword
+        labels of `algorithm`'s topic summaries and active topics; returns the curation rows naming a topic that is retired or unknown (topic_id, label, status)."""
         with self.transaction() as conn:
             conn.execute(
                 """UPDATE topic_summaries t SET label = coalesce(
-                       (SELECT any_value(c.label) FROM topic_curation c
+                       (SELECT arg_max(c.label, c.revision) FROM topic_curation c
                         WHERE c.algorithm = t.algorithm AND c.topic_id = t.topic_id AND c.label IS NOT NULL),
                        t.keyword_label)
                    WHERE t.algorithm = ?""", [algorithm])
