@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pydantic
 
+from ..core.clock import utc_now
 from ..resources.adaptation import AdaptationParams, adapted_folder, train
 from ..core.clustering import ALGORITHMS, run_clustering
 from ..core.metrics import clustering_metrics as compute_metrics
@@ -45,7 +46,7 @@ def adapted_model(context: dg.AssetExecutionContext, config: AdaptationConfig, w
         "method": params.method, "model_path": str(folder), "model_key": adapted.model_key,
         "base_model_key": embedder.model_key, "corpus_fingerprint": info["corpus_fingerprint"], "params": info["params"],
         "sentences": info["sentences"], "steps": info["steps"], "train_seconds": info["train_seconds"],
-        "materialized_at": pd.Timestamp.now(),
+        "materialized_at": utc_now(),
     }]))
     return dg.MaterializeResult(metadata={
         "model_path": str(folder), "model_key": adapted.model_key, "base_model_key": embedder.model_key,
@@ -92,11 +93,11 @@ def adapted_clusterings(context: dg.AssetExecutionContext, config: AdaptedCluste
             "cluster_assignments": pd.DataFrame({"sentence_id": frame["sentence_id"], "cluster_id": result.labels,
                                                  "topic_id": result.labels}),
             "clustering_runs": run_row(adapted.model_key, dataclasses.asdict(params), result.details, len(frame),
-                                       result.n_clusters, seconds, pd.Timestamp.now()),
+                                       result.n_clusters, seconds, utc_now()),
             "topic_summaries": topics})
         values = compute_metrics(vectors, result.labels, truth, adapted.compute_device)
         rows.append({"algorithm": variant, "model_key": adapted.model_key, "params": dataclasses.asdict(params),
-                     **values, "seconds": seconds, "materialized_at": pd.Timestamp.now()})
+                     **values, "seconds": seconds, "materialized_at": utc_now()})
         summary.append({"algorithm": variant, "clusters": result.n_clusters, "nmi": values["nmi"],
                         "silhouette": values["silhouette"]})
     warehouse.append_rows("clustering_metrics", pd.DataFrame(rows))

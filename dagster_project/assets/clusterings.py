@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from ..core.clock import utc_now
 from ..core.clustering import ALGORITHMS, Algorithm
 from ..core.neighbors import complete_neighbours
 from ..core.plots import selection_figures
@@ -51,7 +52,7 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
     chunks = lambda: ((np.searchsorted(ids, part), x) for part, x in warehouse.embedding_chunks(model_key))  # noqa: E731
     model.extend(chunks, lambda rows: warehouse.embeddings_of(model_key, ids[rows])[1])
     fitted = model.match(previous, warehouse.topic_registry(name), warehouse.next_topic_id(name), model_key, reason,
-                         pd.Timestamp.now())
+                         utc_now())
     warehouse.replace_algorithm_rows(name, fitted.tables(), fitted.events)
     summary = model.summary()
     context.log.info(f"{name}: fitted ({reason}): {summary['n_clusters']} clusters, {summary['noise_sentences']} "
@@ -82,7 +83,7 @@ def assign(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy, la
     if outcome.status == "assigned":
         details = {**last["details"], "mode": "assigned", "memory": outcome.memory, "this_run": outcome.this_run}
         warehouse.add_assignments(name, outcome.rows, run_row(model_key, last["params"], details, outcome.total,
-                                  len(active), time.perf_counter() - started, pd.Timestamp.now()))
+                                  len(active), time.perf_counter() - started, utc_now()))
     context.log.info(f"{name}: {outcome.status}, no fit: {outcome.why}; {outcome.this_run['unassigned']} fit no topic")
     return dg.MaterializeResult(
         metadata={**outcome.summary(len(active)), "since_last_fit": dg.MetadataValue.json(outcome.memory),

@@ -5,6 +5,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from ..core.clock import utc_now
 from ..core.clustering import ALGORITHMS, sample_rows
 from ..core.metrics import clustering_metrics as compute_metrics
 from ..core.plots import hierarchy_png, trends_png
@@ -45,7 +46,7 @@ def clustering_metrics(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
     texts = warehouse.window_sentences("text", ids[sample_rows(len(ids), COHERENCE_SAMPLE, 0)])["text"].tolist()
     runs = warehouse.query("SELECT algorithm, params, seconds FROM clustering_runs").set_index("algorithm")
     truth = frame["label"].to_numpy(dtype=object) if frame["label"].notna().any() else None
-    now = pd.Timestamp.now()
+    now = utc_now()
     rows = []
     for name in ALGORITHMS:
         assigned = warehouse.assignments(name)
@@ -95,7 +96,7 @@ def recommended(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -
     before = warehouse.query("SELECT algorithm FROM recommended")["algorithm"]
     algorithm, reason, evidence = recommend(current_clusterings(warehouse),
                                             previous=before.iloc[0] if len(before) else None)
-    rows = pd.DataFrame([{"algorithm": algorithm, "reason": reason, "chosen_at": pd.Timestamp.now()}] if algorithm
+    rows = pd.DataFrame([{"algorithm": algorithm, "reason": reason, "chosen_at": utc_now()}] if algorithm
                         else [], columns=["algorithm", "reason", "chosen_at"])
     warehouse.replace_table("recommended", rows)
     context.log.info(f"recommended: {algorithm}: {reason}")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .assign import UNFITTED, assign_to_topics, label_streamed, stratified_rows
+from .clock import utc_now
 from .clustering import Algorithm, PreviousFit, sample_rows
 from .neighbors import Neighbours
 from .topic_memory import (
@@ -230,7 +231,7 @@ def failed_tables(model_key: str, params: Any, reason: str, n_sentences: int) ->
         "topic_hierarchy": pd.DataFrame({"merge_id": pd.Series(dtype="int64")}),
         "clustering_runs": pd.DataFrame([{
             "model_key": model_key, "params": dataclasses.asdict(params), "details": {"failed": reason},
-            "n_sentences": n_sentences, "materialized_at": pd.Timestamp.now()}]),
+            "n_sentences": n_sentences, "materialized_at": utc_now()}]),
     }
 
 

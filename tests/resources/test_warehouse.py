@@ -1,5 +1,8 @@
 """The real DuckDB file: sentence ids across re-ingestion, vector reads, neighbour lists written without holding it."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,30 @@ def test_kept_rows_keep_their_ids_and_removed_ids_are_never_reused(warehouse):
     counts = warehouse.replace_sentences(rows("one", "four"))  # "two" and "three" removed, "four" new at row 2
     assert counts == {"rows": 2, "kept": 1, "new": 1, "removed": 2, "distinct_texts": 2, "labelled": 0}
     assert ids(warehouse) == {"one": 1, "four": 4}
+
+
+STORE_ONE_SENTENCE = """
+import sys
+import pandas as pd
+from dagster_project.core.clock import utc_now
+from dagster_project.resources import DuckDBWarehouse
+warehouse = DuckDBWarehouse(database=sys.argv[1])
+warehouse.replace_sentences(pd.DataFrame({"text": ["one"], "text_hash": ["h"], "source": "a.txt", "row": [1],
+                                          "label": [None]}))
+stored = warehouse.query("SELECT ingested_at, timestamp FROM sentences").iloc[0]
+print(stored["ingested_at"].isoformat(), stored["timestamp"].isoformat(), utc_now().isoformat())
+"""
+
+
+def test_every_stored_time_is_utc_on_a_host_that_is_not(tmp_path):
+    """A process in a zone 5:30 ahead of UTC stores the ingestion time (DuckDB's clock) and the run times
+    (Python's) in UTC."""
+    env = {**os.environ, "TZ": "Asia/Kolkata"}
+    done = subprocess.run([sys.executable, "-c", STORE_ONE_SENTENCE, str(tmp_path / "w.duckdb")], env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    for stamp in done.stdout.split():
+        assert abs(now - pd.Timestamp(stamp)) < pd.Timedelta(minutes=5), (stamp, now)
 
 
 def test_sentences_stored_in_parts_are_stored_as_one_frame(warehouse):

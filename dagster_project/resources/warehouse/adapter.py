@@ -78,6 +78,7 @@ class WarehouseAdapter(DuckDBResource):
             known = key in SCHEMA_READY and path.exists()
             conn = self._connect(str(path))
             try:
+                conn.execute("SET TimeZone = 'UTC'")  # current_timestamp stored as UTC, as the input's times are
                 if not known:
                     conn.execute(SCHEMA)
                     SCHEMA_READY.add(key)
