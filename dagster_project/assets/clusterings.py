@@ -81,7 +81,8 @@ def assign(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy, la
     if outcome.drift:
         return outcome.drift
     if outcome.status == "assigned":
-        details = {**last["details"], "mode": "assigned", "memory": outcome.memory, "this_run": outcome.this_run}
+        details = {**last["details"], "mode": "assigned", "refit_reason": None, "assigned_because": outcome.why,
+                   "memory": outcome.memory, "this_run": outcome.this_run}
         warehouse.add_assignments(name, outcome.rows, run_row(model_key, last["params"], details, outcome.total,
                                   len(active), time.perf_counter() - started, utc_now()))
     context.log.info(f"{name}: {outcome.status}, no fit: {outcome.why}; {outcome.this_run['unassigned']} fit no topic")

@@ -70,6 +70,9 @@ def days(tmp_path_factory, embedder):
     store.arrive("day2.csv", corpus.iloc[145:], "2026-11-02T09:30:00+01:00")
     runs["incremental"] = store.run()
     ids["incremental"] = store.topic_ids()
+    assigned = json.loads(store.sql("SELECT details FROM clustering_runs WHERE algorithm = 'kmeans'")["details"][0])
+    assert assigned["mode"] == "assigned" and assigned["refit_reason"] is None  # not the last fit's reason
+    assert assigned["assigned_because"].endswith("(no refit condition met)")
     first_name = store.sql(f"SELECT label FROM topic_summaries WHERE algorithm = 'kmeans' AND topic_id = {largest}")
     assert first_name["label"].tolist() == ["a first name"]
     with duckdb.connect(str(store.db)) as conn:  # a second row for the same topic renames it
