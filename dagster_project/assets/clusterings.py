@@ -15,7 +15,7 @@ from ..core.neighbors import complete_neighbours
 from ..core.plots import selection_figures
 from ..core.report import cluster_sizes_markdown
 from ..core.topic_memory import RefitPolicy, refit_reason
-from ..core.topic_model import TopicModel, active_topics, assign_new, exemplar_balls, failed_tables, plain, run_row
+from ..core.topic_model import TopicModel, active_topics, assign_new, exemplar_balls, failed_run, plain, run_row
 from ..resources import DuckDBWarehouse, SentenceEmbedder
 from .config import ClusteringRunConfig, RefitConfig, config_class
 from .neighbors import sentence_neighbors
@@ -43,8 +43,9 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
         model.fit(ids, sample, vectors, neighbours, before, last, model_key)
     except Exception as err:  # one algorithm that cannot run must not stop the others' refresh
         failure = f"{type(err).__name__}: {err}"
-        context.log.error(f"{name} could not run; its rows are cleared, the other algorithms go on. {failure}")
-        warehouse.replace_algorithm_rows(name, failed_tables(model_key, params, failure, len(ids)))
+        context.log.error(f"{name} could not run; its last topics are kept, the other algorithms go on. {failure}")
+        warehouse.replace_algorithm_rows(name, {"clustering_runs": failed_run(model_key, params, failure, len(ids),
+                                                                              last)})
         return dg.MaterializeResult(
             metadata={"status": "failed", "reason": failure,
                       "params": dg.MetadataValue.json(dataclasses.asdict(params))},
@@ -114,8 +115,8 @@ def build_clustering_asset(algorithm: Algorithm) -> tuple[dg.AssetsDefinition, d
                     "since the last fit passes its threshold (or the parameters or the model change, or `refit` is "
                     "set); a fit's clusters are then matched to the previous topics, and `topics` and "
                     "`topic_events` record what was born, continued, split, merged or retired. If the algorithm "
-                    "cannot run, its rows are cleared, its check `fit_succeeded` fails with the reason and the rest "
-                    "of the refresh goes on." + on_demand_note(algorithm),
+                    "cannot run, its last topics and assignments stay as they were, its check `fit_succeeded` fails "
+                    "with the reason and the rest of the refresh goes on; the next run fits again." + on_demand_note(algorithm),
     )
     def clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: DuckDBWarehouse,
                  embedder: SentenceEmbedder) -> dg.MaterializeResult:

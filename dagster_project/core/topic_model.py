@@ -54,9 +54,9 @@ def previous_fit(last: dict | None, params: Any, model_key: str, ids: np.ndarray
                  centres: np.ndarray) -> PreviousFit | None:
     """What a re-fit of the sentences `ids` starts from (`PreviousFit`: their topics `before`, the previous topics'
     mean embeddings `centres`): only when the last run fitted (or assigned after a fit) with the same parameters
-    and model, and some sentence of this fit had a topic."""
+    and model, and some sentence of this fit had a topic (after a failed run, `last` is the fit before it)."""
     details = (last or {}).get("details") or {}
-    if (not last or "failed" in details or last.get("model_key") != model_key
+    if (not last or last.get("model_key") != model_key
             or last.get("params") != plain(dataclasses.asdict(params)) or not (before >= 0).any()):
         return None
     rows = pd.Series(np.arange(len(ids)), index=ids)
@@ -222,17 +222,16 @@ def registry_after_fit(registry: pd.DataFrame, matching: Matching, shapes: Topic
     return pd.concat([registry[~registry["topic_id"].isin(fitted["topic_id"])], fitted], ignore_index=True)
 
 
-def failed_tables(model_key: str, params: Any, reason: str, n_sentences: int) -> dict[str, pd.DataFrame]:
-    """The per-algorithm rows after a fit that could not run: none but a `clustering_runs` row with the reason."""
-    return {
-        "cluster_assignments": pd.DataFrame({"sentence_id": pd.Series(dtype="int64"),
-                                             "cluster_id": pd.Series(dtype="int64")}),
-        "topic_summaries": pd.DataFrame({"cluster_id": pd.Series(dtype="int64"), "size": pd.Series(dtype="int64")}),
-        "topic_hierarchy": pd.DataFrame({"merge_id": pd.Series(dtype="int64")}),
-        "clustering_runs": pd.DataFrame([{
-            "model_key": model_key, "params": dataclasses.asdict(params), "details": {"failed": reason},
-            "n_sentences": n_sentences, "materialized_at": utc_now()}]),
-    }
+def failed_run(model_key: str, params: Any, reason: str, n_sentences: int, last: dict | None) -> pd.DataFrame:
+    """The `clustering_runs` row of a fit that could not run: its reason (`failed`), parameters and model beside
+    the last fit's row, which stays whole (the topics and assignments it made are kept, and the next fit starts
+    from them)."""
+    failed = {"failed": reason, "failed_params": plain(dataclasses.asdict(params)), "failed_model_key": model_key,
+              "failed_on_sentences": n_sentences}
+    if last is None:
+        return run_row(model_key, failed["failed_params"], failed, n_sentences, 0, 0.0, utc_now())
+    return run_row(last["model_key"], last["params"], {**last["details"], **failed}, last["n_sentences"],
+                   last["n_clusters"], last["seconds"], utc_now())
 
 
 def exemplar_balls(details: dict, active: pd.DataFrame, centres: np.ndarray, radii: np.ndarray,

@@ -61,14 +61,17 @@ class TopicStore:
         return frame, matrix, int(removed)
 
     def last_run(self, algorithm: str) -> dict | None:
-        """The latest clustering run of `algorithm` (model_key, params, details as dicts), None if it never ran."""
-        runs = self.query("SELECT model_key, params, details FROM clustering_runs WHERE algorithm = ? "
-                          "ORDER BY materialized_at DESC LIMIT 1", [algorithm])
+        """The latest clustering run of `algorithm` (model_key, params and details as dicts, n_sentences,
+        n_clusters, seconds), None if it never ran."""
+        runs = self.query("SELECT model_key, params, details, n_sentences, n_clusters, seconds FROM clustering_runs "
+                          "WHERE algorithm = ? ORDER BY materialized_at DESC LIMIT 1", [algorithm])
         if runs.empty:
             return None
         row = runs.iloc[0]
         return {"model_key": row["model_key"], "params": json.loads(row["params"] or "null"),
-                "details": json.loads(row["details"] or "null")}
+                "details": json.loads(row["details"] or "null"), **{
+                    key: None if pd.isna(row[key]) else row[key].item() for key in ("n_sentences", "n_clusters",
+                                                                                   "seconds")}}
 
     def failed_fits(self) -> dict[str, str]:
         """Algorithm -> why its latest clustering could not run, for those whose latest run failed."""
