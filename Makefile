@@ -30,6 +30,8 @@ $(VENV)/.installed: pyproject.toml
 home:
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	grep -q '^run_queue:' $(DAGSTER_HOME)/dagster.yaml || printf '%s\n' 'run_queue:' '  tag_concurrency_limits:' \
+		'    - key: sentence_topics/fits' '      limit: 1' >> $(DAGSTER_HOME)/dagster.yaml
 
 # The demo is a run on the bundled sample corpus.
 demo: SENTENCES_PATH =

@@ -13,6 +13,9 @@ from .resources import DuckDBWarehouse
 from .settings import SENTENCES_PATH
 
 INGEST = dg.AssetSelection.assets("sentences", "sentence_embeddings")
+# Jobs that fit clusterings carry this tag; the Dagster home `make home` writes runs one of them at a time
+# (run_queue.tag_concurrency_limits). Runs outside the queue are kept apart by the warehouse's registry lock.
+FITS = {"sentence_topics/fits": "topics"}
 
 ingest_sentence_file = dg.define_asset_job(
     "ingest_sentence_file",
@@ -26,6 +29,7 @@ ingest_sentence_file = dg.define_asset_job(
 def refresh_job(partitioned: bool):
     return dg.define_asset_job(
         "refresh_everything",
+        tags=FITS,
         selection=dg.AssetSelection.all() - dg.AssetSelection.groups("adaptation", ON_DEMAND_GROUP)
         - (INGEST if partitioned else dg.AssetSelection.assets()),
         description="Ingest, embed new sentences, run the scheduled clusterings, summarize topics, evaluate, project "
@@ -38,6 +42,7 @@ EVALUATION = dg.AssetSelection.assets("clustering_metrics", "recommended", "topi
 
 cluster_on_demand = dg.define_asset_job(
     "cluster_on_demand",
+    tags=FITS,
     selection=dg.AssetSelection.groups(ON_DEMAND_GROUP) | EVALUATION,
     description="The clusterings left out of the scheduled refresh (their descriptions say why: their defaults "
                 "measured below BERTopic's on the labelled datasets), their topics, then the evaluation again, "

@@ -1,9 +1,14 @@
+import subprocess
+from pathlib import Path
+
 import dagster as dg
 
 from dagster_project.automation import sentence_files_changed
 from dagster_project.core.clustering import ALGORITHMS, SCHEDULED
 from dagster_project.definitions import defs
 from dagster_project.resources import DuckDBWarehouse
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_definitions_load_with_the_full_lineage():
@@ -53,3 +58,16 @@ def test_sensor_skips_with_reason_when_path_is_missing(tmp_path, monkeypatch):
     resources = {"warehouse": DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))}
     tick = sentence_files_changed(dg.build_sensor_context(resources=resources))
     assert "cannot read SENTENCES_PATH" in tick.skip_message
+
+
+def test_the_dagster_home_runs_one_fitting_job_at_a_time(tmp_path):
+    """`make home` (before `make run`, `make ui`) writes a run queue that holds the jobs that fit to one run."""
+    home = tmp_path / "home"
+    for _ in range(2):  # a second time adds nothing
+        subprocess.run(["make", "-s", "home", f"DAGSTER_HOME={home}"], cwd=ROOT, check=True, timeout=60)
+    assert (home / "dagster.yaml").read_text().count("run_queue:") == 1
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    fitting = [defs.resolve_job_def(name).tags for name in ("refresh_everything", "cluster_on_demand")]
+    [limit] = limits
+    assert limit["limit"] == 1 and all(tags.get(limit["key"]) for tags in fitting)

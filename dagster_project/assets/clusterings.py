@@ -32,8 +32,8 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
     """Fit on the sentences of the window, then name the clusters by the previous topics' ids."""
     name, model_key = algorithm.name, embedder.model_key
     ids = warehouse.window_ids()
-    previous = warehouse.assignments(name)[["sentence_id", "topic_id"]]
-    before = pd.Series(ids).map(previous.set_index("sentence_id")["topic_id"]).fillna(-1).to_numpy(np.int64)
+    earlier = warehouse.assignments(name)[["sentence_id", "topic_id"]]  # where the fit starts from
+    before = pd.Series(ids).map(earlier.set_index("sentence_id")["topic_id"]).fillna(-1).to_numpy(np.int64)
     model = TopicModel(algorithm, params, embedder.compute_device, config.fit_sample, config.whole_graph_up_to)
     sample, wants_graph = model.plan(len(ids))
     neighbours = (complete_neighbours(ids, lambda k: warehouse.neighbour_rows(model_key, k), params.n_neighbors)
@@ -52,9 +52,11 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
             check_results=fit_succeeded(False, reason=failure))
     chunks = lambda: ((np.searchsorted(ids, part), x) for part, x in warehouse.embedding_chunks(model_key))  # noqa: E731
     model.extend(chunks, lambda rows: warehouse.embeddings_of(model_key, ids[rows])[1])
-    fitted = model.match(previous, warehouse.topic_registry(name), warehouse.next_topic_id(name), model_key, reason,
-                         utc_now())
-    warehouse.replace_algorithm_rows(name, fitted.tables(), fitted.events)
+    with warehouse.registry_lock():  # read again: another run may have written its topics since
+        previous = warehouse.assignments(name)[["sentence_id", "topic_id"]]
+        fitted = model.match(previous, warehouse.topic_registry(name), warehouse.next_topic_id(name), model_key,
+                             reason, utc_now())
+        warehouse.replace_algorithm_rows(name, fitted.tables(), fitted.events)
     summary = model.summary()
     context.log.info(f"{name}: fitted ({reason}): {summary['n_clusters']} clusters, {summary['noise_sentences']} "
                      f"noise, {summary['seconds']}s")
@@ -71,21 +73,26 @@ def assign(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy, la
     """Assign the sentences that arrived since the last run to the known topics without fitting; or the reason to
     fit again. Reads only the new sentences' embeddings."""
     started = time.perf_counter()
-    frame, embeddings, removed = warehouse.new_sentences(name, model_key)
-    active, centres = active_topics(warehouse.topic_registry(name), embeddings.shape[1])
-    radii = active["radius"].to_numpy(dtype=np.float64)
-    if len(frame):  # a fit built around exemplars assigns by them
-        centres, radii = exemplar_balls(last["details"], active, centres, radii,
-                                        functools.partial(warehouse.vectors_by_id, model_key))
-    outcome = assign_new(policy, last["details"]["memory"], active, centres, radii,
-                         frame["sentence_id"].to_numpy(np.int64), embeddings, removed)
-    if outcome.drift:
-        return outcome.drift
-    if outcome.status == "assigned":
-        details = {**last["details"], "mode": "assigned", "refit_reason": None, "assigned_because": outcome.why,
-                   "memory": outcome.memory, "this_run": outcome.this_run}
-        warehouse.add_assignments(name, outcome.rows, run_row(model_key, last["params"], details, outcome.total,
-                                  len(active), time.perf_counter() - started, utc_now()))
+    with warehouse.registry_lock():  # the topics assigned to are those a concurrent fit may be replacing
+        last = warehouse.last_run(name) or last
+        if "failed" in last["details"]:
+            return "the last run failed"
+        frame, embeddings, removed = warehouse.new_sentences(name, model_key)
+        active, centres = active_topics(warehouse.topic_registry(name), embeddings.shape[1])
+        radii = active["radius"].to_numpy(dtype=np.float64)
+        if len(frame):  # a fit built around exemplars assigns by them
+            centres, radii = exemplar_balls(last["details"], active, centres, radii,
+                                            functools.partial(warehouse.vectors_by_id, model_key))
+        outcome = assign_new(policy, last["details"]["memory"], active, centres, radii,
+                             frame["sentence_id"].to_numpy(np.int64), embeddings, removed)
+        if outcome.drift:
+            return outcome.drift
+        if outcome.status == "assigned":
+            details = {**last["details"], "mode": "assigned", "refit_reason": None, "assigned_because": outcome.why,
+                       "memory": outcome.memory, "this_run": outcome.this_run}
+            warehouse.add_assignments(name, outcome.rows, run_row(
+                model_key, last["params"], details, outcome.total, len(active), time.perf_counter() - started,
+                utc_now()))
     context.log.info(f"{name}: {outcome.status}, no fit: {outcome.why}; {outcome.this_run['unassigned']} fit no topic")
     return dg.MaterializeResult(
         metadata={**outcome.summary(len(active)), "since_last_fit": dg.MetadataValue.json(outcome.memory),

@@ -27,6 +27,8 @@ PLAIN_TOPICS = {f"{name}_topics": {"config": {"diversity": 0.0}} for name in ALG
 FAST = json.dumps({"ops": PLAIN_TOPICS})
 # Whatever DuckDB or the warehouse say when a step meets the file locked: none of it may happen.
 LOCK_ERRORS = re.compile(r"Could not set lock|Conflicting lock|WarehouseBusyError|IO Error[^\n]*lock", re.IGNORECASE)
+REFIT = json.dumps({"ops": {**PLAIN_TOPICS,
+                            **{f"{name}_clusters": {"config": {"refit": True}} for name in ALGORITHMS}}})
 SMALL_CHUNKS = json.dumps({"ops": {**PLAIN_TOPICS, "sentence_embeddings": {"config": {"chunk_size": 8}}}})
 
 
@@ -154,6 +156,7 @@ def test_sigkill_at_more_points_leaves_whole_materializations(pipeline):
 
 
 def test_concurrent_runs_and_readers_lose_nothing(pipeline):
+    """Two runs that both fit every clustering again, started together, and a reader beside them."""
     env, corpus, db, old_ids = pipeline
     add_sentences(corpus, 10)
     reader = DuckDBWarehouse(database=str(db))
@@ -171,7 +174,7 @@ def test_concurrent_runs_and_readers_lose_nothing(pipeline):
     thread = threading.Thread(target=keep_reading)
     thread.start()
     try:
-        runs = [subprocess.Popen([*CLI, "--config-json", FAST], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        runs = [subprocess.Popen([*CLI, "--config-json", REFIT], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True) for _ in range(2)]
         logs = [run.communicate(timeout=900)[0] for run in runs]
     finally:
@@ -185,6 +188,15 @@ def test_concurrent_runs_and_readers_lose_nothing(pipeline):
     with duckdb.connect(str(db), read_only=True) as conn:
         assert len(sentence_ids(conn)) == len(old_ids) + 10
         assert conn.execute("SELECT count(DISTINCT materialized_at) FROM clustering_metrics").fetchall()[0][0] == 3
+        # one topic registry: no id given twice, every assigned topic known and active, each run's fit recorded
+        given_twice = conn.execute("""SELECT count(*) FROM (SELECT algorithm, topic_id FROM topic_events
+                                      WHERE event IN ('born', 'split_from') GROUP BY ALL HAVING count(*) > 1)""")
+        assert given_twice.fetchall()[0][0] == 0
+        assert conn.execute("SELECT count(*) - count(DISTINCT (algorithm, topic_id)) FROM topics").fetchall()[0][0] == 0
+        assert conn.execute("""SELECT count(*) FROM cluster_assignments a LEFT JOIN topics t USING (algorithm, topic_id)
+                               WHERE a.topic_id >= 0 AND t.status IS DISTINCT FROM 'active'""").fetchall()[0][0] == 0
+        reasons = conn.execute("SELECT DISTINCT details->>'refit_reason' FROM clustering_runs").fetchall()
+        assert reasons == [("asked for (refit = true)",)]
 
 
 def test_sigkill_mid_encoding_loses_at_most_the_chunk_in_flight(tmp_path):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 
 CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR", "revision": "BIGINT"}
@@ -23,6 +27,15 @@ PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_ru
 
 class TopicStore:
     """Reads and writes of the per-algorithm tables and the topic registry (a part of `DuckDBWarehouse`)."""
+
+    @contextmanager
+    def registry_lock(self) -> Iterator[None]:
+        """Held by a run from reading a topic registry (and the assignments it names) to writing what it made of
+        them, in `<database>.topics.lock`: two runs (a schedule, the file sensor, a person, a `dagster` command in
+        its own process) never give one topic id twice nor write over each other's topics. Taken before the
+        file's own lock, never inside it."""
+        with FileLock(f"{Path(self.database).expanduser()}.topics.lock", timeout=self.lock_timeout_seconds):
+            yield
 
     def assignments(self, algorithm: str) -> pd.DataFrame:
         return self.query(
