@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dagster_project.core.readers import open_corpus
 from dagster_project.core.text import text_hash
 from dagster_project.resources import DuckDBWarehouse
 
@@ -228,3 +229,29 @@ def test_what_a_killed_process_staged_is_removed_by_the_next_step(tmp_path):
     warehouse.replace_sentences(rows("one"))
     assert not left.exists() and (running / "vectors.arrow").exists() and ids(warehouse) == {"one": 1}
 
+
+
+@pytest.mark.parametrize("suffix", ["txt", "csv", "jsonl"])
+def test_lines_inserted_or_deleted_keep_the_ids_of_the_sentences_that_did_not_change(tmp_path, warehouse, suffix):
+    path = tmp_path / f"notes.{suffix}"
+
+    def store(*texts: str) -> list[tuple[str, int]]:
+        if suffix == "txt":
+            path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        elif suffix == "csv":
+            pd.DataFrame({"text": texts}).to_csv(path, index=False)
+        else:
+            pd.DataFrame({"text": texts}).to_json(path, orient="records", lines=True)
+        corpus = open_corpus(str(path))
+        warehouse.replace_sentences(corpus, None, corpus.fingerprints)
+        return [tuple(row) for row in warehouse.query(
+            "SELECT text, sentence_id FROM sentences ORDER BY source_row").itertuples(index=False)]
+
+    assert store("the river rose", "a dry summer", "the river rose", "the dam held") == [
+        ("the river rose", 1), ("a dry summer", 2), ("the river rose", 3), ("the dam held", 4)]
+    # a line inserted at the top, one deleted: the others keep their ids, a repeated text by its order
+    assert store("a new first line", "the river rose", "the river rose", "the dam held") == [
+        ("a new first line", 5), ("the river rose", 1), ("the river rose", 3), ("the dam held", 4)]
+    # a text changed in place is a removal and an addition
+    assert store("a new first line", "the river rose", "the river rose", "the dam broke") == [
+        ("a new first line", 5), ("the river rose", 1), ("the river rose", 3), ("the dam broke", 6)]

@@ -71,7 +71,8 @@ class CorpusStore:
         """Replace `sentences` (or only the rows of one `source` file) with `frames` (one frame, or parts of one read
         in turn: text, text_hash, source, row, label, optional timestamp: else the ingestion time), and
         `ingested_files` with `fingerprints` (source -> fingerprint of the files read). A row already stored with
-        the same source, row and text keeps its sentence_id and ingested_at; new rows get ids above every id stored
+        the same source and text (the n-th time the text occurs in its file, for a text said more than once) keeps
+        its sentence_id and ingested_at, wherever lines were inserted or deleted around it; new rows get ids above every id stored
         before, so a removed sentence's id never comes back. The parts are read and staged beside the warehouse
         before the file is held (reading three million sentences held it 80 s), then stored in one transaction:
         an error while reading them writes nothing."""
@@ -94,11 +95,16 @@ class CorpusStore:
                         fingerprints: dict[str, str] | None) -> dict[str, int]:
         """`replace_sentences`' writes from the registered `incoming` rows; counts of kept, removed, distinct and
         labelled."""
-        conn.execute(
+        conn.execute(  # a sentence is its file and text; the same text twice in a file, told apart by its order
             """CREATE TEMP TABLE matched AS
-               SELECT i.*, s.sentence_id AS old_id, s.ingested_at AS old_ingested_at
-               FROM incoming i LEFT JOIN sentences s
-               ON s.source = i.source AND s.source_row = i.source_row AND s.text_hash = i.text_hash"""
+               WITH i AS (SELECT *, row_number() OVER (PARTITION BY source, text_hash ORDER BY ordinal) AS occurrence
+                          FROM incoming),
+                    s AS (SELECT sentence_id, ingested_at, source, text_hash,
+                                 row_number() OVER (PARTITION BY source, text_hash ORDER BY source_row, sentence_id)
+                                     AS occurrence
+                          FROM sentences WHERE source IN (SELECT DISTINCT source FROM incoming))
+               SELECT i.* EXCLUDE (occurrence), s.sentence_id AS old_id, s.ingested_at AS old_ingested_at
+               FROM i LEFT JOIN s USING (source, text_hash, occurrence)"""
         )
         before = conn.execute(f"SELECT count(*) FROM sentences WHERE {scope}", scope_params).fetchall()[0][0]
         last_id = self._raise_id_watermark(conn)
