@@ -35,6 +35,7 @@ from sklearn.metrics import normalized_mutual_info_score
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import dataset_names, embed_in_child, load_dataset, scale_corpus  # noqa: E402
 from dagster_project.automation import refresh_job  # noqa: E402
+from dagster_project.core.clock import utc_now  # noqa: E402
 from dagster_project.core.clustering import SCHEDULED  # noqa: E402
 from dagster_project.core.text import text_hash  # noqa: E402
 from dagster_project.definitions import build_assets  # noqa: E402
@@ -114,21 +115,24 @@ def replay(name: str, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame
     _, steps, seconds = fresh.refresh()
     print(f"  {name} fresh run of {len(frame)} sentences: {seconds:.0f}s; slowest steps: {slowest(steps)}", flush=True)
     fresh_nmi = fresh.assignments().groupby("algorithm").apply(nmi, include_groups=False)
+    fresh_noise = fresh.assignments().assign(noise=lambda f: f["topic_id"] < 0).groupby("algorithm")["noise"].mean()
     daily = Warehouse(workdir / f"{name}-daily", embedder, frame, vectors)
     rows, before = [], None
     for day, part in enumerate(daily_parts(frame)):
         daily.arrive(day, part)
-        since = pd.Timestamp.now()
+        since = utc_now()
         result, steps, seconds = daily.refresh()
         after = daily.assignments()
         events = events_since(daily.db, since)
         for algorithm in SCHEDULED:
             row = {"dataset": name, "day": day, "algorithm": algorithm, "status": status(result, algorithm),
                    "seconds": seconds}
+            mine = after[after["algorithm"] == algorithm]
             if before is not None:
-                both = before[before["algorithm"] == algorithm].merge(
-                    after[after["algorithm"] == algorithm], on="sentence_id")
+                both = before[before["algorithm"] == algorithm].merge(mine, on="sentence_id")
                 row["kept"] = float((both["topic_id_x"] == both["topic_id_y"]).mean()) if len(both) else np.nan
+                new = mine[~mine["sentence_id"].isin(both["sentence_id"])]
+                row["new in no topic"] = float((new["topic_id"] < 0).mean()) if len(new) else np.nan
             row.update(events.get(algorithm, {}))
             rows.append(row)
         before = after
@@ -138,6 +142,7 @@ def replay(name: str, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame
     last = before.groupby("algorithm").apply(nmi, include_groups=False)
     table["nmi_ratio"] = table["algorithm"].map(last / fresh_nmi)
     table["nmi_last"] = table["algorithm"].map(last)
+    table["fresh_noise"] = table["algorithm"].map(fresh_noise)
     return table
 
 
@@ -154,7 +159,8 @@ def events_since(db: Path, since: pd.Timestamp) -> dict[str, dict[str, int]]:
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """Per dataset and algorithm: kept on assignment days, kept across re-fits, re-fits, births/retirements per
-    re-fit, NMI after the last day against a fresh run."""
+    re-fit, the share of the new sentences left in no topic on assignment days beside the share a fresh fit leaves
+    in none, NMI after the last day against a fresh run."""
     rows = []
     for (dataset, algorithm), group in table.groupby(["dataset", "algorithm"], sort=False):
         later = group[group["day"] > 0]
@@ -168,6 +174,9 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                      "kept across re-fits (mean)": refits["kept"].mean() if len(refits) else np.nan,
                      "born per re-fit": born.mean() if len(refits) else np.nan,
                      "retired per re-fit": gone.mean() if len(refits) else np.nan,
+                     "new in no topic, assignment days": assigned["new in no topic"].mean() if len(assigned)
+                     else np.nan,
+                     "fresh fit's noise": group["fresh_noise"].iloc[0],
                      "NMI last day": group["nmi_last"].iloc[0], "NMI / fresh run": group["nmi_ratio"].iloc[0]})
     return pd.DataFrame(rows)
 

@@ -20,6 +20,7 @@ from .clock import utc_now
 from .clustering import Algorithm, PreviousFit, sample_rows
 from .neighbors import Neighbours
 from .topic_memory import (
+    SPREAD_QUANTILE,
     Matching,
     RefitPolicy,
     TopicShapes,
@@ -112,8 +113,11 @@ class TopicModel:
         """Every row's label and the clusters' shapes: when the fit saw part of the corpus, in one pass over the
         vectors (`chunks`), an unseen row joining the nearest centre of the fit's sampled clusters, or none when the
         fit left noise and it lies beyond that cluster's spread; radii from a stratified sample (`vectors_of`)."""
+        # a topic's radius, within which a new sentence is assigned to it: for a fit that leaves noise, the spread
+        # of 95% of its sentences; for one that puts every sentence in a topic, its farthest sentence
+        spread = SPREAD_QUANTILE if (self.result_.labels == -1).any() else 1.0
         if len(self.sample) == len(self.ids):
-            self.shapes_ = topic_shapes(self.vectors, self.labels_)
+            self.shapes_ = topic_shapes(self.vectors, self.labels_, spread)
         else:
             seen = self.labels_[self.sample]
             fitted = topic_shapes(self.vectors[seen >= 0], seen[seen >= 0])
@@ -121,7 +125,7 @@ class TopicModel:
             self.labels_, sums = label_streamed(chunks(), self.labels_, fitted.centres, fitted.cluster_ids,
                                                 fitted.radii if noisy else None)
             rows = stratified_rows(self.labels_, len(self.sample))
-            self.shapes_ = shapes_from_sums(sums, self.labels_, vectors_of(rows), self.labels_[rows])
+            self.shapes_ = shapes_from_sums(sums, self.labels_, vectors_of(rows), self.labels_[rows], spread)
         result, fit_rows = self.result_, self.fit_rows
         self.result_ = dataclasses.replace(result, labels=self.labels_, details={**result.details, **self.scale_note()},
                                            exemplars=None if result.exemplars is None else fit_rows[result.exemplars])
