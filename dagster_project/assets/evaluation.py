@@ -8,7 +8,7 @@ import pandas as pd
 from ..core.clock import utc_now
 from ..core.clustering import ALGORITHMS, sample_rows
 from ..core.metrics import clustering_metrics as compute_metrics
-from ..core.plots import hierarchy_png, trends_png
+from ..core.plots import hierarchy_png, topic_names, trends_png
 from ..core.recommend import recommend
 from ..core.report import HOVER_POINTS, MAP_POINTS, render_report, stratified_sample
 from ..core.topics import coherence_npmi, topic_diversity
@@ -144,7 +144,7 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
                                 [hover])
         points = points.merge(texts, on="sentence_id", how="left")
         hierarchy = warehouse.query("SELECT * FROM topic_hierarchy WHERE algorithm = ? ORDER BY merge_id", [name])
-        names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
+        names = topic_names(summary)
         trends = warehouse.query("SELECT topic_id, period, sentences FROM topic_trends WHERE algorithm = ?", [name])
         by_topic = {int(r.topic_id): r.label for r in summary.itertuples()}
         rising = rising_topics(trends).assign(label=lambda t: t["topic_id"].map(by_topic))

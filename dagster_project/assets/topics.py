@@ -21,10 +21,11 @@ from .evaluation_map import sentence_map
 
 
 def summarize(name: str, config: TopicConfig, warehouse: DuckDBWarehouse,
-              embedder: SentenceEmbedder) -> dict[str, bytes]:
+              embedder: SentenceEmbedder) -> tuple[np.ndarray, pd.DataFrame, np.ndarray | None]:
     """Keywords, representatives and labels of every topic of the latest fit (`topic_summaries`; beyond
     `sample_size` sentences, from a sample holding every topic in proportion) and the topic hierarchy; returns
-    the map and hierarchy figures."""
+    what the map and hierarchy figures are drawn from (every sentence's cluster, the hierarchy, the map's points
+    when it holds every sentence), after the curated labels are applied."""
     assigned, ids = warehouse.assignments(name), warehouse.window_ids()
     if not np.array_equal(assigned["sentence_id"].to_numpy(), ids):
         raise RuntimeError(f"cluster_assignments for '{name}' do not cover the current sentences. "
@@ -39,7 +40,7 @@ def summarize(name: str, config: TopicConfig, warehouse: DuckDBWarehouse,
     hierarchy = topic_hierarchy(embeddings, labels[rows], pd.Series(labels).value_counts().to_dict())
     warehouse.replace_algorithm_rows(name, {"topic_summaries": summary, "topic_hierarchy": hierarchy})
     points = warehouse.query("SELECT x, y FROM sentence_map ORDER BY sentence_id")[["x", "y"]].to_numpy()
-    return summary_figures(name, summary, labels, hierarchy, points if len(points) == len(labels) else None)
+    return labels, hierarchy, points if len(points) == len(labels) else None
 
 
 def build_topics_asset(algorithm: Algorithm) -> dg.AssetsDefinition:
@@ -70,13 +71,14 @@ def build_topics_asset(algorithm: Algorithm) -> dg.AssetsDefinition:
         started = time.perf_counter()
         mode = (warehouse.last_run(name) or {}).get("details", {}).get("mode", "fitted")
         summarized = mode == "fitted" or not warehouse.summaries_cover_topics(name)
-        figures = summarize(name, config, warehouse, embedder) if summarized else {}
+        drawn = summarize(name, config, warehouse, embedder) if summarized else None
         if not summarized:
             warehouse.refresh_topic_sizes(name, NOISE_LABEL)
         orphans = warehouse.apply_curation(name)
         trends = warehouse.replace_trends(name, config.trend_period)
         summary = warehouse.query("SELECT * FROM topic_summaries WHERE algorithm = ? ORDER BY size DESC, topic_id",
                                   [name])
+        figures = summary_figures(name, summary, *drawn) if drawn else {}
         names = {int(r.topic_id): r.label for r in summary.itertuples() if r.topic_id >= 0}
         figures["top_topics_chart"] = top_topics_png(summary, f"Largest {name} topics")
         over_time = trends_png(trends, names, f"{name}: largest topics per {config.trend_period}")

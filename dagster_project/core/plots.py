@@ -86,7 +86,7 @@ def topic_map_figure(xy, labels, topic_labels: dict[int, str], title: str, max_p
     texts = []
     for cluster in clusters[np.argsort(-counts)][:max_labels]:
         cx, cy = np.median(xy[labels == cluster], axis=0)
-        texts.append(axes.text(cx, cy, _shorten(f"{cluster}: {topic_labels.get(int(cluster), '')}", 34), fontsize=9,
+        texts.append(axes.text(cx, cy, _shorten(topic_labels.get(int(cluster), str(cluster)), 34), fontsize=9,
                                ha="center", va="center",
                                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": palette(int(cluster) % 20),
                                      "alpha": 0.85}))
@@ -108,7 +108,7 @@ def top_topics_png(summary, title: str, limit: int = 12) -> bytes:
     """Horizontal bars of the biggest topics' sizes, each with its top keywords."""
     topics = summary[summary["cluster_id"] >= 0].head(limit).iloc[::-1]
     figure, axes = plt.subplots(figsize=(9, 0.45 * max(len(topics), 2) + 1.2))
-    names = [_shorten(f"{r.cluster_id}: {', '.join(list(r.keywords)[:4])}", 60) for r in topics.itertuples()]
+    names = [_shorten(f"{r.topic_id}: {r.label}", 60) for r in topics.itertuples()]
     axes.barh(names, topics["size"], color="#1f77b4")
     for y, size in enumerate(topics["size"]):
         axes.text(size, y, f" {size}", va="center", fontsize=9)
@@ -141,17 +141,23 @@ def hierarchy_png(hierarchy, topic_labels: dict[int, str], title: str, max_leave
     truncated = n > max_leaves
     figure, axes = plt.subplots(figsize=(9, 0.3 * min(n, max_leaves) + 1.5))
     dendrogram(matrix, orientation="right", ax=axes, truncate_mode="lastp" if truncated else None, p=max_leaves,
-               labels=[_shorten(f"{c}: {topic_labels[c]}", 40) for c in leaves], leaf_font_size=9)
+               labels=[_shorten(topic_labels[c], 40) for c in leaves], leaf_font_size=9)
     axes.set_xlabel("cosine distance between topic centroids (average linkage)")
     axes.set_title(f"{title} (top {max_leaves} branches of {n} topics; (n): topics in a branch)" if truncated
                    else title)
     return figure_png(figure)
 
 
+def topic_names(summary) -> dict[int, str]:
+    """What the pictures call each cluster of a summary: its topic id and label (the curated one when there is
+    one), as the tables do."""
+    return {int(r.cluster_id): f"{r.topic_id}: {r.label}" for r in summary.itertuples() if r.cluster_id >= 0}
+
+
 def summary_figures(name: str, summary, labels: np.ndarray, hierarchy, points: np.ndarray | None) -> dict[str, bytes]:
     """The map of the sentences by topic (when `points` hold every sentence's x, y) and the topic hierarchy of one
-    clustering's summary (cluster_id, label)."""
-    names = {int(r.cluster_id): r.label for r in summary.itertuples() if r.cluster_id >= 0}
+    clustering's summary (cluster_id, topic_id, label)."""
+    names = topic_names(summary)
     figures = {}
     if points is not None:
         figures["topic_map"] = topic_map_png(points, labels, names, f"{name}: sentences by topic")
