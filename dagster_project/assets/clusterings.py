@@ -54,8 +54,8 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
     model.extend(chunks, lambda rows: warehouse.embeddings_of(model_key, ids[rows])[1])
     with warehouse.registry_lock():  # read again: another run may have written its topics since
         previous = warehouse.assignments(name)[["sentence_id", "topic_id"]]
-        fitted = model.match(previous, warehouse.topic_registry(name), warehouse.next_topic_id(name), model_key,
-                             reason, utc_now())
+        fitted = model.match(previous, warehouse.topic_registry(name), warehouse.topic_lineage(name),
+                             warehouse.next_topic_id(name), model_key, reason, utc_now())
         warehouse.replace_algorithm_rows(name, fitted.tables(), fitted.events)
     summary = model.summary()
     context.log.info(f"{name}: fitted ({reason}): {summary['n_clusters']} clusters, {summary['noise_sentences']} "

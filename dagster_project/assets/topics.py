@@ -88,7 +88,9 @@ def build_topics_asset(algorithm: Algorithm) -> dg.AssetsDefinition:
             "status": "summarized" if summarized else "sizes updated, keywords of the last fit kept",
             "dagster/row_count": len(summary),
             "topics": int((summary["topic_id"] >= 0).sum()),
-            "curated_labels": int((summary["label"] != summary["keyword_label"]).sum()),
+            "curated_labels": int(((summary["label"] != summary["keyword_label"])
+                                   & summary["curated_from"].isna()).sum()),
+            "labels_from_curated_ancestors": int(summary["curated_from"].notna().sum()),
             "curation_not_applied": dg.MetadataValue.md(
                 orphans.to_markdown(index=False) if len(orphans) else "none: every curated topic is active"),
             "seconds": round(time.perf_counter() - started, 3),

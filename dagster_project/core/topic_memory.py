@@ -3,6 +3,7 @@ and the rule that says when to fit again."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ MIN_OVERLAP = 0.3  # Jaccard of shared sentences above which a cluster may conti
 MIN_CENTRE_COSINE = 0.9  # or: centres this similar (a topic whose sentences were all replaced)
 CENTRE_WEIGHT = 0.25  # weight of centre cosine beside overlap when several clusters could continue a topic
 MAJORITY = 0.5  # share of a topic's sentences that makes a retirement a merge, or a birth a split
+LINK_SHARE = 0.2  # a topic holding this share of a previous topic's sentences (or most of its own) descends from it
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,15 @@ def topic_means(embeddings: np.ndarray, topic_ids: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Matching:
     """A fit's clusters named by topic ids: `topic_of_cluster` (cluster_id -> topic_id), the previous topics
-    continued and retired, and what happened to each topic in `events` (topic_id, event, other_topic_id, size)."""
+    continued and retired, what happened to each topic in `events` (topic_id, event, other_topic_id, size), and
+    `links` (topic_id, parent_topic_id, sentences): each topic of the fit that took a part of another topic's
+    sentences (LINK_SHARE of them, or most of its own) descends from it: the parts of a split, a topic that
+    absorbed others in a merge."""
 
     topic_of_cluster: dict[int, int]
     retired: list[int]
     events: list[dict]
+    links: list[dict]
 
 
 def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicShapes, previous_ids: np.ndarray,
@@ -75,8 +81,9 @@ def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicSha
     allowed in both). A cluster continues the topic it shares most sentences with (Jaccard over the sentences present
     both times, at least MIN_OVERLAP) or whose centre is within MIN_CENTRE_COSINE of its own; the
     pairing maximises overlap plus CENTRE_WEIGHT x centre cosine over all pairs. A cluster left over gets a new id
-    (event `split_from` when most of its earlier sentences came from one topic that lives on, else `born`); a topic
-    left over is retired (`merged_into` the topic that took most of its sentences, else `retired`)."""
+    (event `split_from` when most of its earlier sentences came from one topic, also when that topic's id lives on
+    in none of the parts, else `born`); a topic left over is retired (`merged_into` the topic that took most of its
+    sentences, else `retired`)."""
     cluster_ids = [int(c) for c in shapes.cluster_ids]
     topic_ids = [int(t) for t in previous_ids]
     shared = current.merge(previous, on="sentence_id")
@@ -109,7 +116,7 @@ def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicSha
         topic_of_cluster[c] = next_topic_id
         j = int(np.argmax(overlap[i])) if len(topic_ids) else -1
         origin = topic_ids[j] if j >= 0 and a[i, 0] and overlap[i, j] / a[i, 0] >= MAJORITY else None
-        if origin is not None and origin in continued:
+        if origin is not None:
             events.append({"topic_id": next_topic_id, "event": "split_from", "other_topic_id": origin,
                            "size": size_of[c]})
         else:
@@ -122,7 +129,27 @@ def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicSha
         heir = topic_of_cluster[cluster_ids[i]] if i >= 0 and b[0, j] and overlap[i, j] / b[0, j] >= MAJORITY else None
         events.append({"topic_id": t, "event": "merged_into" if heir is not None else "retired",
                        "other_topic_id": heir, "size": int(previous_sizes[j])})
-    return Matching(topic_of_cluster, retired, events)
+    linked = (overlap > 0) & ((overlap >= LINK_SHARE * b) | (overlap >= MAJORITY * a))
+    links = [{"topic_id": topic_of_cluster[cluster_ids[i]], "parent_topic_id": topic_ids[j],
+              "sentences": int(overlap[i, j])}
+             for i, j in zip(*np.nonzero(linked)) if topic_of_cluster[cluster_ids[i]] != topic_ids[j]]
+    return Matching(topic_of_cluster, retired, events, links)
+
+
+def lineage_after_fit(lineage: pd.DataFrame, topic_ids: Iterable[int], links: list[dict]) -> pd.DataFrame:
+    """`topic_lineage` rows (topic_id, ancestor_topic_id, generations) after a fit: the rows before it, every
+    topic its own ancestor at generation 0, and a topic linked to a parent at this fit (`Matching.links`)
+    descending from each of the parent's ancestors one generation further (the fewest generations kept)."""
+    key = ["topic_id", "ancestor_topic_id"]
+    ids = np.fromiter(topic_ids, dtype=np.int64)
+    rows = pd.concat([lineage[[*key, "generations"]],
+                      pd.DataFrame({"topic_id": ids, "ancestor_topic_id": ids, "generations": 0})])
+    if links:
+        edges = pd.DataFrame(links)[["topic_id", "parent_topic_id"]].drop_duplicates()
+        inherited = edges.merge(rows.rename(columns={"topic_id": "parent_topic_id"}), on="parent_topic_id")
+        rows = pd.concat([rows, inherited.assign(generations=inherited["generations"] + 1)[rows.columns]])
+    rows = rows.astype({"topic_id": "int64", "ancestor_topic_id": "int64", "generations": "int64"})
+    return rows.groupby(key, as_index=False)["generations"].min().sort_values(key, ignore_index=True)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .topic_memory import (
     RefitPolicy,
     TopicShapes,
     drift_reason,
+    lineage_after_fit,
     match_topics,
     shapes_from_sums,
     topic_means,
@@ -161,10 +162,11 @@ class TopicModel:
             "note": f"{n:,} sentences, over fit_sample={self.fit_sample:,}{graph}: fitted on a seeded sample of "
                     f"{fitted:,}, every other sentence assigned to the most similar cluster centre, a chunk at a time"}}
 
-    def match(self, previous: pd.DataFrame, registry: pd.DataFrame, next_topic_id: int, model_key: str,
-              reason: str, now: pd.Timestamp) -> FitTables:
+    def match(self, previous: pd.DataFrame, registry: pd.DataFrame, lineage: pd.DataFrame, next_topic_id: int,
+              model_key: str, reason: str, now: pd.Timestamp) -> FitTables:
         """The fit's rows for the warehouse, its clusters named by the previous topics' ids (`previous`:
-        sentence_id, topic_id as assigned before; `registry`: the algorithm's `topics` rows)."""
+        sentence_id, topic_id as assigned before; `registry`: the algorithm's `topics` rows; `lineage`: its
+        `topic_lineage` rows)."""
         labels, ids, shapes = self.result_.labels, self.ids, self.shapes_
         active, centres = active_topics(registry, self.vectors.shape[1])
         matching = match_topics(pd.DataFrame({"sentence_id": ids, "cluster_id": labels}), previous, shapes,
@@ -177,27 +179,30 @@ class TopicModel:
         self.details_ = {**self.result_.details, **exemplars, "mode": "fitted", "refit_reason": reason,
                          "memory": memory, "topics": {"continued": continued, **changes}}
         events = pd.DataFrame(matching.events, columns=["topic_id", "event", "other_topic_id", "size"])
+        topics = registry_after_fit(registry, matching, shapes, model_key, now)
         return FitTables(
             assignments=pd.DataFrame({"sentence_id": ids, "cluster_id": labels, "topic_id": topic_ids}),
             run=run_row(model_key, plain(dataclasses.asdict(self.params)), self.details_, len(ids),
                         self.result_.n_clusters, self.seconds, now),
-            topics=registry_after_fit(registry, matching, shapes, model_key, now),
+            topics=topics, lineage=lineage_after_fit(lineage, topics["topic_id"], matching.links),
             events=events.assign(materialized_at=now), topic_ids=topic_ids)
 
 
 @dataclass(frozen=True)
 class FitTables:
     """A fit's rows for the warehouse: `cluster_assignments`, its `clustering_runs` row, the `topics` registry
-    after it and its `topic_events`; `topic_ids`: every row's topic."""
+    and `topic_lineage` after it, and its `topic_events`; `topic_ids`: every row's topic."""
 
     assignments: pd.DataFrame
     run: pd.DataFrame
     topics: pd.DataFrame
+    lineage: pd.DataFrame
     events: pd.DataFrame
     topic_ids: np.ndarray
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"cluster_assignments": self.assignments, "clustering_runs": self.run, "topics": self.topics}
+        return {"cluster_assignments": self.assignments, "clustering_runs": self.run, "topics": self.topics,
+                "topic_lineage": self.lineage}
 
 
 def run_row(model_key: str, params: dict, details: dict, n_sentences: int, n_clusters: int, seconds: float,

@@ -222,3 +222,26 @@ def test_sentences_of_a_new_subject_fit_no_topic_and_are_born_as_one_at_the_refi
     # Louvain's communities follow the graph: the new subject is born as a topic of its own (k-means here has k
     # fixed at 8, so its re-fit spreads the new subject over the clusters it has)
     assert ((born["algorithm"] == "louvain") & (born["astronomy"] >= 0.8) & (born["n"] >= 15)).any(), born
+
+
+def test_every_topic_is_its_own_ancestor_and_every_split_and_merge_is_in_the_lineage(days):
+    store, _, ids, _ = days
+    assert store.sql("""SELECT count(*) AS n FROM topics t WHERE NOT EXISTS (SELECT 1 FROM topic_lineage l
+                        WHERE l.algorithm = t.algorithm AND l.topic_id = t.topic_id
+                        AND l.ancestor_topic_id = t.topic_id AND l.generations = 0)""")["n"].iloc[0] == 0
+    unlinked = store.sql("""SELECT e.* FROM topic_events e WHERE e.event IN ('split_from', 'merged_into')
+                            AND NOT EXISTS (SELECT 1 FROM topic_lineage l WHERE l.algorithm = e.algorithm
+                                AND (e.event = 'split_from' AND l.topic_id = e.topic_id
+                                     AND l.ancestor_topic_id = e.other_topic_id
+                                  OR e.event = 'merged_into' AND l.topic_id = e.other_topic_id
+                                     AND l.ancestor_topic_id = e.topic_id))""")
+    assert unlinked.empty, unlinked
+    # across the re-fit after growth, a sentence stays in its topic or in one that grew out of it
+    lineage = store.sql("SELECT algorithm, topic_id, ancestor_topic_id FROM topic_lineage")
+    both = ids["incremental"].merge(ids["refit"], on=["algorithm", "sentence_id"])
+    both = both[both["topic_id_x"] >= 0].merge(lineage, how="left", left_on=["algorithm", "topic_id_y",
+                                                                             "topic_id_x"],
+                                               right_on=["algorithm", "topic_id", "ancestor_topic_id"])
+    followed = both.assign(kept=both["ancestor_topic_id"].notna()).groupby("algorithm")["kept"].mean()
+    print(f"sentences in their topic or a descendant across the re-fit: {followed.round(3).to_dict()}")
+    assert followed[["kmeans", "louvain", "agglomerative", "community_detection"]].min() >= 0.9

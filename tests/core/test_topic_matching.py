@@ -5,6 +5,7 @@ from dagster_project.core.assign import assign_to_topics
 from dagster_project.core.topic_memory import (
     RefitPolicy,
     drift_reason,
+    lineage_after_fit,
     match_topics,
     refit_reason,
     topic_shapes,
@@ -76,6 +77,36 @@ def test_a_split_and_a_merge_are_told_apart_from_births_and_retirements():
     assert merge.topic_of_cluster[0] == 10 and len(merge.retired) == 1
     [event] = merge.events
     assert event["event"] == "merged_into" and event["other_topic_id"] == merge.topic_of_cluster[1]
+
+
+def test_an_even_split_keeps_its_lineage_in_every_part_and_a_merge_in_the_topic_that_absorbed():
+    x, labels = blobs([0, 1, 2, 3, 4], [40, 30, 30, 30, 30])
+    ids = np.arange(len(x))
+    whole = np.where(labels == 0, 0, 1)  # before: group 0 was topic 5, groups 1-4 one topic, 6
+    old_shapes = topic_shapes(x, whole)
+    lineage = lineage_after_fit(pd.DataFrame(columns=["topic_id", "ancestor_topic_id", "generations"]), [5, 6], [])
+    split = match_topics(fit(ids, labels), previous(ids, np.array([5, 6])[whole]), topic_shapes(x, labels),
+                         np.array([5, 6]), old_shapes.centres, old_shapes.sizes, 7)
+    # four equal parts: none continues topic 6 (a quarter each), every one descends from it
+    assert split.topic_of_cluster[0] == 5 and split.retired == [6]
+    parts = [split.topic_of_cluster[c] for c in (1, 2, 3, 4)]
+    assert sorted((e["event"], e["topic_id"], e["other_topic_id"]) for e in split.events if e["topic_id"] != 6) == [
+        ("split_from", part, 6) for part in sorted(parts)]
+    lineage = lineage_after_fit(lineage, [5, 6, *parts], split.links)
+    descends = lineage[lineage["ancestor_topic_id"] == 6]
+    assert dict(zip(descends["topic_id"], descends["generations"])) == {6: 0, **{part: 1 for part in parts}}
+    # then two of the parts merge: the topic that absorbed the other descends from both, and so from 6 as well
+    after = np.array([split.topic_of_cluster[c] for c in labels])
+    merged = np.where(labels == 2, 1, labels)
+    shapes = topic_shapes(x, merged)
+    merge = match_topics(fit(ids, merged), previous(ids, after), shapes, np.array([5, *parts]),
+                         topic_shapes(x, labels).centres, np.array([40, 30, 30, 30, 30]), 11)
+    absorber = merge.topic_of_cluster[1]
+    [gone] = merge.retired
+    assert {absorber, gone} == {parts[0], parts[1]}
+    lineage = lineage_after_fit(lineage, [5, 6, *parts], merge.links)
+    ancestors = lineage[lineage["topic_id"] == absorber].set_index("ancestor_topic_id")["generations"].to_dict()
+    assert ancestors == {absorber: 0, gone: 1, 6: 1}
 
 
 def test_noise_is_never_a_topic_and_clusters_without_history_are_born():

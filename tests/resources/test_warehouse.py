@@ -255,3 +255,29 @@ def test_lines_inserted_or_deleted_keep_the_ids_of_the_sentences_that_did_not_ch
     # a text changed in place is a removal and an addition
     assert store("a new first line", "the river rose", "the river rose", "the dam broke") == [
         ("a new first line", 5), ("the river rose", 1), ("the river rose", 3), ("the dam broke", 6)]
+
+
+def test_a_curated_name_follows_its_topic_into_the_parts_and_the_latest_row_wins(warehouse):
+    """Topic 1 was named, then renamed; it split into 4 and 5, and 5 absorbed 2 (named too): each part shows the
+    nearest curated ancestor's name with its own keywords; deleting a topic's rows brings its keywords back."""
+    summaries = pd.DataFrame({"cluster_id": [0, 1, 2], "topic_id": [4, 5, 6], "size": 1,
+                              "keyword_label": ["refund card", "refund late", "login"]})
+    lineage = pd.DataFrame({"topic_id": [1, 2, 4, 4, 5, 5, 5, 6], "ancestor_topic_id": [1, 2, 4, 1, 5, 1, 2, 6],
+                            "generations": [0, 0, 0, 1, 0, 1, 1, 0]})
+    warehouse.replace_algorithm_rows("kmeans", {"topic_summaries": summaries.assign(label=summaries["keyword_label"]),
+                                                "topic_lineage": lineage})
+    with warehouse.transaction() as conn:
+        conn.execute("INSERT INTO topic_curation (algorithm, topic_id, label) VALUES ('kmeans', 1, 'refunds'), "
+                     "('kmeans', 1, 'refund requests'), ('kmeans', 2, 'late payments'), ('kmeans', 6, 'sign-in')")
+
+    def labels() -> list[tuple]:
+        warehouse.apply_curation("kmeans")
+        return [tuple(None if pd.isna(v) else v for v in row) for row in warehouse.query(
+            "SELECT topic_id, label, curated_from FROM topic_summaries ORDER BY topic_id").itertuples(index=False)]
+
+    assert labels() == [(4, "refund requests / refund card", 1), (5, "late payments / refund late", 2),
+                        (6, "sign-in", None)]
+    with warehouse.transaction() as conn:
+        conn.execute("DELETE FROM topic_curation WHERE topic_id IN (2, 6)")
+    assert labels() == [(4, "refund requests / refund card", 1), (5, "refund requests / refund late", 1),
+                        (6, "login", None)]

@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS topic_events (
 CREATE TABLE IF NOT EXISTS topic_trends (
     algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, period TIMESTAMP NOT NULL, period_unit VARCHAR NOT NULL,
     sentences INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS topic_lineage (
+    algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, ancestor_topic_id BIGINT NOT NULL,
+    generations INTEGER NOT NULL);
 CREATE SEQUENCE IF NOT EXISTS topic_curation_revision;
 CREATE TABLE IF NOT EXISTS topic_curation (
     algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, label VARCHAR,
@@ -61,6 +64,7 @@ ALTER TABLE sentences ADD COLUMN IF NOT EXISTS timestamp TIMESTAMP;
 ALTER TABLE cluster_assignments ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS keyword_label VARCHAR;
+ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS curated_from BIGINT;
 ALTER TABLE topic_curation ADD COLUMN IF NOT EXISTS revision BIGINT DEFAULT nextval('topic_curation_revision');
 ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS model_key VARCHAR;
 ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS placed BOOLEAN;

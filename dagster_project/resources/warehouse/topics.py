@@ -22,7 +22,7 @@ FAILED_FITS = ("SELECT algorithm, details->>'failed' FROM clustering_runs WHERE 
 
 # Tables holding one set of rows per algorithm; replaced per algorithm.
 PER_ALGORITHM_TABLES = ("cluster_assignments", "topic_summaries", "clustering_runs", "topic_hierarchy", "topics",
-                        "topic_trends")
+                        "topic_trends", "topic_lineage")
 
 
 class TopicStore:
@@ -98,6 +98,11 @@ class TopicStore:
         """Every topic id `algorithm` ever had (`topics`), active first."""
         return self.query("SELECT * EXCLUDE (algorithm) FROM topics WHERE algorithm = ? ORDER BY status, topic_id",
                           [algorithm])
+
+    def topic_lineage(self, algorithm: str) -> pd.DataFrame:
+        """`algorithm`'s `topic_lineage` rows: topic_id, ancestor_topic_id, generations."""
+        return self.query("SELECT topic_id, ancestor_topic_id, generations FROM topic_lineage WHERE algorithm = ? "
+                          "ORDER BY ALL", [algorithm])
 
     def next_topic_id(self, algorithm: str) -> int:
         """One above every topic id `algorithm` ever gave: ids are never reused."""
@@ -178,14 +183,34 @@ class TopicStore:
 
     def apply_curation(self, algorithm: str) -> pd.DataFrame:
         """Curated labels (`topic_curation`, the latest row of a topic: its largest `revision`) over the keyword
-        labels of `algorithm`'s topic summaries and active topics; returns the curation rows naming a topic that is retired or unknown (topic_id, label, status)."""
+        labels of `algorithm`'s topic summaries and active topics; a topic without one that descends from a curated
+        topic (`topic_lineage`, the nearest, the latest on a tie) is labelled with that name and its own keywords,
+        `curated_from` saying which. Returns the curation rows naming a topic that is retired or unknown
+        (topic_id, label, status)."""
         with self.transaction() as conn:
             conn.execute(
-                """UPDATE topic_summaries t SET label = coalesce(
-                       (SELECT arg_max(c.label, c.revision) FROM topic_curation c
-                        WHERE c.algorithm = t.algorithm AND c.topic_id = t.topic_id AND c.label IS NOT NULL),
-                       t.keyword_label)
+                """CREATE TEMP TABLE named AS
+                   WITH latest AS (SELECT topic_id, arg_max(label, revision) AS label FROM topic_curation
+                                   WHERE algorithm = ? AND label IS NOT NULL GROUP BY ALL)
+                   SELECT l.topic_id, l.ancestor_topic_id, l.generations, c.label
+                   FROM topic_lineage l JOIN latest c ON c.topic_id = l.ancestor_topic_id
+                   WHERE l.algorithm = ? AND l.generations > 0
+                   QUALIFY row_number() OVER (PARTITION BY l.topic_id
+                                              ORDER BY l.generations, l.ancestor_topic_id DESC) = 1
+                   UNION ALL SELECT topic_id, topic_id, 0, label FROM latest""", [algorithm, algorithm])
+            conn.execute(
+                """UPDATE topic_summaries t SET
+                       label = coalesce((SELECT n.label FROM named n
+                                         WHERE n.topic_id = t.topic_id AND n.generations = 0),
+                                        (SELECT n.label || ' / ' || t.keyword_label FROM named n
+                                         WHERE n.topic_id = t.topic_id AND n.generations > 0),
+                                        t.keyword_label),
+                       curated_from = CASE WHEN NOT EXISTS (SELECT 1 FROM named n WHERE n.topic_id = t.topic_id
+                                                                                    AND n.generations = 0)
+                                           THEN (SELECT n.ancestor_topic_id FROM named n
+                                                 WHERE n.topic_id = t.topic_id AND n.generations > 0) END
                    WHERE t.algorithm = ?""", [algorithm])
+            conn.execute("DROP TABLE named")
             conn.execute(
                 """UPDATE topics p SET label = s.label FROM topic_summaries s
                    WHERE p.algorithm = ? AND s.algorithm = p.algorithm AND s.topic_id = p.topic_id""", [algorithm])
