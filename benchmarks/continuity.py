@@ -88,10 +88,23 @@ class Warehouse:
                  for s in self.instance.get_run_step_stats(result.run_id) if s.end_time}
         return result, steps, total
 
+    def lineage(self) -> pd.DataFrame:
+        with duckdb.connect(str(self.db), read_only=True) as conn:
+            return conn.execute("SELECT algorithm, topic_id, ancestor_topic_id FROM topic_lineage").df()
+
     def assignments(self) -> pd.DataFrame:
         with duckdb.connect(str(self.db), read_only=True) as conn:
             return conn.execute("SELECT a.algorithm, a.sentence_id, a.topic_id, s.label FROM cluster_assignments a "
                                 "JOIN sentences s USING (sentence_id)").df()
+
+
+def followed(both: pd.DataFrame, lineage: pd.DataFrame) -> float:
+    """Of the sentences in a topic before (`topic_id_x`) and present after (`topic_id_y`), the share in the same
+    topic or in one that descends from it (`topic_lineage`)."""
+    before = both[both["topic_id_x"] >= 0]
+    pairs = set(zip(lineage["topic_id"], lineage["ancestor_topic_id"]))
+    kept = [x == y or (y, x) in pairs for x, y in zip(before["topic_id_x"], before["topic_id_y"])]
+    return float(np.mean(kept)) if kept else np.nan
 
 
 def slowest(steps: dict[str, float], count: int = 4) -> str:
@@ -123,6 +136,7 @@ def replay(name: str, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame
         since = utc_now()
         result, steps, seconds = daily.refresh()
         after = daily.assignments()
+        lineage = daily.lineage()
         events = events_since(daily.db, since)
         for algorithm in SCHEDULED:
             row = {"dataset": name, "day": day, "algorithm": algorithm, "status": status(result, algorithm),
@@ -131,6 +145,7 @@ def replay(name: str, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame
             if before is not None:
                 both = before[before["algorithm"] == algorithm].merge(mine, on="sentence_id")
                 row["kept"] = float((both["topic_id_x"] == both["topic_id_y"]).mean()) if len(both) else np.nan
+                row["lineage kept"] = followed(both, lineage[lineage["algorithm"] == algorithm])
                 new = mine[~mine["sentence_id"].isin(both["sentence_id"])]
                 row["new in no topic"] = float((new["topic_id"] < 0).mean()) if len(new) else np.nan
             row.update(events.get(algorithm, {}))
@@ -172,6 +187,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                      "kept, assignment days": assigned["kept"].min() if len(assigned) else np.nan,
                      "kept across re-fits (min)": refits["kept"].min() if len(refits) else np.nan,
                      "kept across re-fits (mean)": refits["kept"].mean() if len(refits) else np.nan,
+                     "lineage kept across re-fits (min)": refits["lineage kept"].min() if len(refits) else np.nan,
                      "born per re-fit": born.mean() if len(refits) else np.nan,
                      "retired per re-fit": gone.mean() if len(refits) else np.nan,
                      "new in no topic, assignment days": assigned["new in no topic"].mean() if len(assigned)

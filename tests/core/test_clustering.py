@@ -101,10 +101,15 @@ def test_choose_count_widens_past_a_best_at_its_largest_count_and_says_where_it_
     assert chosen == 5 and found["previous"] == "15: moved to 5 (its silhouette more than 5% below the best)"
     chosen, found = choose_count(lambda k: -abs(k - 40), 30, 50, limit=100, limit_reason="", previous=46)
     assert chosen == 46 and found["previous"] == "46: kept (40 found, within 20%)"  # 6 below the best: steady
+    # a re-fit's last count is scored with the grid: a rising score widens the search only past it
+    best_at_9 = lambda k: 2.0 if k == 9 else k / 100  # noqa: E731
+    chosen, found = choose_count(best_at_9, 5, 15, limit=1000, limit_reason="", previous=9)
+    assert chosen == 9 and found["searched"] == [5, 15] and found["previous"] == "9: found again"
 
 
 def test_a_count_within_a_fifth_of_the_last_fit_keeps_the_last_fits():
     assert steady_count(45, None) == (45, None)
+    assert steady_count(40, 40) == (40, "40: found again")
     assert steady_count(45, 40) == (40, "40: kept (45 found, within 20%)")
     assert steady_count(49, 40) == (49, "40: moved to 49 (more than 20%)")
 
@@ -119,7 +124,8 @@ def test_a_refit_keeps_the_previous_k_when_steady_and_starts_from_the_previous_c
     params = KMeansParams(k_max=6, silhouette_tolerance=1.0)  # every k with a positive silhouette is on it
     previous = np.eye(8, dtype=np.float32)[[0, 1, 2, 3]]
     result = ALGORITHMS["kmeans"].fit(x, params, "cpu", previous=earlier(previous))
-    assert result.details["n_clusters"] == 4 and result.details["k_previous"].startswith("4: kept")
+    assert result.details["n_clusters"] == 4
+    assert result.details["k_previous"].startswith(("4: kept", "4: found again"))
     strict = ALGORITHMS["kmeans"].fit(x, KMeansParams(k_max=6), "cpu", previous=earlier(previous[:2]))
     assert strict.details["n_clusters"] == 3 and "moved to 3" in strict.details["k_previous"]
     assert normalized_mutual_info_score(truth, strict.labels) == 1.0
@@ -192,7 +198,7 @@ def test_agglomerative_refit_keeps_the_previous_topics_and_grows_a_new_one_from_
     assert adjusted_rand_score(truth, refit.labels) == 1.0  # the split is merged back, the new group is a topic
     automatic = ALGORITHMS["agglomerative"].fit(x, AgglomerativeParams(), "cpu",
                                                 previous=earlier(np.zeros((0, 8)), before))
-    assert automatic.details["clusters_previous"].startswith("4: kept")
+    assert automatic.details["clusters_previous"].startswith(("4: kept", "4: found again"))
     assert adjusted_rand_score(truth, automatic.labels) == 1.0
     monkeypatch.setattr(agglomerative_module, "WARD_LEAVES_UP_TO", 28)  # 29 leaves: too many sentences without a topic
     fresh = ALGORITHMS["agglomerative"].fit(x, params, "cpu", previous=earlier(np.zeros((0, 8)), before))

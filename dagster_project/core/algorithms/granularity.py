@@ -46,6 +46,8 @@ def steady_count(found: int, previous: int | None, tolerance: float = STEADY) ->
     `previous`, whether it was kept."""
     if previous is None:
         return found, None
+    if found == previous:
+        return previous, f"{previous}: found again"
     kept = abs(found - previous) <= tolerance * previous
     return (previous, f"{previous}: kept ({found} found, within {tolerance:.0%})") if kept else (
         found, f"{previous}: moved to {found} (more than {tolerance:.0%})")
@@ -79,7 +81,8 @@ def choose_count(score: Callable[[int], float | None], low: int, high: int, limi
     the largest count searched, the search goes on once, to twice it, up to `limit` (`limit_reason` says why
     there); a best still at the largest count is reported as a ceiling, not taken for a choice.
     Of the scored counts, the smallest within `tolerance` of the best (the start of the plateau); with `previous`
-    (the last fit's count, scored too), `steady_score` decides whether a re-fit keeps it."""
+    (the last fit's count, scored with the grid, so that the search widens only when the largest count beats it
+    too), `steady_score` decides whether a re-fit keeps it."""
     scores: dict[int, float] = {}
     tried: set[int] = set()
 
@@ -93,6 +96,9 @@ def choose_count(score: Callable[[int], float | None], low: int, high: int, limi
     first_low, high = low, min(high, limit)
     for k in geometric(low, high):
         scored(k)
+    steady = previous is not None and 2 <= previous <= limit
+    if steady:  # a re-fit: the last count competes from the start, and the search widens only past it
+        scored(previous)
     widened = bool(scores) and max(scores, key=lambda k: (scores[k], -k)) == high < limit
     if widened:
         low, high = high, min(limit, WIDEN * high)
@@ -106,8 +112,7 @@ def choose_count(score: Callable[[int], float | None], low: int, high: int, limi
     for k in geometric(keys[max(0, position - 1)], keys[min(len(keys) - 1, position + 1)], 5):
         scored(k)
     chosen, kept = on_plateau(scores, tolerance), None
-    if previous is not None and 2 <= previous <= limit:
-        scored(previous)
+    if steady:
         chosen, kept = steady_score(chosen, previous, scores, max(MOVE_MARGIN, tolerance))
     details: dict[str, Any] = {"searched": [first_low, high], "scores": dict(sorted(scores.items()))}
     if kept:

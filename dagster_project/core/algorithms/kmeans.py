@@ -31,6 +31,7 @@ ONE_START_ABOVE_K = 50  # while choosing k, fits above this k start once
 def choose_k(
     embeddings: np.ndarray, make_estimator: Callable[[int, int], Any], params: Any, device: str = "cpu",
     starts: int = SEARCH_STARTS, previous: int | None = None,
+    start_previous: Callable[[np.ndarray], Any] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """k by the granularity rule (`granularity.py`): from the Leiden communities of the sentences'
     nearest-neighbour graph (`k_min` when set) to SPAN times them (`k_max` when set), the cosine silhouette of
@@ -38,7 +39,9 @@ def choose_k(
     sentences per k searched (`sample_size` or more). `make_estimator(k, n_init)` gets `starts` up to k = 50,
     where one poor start moves the silhouette enough to change the choice, and one above, where the silhouette
     averages over many clusters (the large k are most of the search's cost). Inertia per k is kept for an elbow
-    plot. `previous`: the k of the last fit, kept by `steady_score`."""
+    plot. `previous`: the k of the last fit, kept by `steady_score`; with `start_previous` (sample -> an estimator
+    started from the previous topics), that k is scored as the re-fit would fit it, from the previous topics, not
+    from one random start (mini-batch fits from random starts moved its silhouette by more than the margin)."""
     n = len(embeddings)
     floor, details = community_floor(embeddings, params.n_neighbors, params.seed, device)
     low = max(2, params.k_min or floor)
@@ -51,7 +54,8 @@ def choose_k(
     inertias = {}
 
     def silhouette(k: int) -> float | None:
-        model = make_estimator(k, starts if k <= ONE_START_ABOVE_K else 1).fit(sample)
+        model = (start_previous(sample) if k == previous and start_previous is not None else
+                 make_estimator(k, starts if k <= ONE_START_ABOVE_K else 1)).fit(sample)
         inertias[k] = float(model.inertia_)
         return cosine_silhouette(sample, model.labels_, device) if len(np.unique(model.labels_)) >= 2 else None
 
@@ -99,8 +103,10 @@ def _kmeans_family(embeddings: np.ndarray, n_clusters: int | None, params: Any, 
     details: dict[str, Any] = {}
     if n_clusters is None:
         started = time.perf_counter()
-        n_clusters, details = choose_k(embeddings, make, params, device, search_starts,
-                                       previous=len(init) if init is not None and len(init) else None)
+        known = init is not None and len(init)
+        n_clusters, details = choose_k(
+            embeddings, make, params, device, search_starts, previous=len(init) if known else None,
+            start_previous=(lambda sample: warm(warm_centres(sample, init, len(init)))) if known and warm else None)
         details["k_selection_seconds"] = round(time.perf_counter() - started, 3)
     elif n_clusters > n:
         details["k_capped"] = f"n_clusters={n_clusters} > {n} sentences; used {n}"
