@@ -30,24 +30,35 @@ class TopicShapes:
     sizes: np.ndarray
 
 
-def topic_shapes(embeddings: np.ndarray, labels: np.ndarray, quantile: float = SPREAD_QUANTILE) -> TopicShapes:
-    """Centre, radius and size of every cluster (noise, -1, left out)."""
+def spread_radii(vectors: np.ndarray, labels: np.ndarray, ids: np.ndarray, centres: np.ndarray, quantile: float,
+                 corpus_quantile: float | None = None) -> np.ndarray:
+    """Each cluster's radius: the `quantile` of its members' cosine distance to its centre; with
+    `corpus_quantile`, at least that quantile of every member's distance to its own centre (a small cluster's
+    farthest member says little of how far its topic reaches)."""
+    distances = [1.0 - vectors[labels == c] @ centres[i] for i, c in enumerate(ids)]
+    radii = np.array([np.quantile(d, quantile) for d in distances], dtype=np.float64)
+    if corpus_quantile is not None and distances:
+        radii = np.maximum(radii, np.quantile(np.concatenate(distances), corpus_quantile))
+    return radii
+
+
+def topic_shapes(embeddings: np.ndarray, labels: np.ndarray, quantile: float = SPREAD_QUANTILE,
+                 corpus_quantile: float | None = None) -> TopicShapes:
+    """Centre, radius (`spread_radii`) and size of every cluster (noise, -1, left out)."""
     ids, centres = centroids(embeddings, labels)
-    radii = np.array([np.quantile(1.0 - embeddings[labels == c] @ centres[i], quantile) for i, c in enumerate(ids)],
-                     dtype=np.float64)
+    radii = spread_radii(embeddings, labels, ids, centres, quantile, corpus_quantile)
     sizes = np.array([(labels == c).sum() for c in ids], dtype=np.int64)
     return TopicShapes(ids, centres.astype(np.float32), radii, sizes)
 
 
 def shapes_from_sums(sums: np.ndarray, labels: np.ndarray, vectors: np.ndarray, vector_labels: np.ndarray,
-                     quantile: float = SPREAD_QUANTILE) -> TopicShapes:
+                     quantile: float = SPREAD_QUANTILE, corpus_quantile: float | None = None) -> TopicShapes:
     """`topic_shapes` from a pass over the corpus (`sums`: each cluster id's vector sum, `labels`: every row's) and
     a sample of its rows (`vectors`, `vector_labels`) holding every cluster, where the radii are measured."""
     sizes = np.bincount(labels[labels >= 0], minlength=len(sums))
     ids = np.flatnonzero(sizes)
     centres = sums[ids] / np.maximum(np.linalg.norm(sums[ids], axis=1, keepdims=True), 1e-12)
-    radii = np.array([np.quantile(1.0 - vectors[vector_labels == c] @ centres[i], quantile)
-                      for i, c in enumerate(ids)], dtype=np.float64)
+    radii = spread_radii(vectors, vector_labels, ids, centres, quantile, corpus_quantile)
     return TopicShapes(ids, centres.astype(np.float32), radii, sizes[ids].astype(np.int64))
 
 

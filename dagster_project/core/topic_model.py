@@ -32,6 +32,7 @@ from .topic_memory import (
     topic_shapes,
 )
 
+CORPUS_SPREAD = 0.99  # a topic of a fit without noise reaches at least as far as this share of all sentences do
 FIT_SAMPLE = 200_000  # sentences a fit reads at most (the rest assigned, streamed)
 WHOLE_GRAPH_UP_TO = 2_000_000  # sentences up to which Louvain fits the whole stored neighbour graph
 
@@ -115,10 +116,12 @@ class TopicModel:
         vectors (`chunks`), an unseen row joining the nearest centre of the fit's sampled clusters, or none when the
         fit left noise and it lies beyond that cluster's spread; radii from a stratified sample (`vectors_of`)."""
         # a topic's radius, within which a new sentence is assigned to it: for a fit that leaves noise, the spread
-        # of 95% of its sentences; for one that puts every sentence in a topic, its farthest sentence
-        spread = SPREAD_QUANTILE if (self.result_.labels == -1).any() else 1.0
+        # of 95% of its sentences; for one that puts every sentence in a topic, its farthest sentence, and at least
+        # as far as 99% of all sentences lie from their topics' centres
+        noisy_fit = (self.result_.labels == -1).any()
+        spread = (SPREAD_QUANTILE, None) if noisy_fit else (1.0, CORPUS_SPREAD)
         if len(self.sample) == len(self.ids):
-            self.shapes_ = topic_shapes(self.vectors, self.labels_, spread)
+            self.shapes_ = topic_shapes(self.vectors, self.labels_, *spread)
         else:
             seen = self.labels_[self.sample]
             fitted = topic_shapes(self.vectors[seen >= 0], seen[seen >= 0])
@@ -126,7 +129,7 @@ class TopicModel:
             self.labels_, sums = label_streamed(chunks(), self.labels_, fitted.centres, fitted.cluster_ids,
                                                 fitted.radii if noisy else None)
             rows = stratified_rows(self.labels_, len(self.sample))
-            self.shapes_ = shapes_from_sums(sums, self.labels_, vectors_of(rows), self.labels_[rows], spread)
+            self.shapes_ = shapes_from_sums(sums, self.labels_, vectors_of(rows), self.labels_[rows], *spread)
         result, fit_rows = self.result_, self.fit_rows
         self.result_ = dataclasses.replace(result, labels=self.labels_, details={**result.details, **self.scale_note()},
                                            exemplars=None if result.exemplars is None else fit_rows[result.exemplars])
