@@ -123,7 +123,8 @@ def build_clustering_asset(algorithm: Algorithm) -> tuple[dg.AssetsDefinition, d
                     "set); a fit's clusters are then matched to the previous topics, and `topics` and "
                     "`topic_events` record what was born, continued, split, merged or retired. If the algorithm "
                     "cannot run, its last topics and assignments stay as they were, its check `fit_succeeded` fails "
-                    "with the reason and the rest of the refresh goes on; the next run fits again." + on_demand_note(algorithm),
+                    "with the reason and the rest of the refresh goes on; the next run fits again."
+                    + on_demand_note(algorithm),
     )
     def clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: DuckDBWarehouse,
                  embedder: SentenceEmbedder) -> dg.MaterializeResult:
