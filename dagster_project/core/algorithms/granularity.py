@@ -62,12 +62,12 @@ def steady_score(found: int, previous: int, scores: dict[int, float],
     (relative) of the best: on the silhouette's flat top the best moves with the sample, so a grown corpus keeps
     its count unless the data say otherwise; else `found`. And what was decided."""
     chosen, kept = steady_count(found, previous)
+    if chosen == previous:
+        return chosen, kept
     top = max(scores.values())
-    if chosen != previous and scores.get(previous, -np.inf) >= top - margin * abs(top):
+    if scores.get(previous, -np.inf) >= top - margin * abs(top):
         return previous, f"{previous}: kept ({found} found; its silhouette within {margin:.0%} of the best)"
-    if chosen != previous:
-        return chosen, f"{previous}: moved to {found} (its silhouette more than {margin:.0%} below the best)"
-    return chosen, kept
+    return found, f"{previous}: moved to {found} (its silhouette more than {margin:.0%} below the best)"
 
 
 def geometric(low: int, high: int, points: int = GRID_POINTS) -> list[int]:

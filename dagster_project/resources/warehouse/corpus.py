@@ -73,9 +73,9 @@ class CorpusStore:
         `ingested_files` with `fingerprints` (source -> fingerprint of the files read). A row already stored with
         the same source and text (the n-th time the text occurs in its file, for a text said more than once) keeps
         its sentence_id and ingested_at, wherever lines were inserted or deleted around it; new rows get ids above
-        every id stored before, so a removed sentence's id never comes back. The parts are read and staged beside the warehouse
-        before the file is held (reading three million sentences held it 80 s), then stored in one transaction:
-        an error while reading them writes nothing."""
+        every id stored before, so a removed sentence's id never comes back. The parts are read and staged beside
+        the warehouse before the file is held (reading three million sentences held it 80 s), then stored in one
+        transaction: an error while reading them writes nothing."""
         scope, scope_params = source_scope(source)
         parts = [frames] if isinstance(frames, pd.DataFrame) else frames
         with self.scratch_folder() as folder:
