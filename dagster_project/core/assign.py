@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -79,11 +79,14 @@ def stratified_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray
 
 
 def label_streamed(chunks: Iterable[tuple[np.ndarray, np.ndarray]], labels: np.ndarray, centres: np.ndarray,
-                   centre_ids: np.ndarray, radii: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   centre_ids: np.ndarray, radii: np.ndarray | None = None,
+                   adjust: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Every row's label and the vector sum of every cluster (ids 0..max), in one pass over the embedding rows,
     a chunk (row positions, their vectors) at a time in any order: a row labelled UNFITTED takes the id of the
     most similar of `centres` (unit rows; -1 when farther than that centre's cosine `radius`, with `radii`);
-    every other row keeps its label. `centres` give the dimension even when there are none (0 x d)."""
+    every other row keeps its label; then `adjust(positions, vectors, labels)` may change a chunk's labels.
+    `centres` give the dimension even when there are none (0 x d)."""
     labels = np.array(labels, dtype=np.int64)
     sums = np.zeros((max(int(labels.max(initial=-1)), int(centre_ids.max(initial=-1))) + 1, centres.shape[1]))
     seen = np.zeros(len(labels), dtype=bool)
@@ -94,6 +97,8 @@ def label_streamed(chunks: Iterable[tuple[np.ndarray, np.ndarray]], labels: np.n
             index = assign_to_topics(chunk[labels[positions] == UNFITTED], centres, radii)
             labels[todo] = np.where(index < 0, -1, centre_ids[index])
         labels[todo[labels[todo] == UNFITTED]] = -1  # no centre to join
+        if adjust is not None:
+            labels[positions] = adjust(positions, chunk, labels[positions])
         part = labels[positions]
         kept = part >= 0
         if kept.any():

@@ -18,6 +18,7 @@ MIN_CENTRE_COSINE = 0.9  # or: centres this similar (a topic whose sentences wer
 CENTRE_WEIGHT = 0.25  # weight of centre cosine beside overlap when several clusters could continue a topic
 MAJORITY = 0.5  # share of a topic's sentences that makes a retirement a merge, or a birth a split
 LINK_SHARE = 0.2  # a topic holding this share of a previous topic's sentences (or most of its own) descends from it
+KEEP_MARGIN = 0.03  # a re-fit moves a sentence off its topic's line only when another cluster is this much closer
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,48 @@ def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicSha
               "sentences": int(overlap[i, j])}
              for i, j in zip(*np.nonzero(linked)) if topic_of_cluster[cluster_ids[i]] != topic_ids[j]]
     return Matching(topic_of_cluster, retired, events, links)
+
+
+@dataclass(frozen=True)
+class Hysteresis:
+    """What keeps a re-fit from churning sentences at the borders between topics that both live on: a sentence
+    whose new cluster neither continues its previous topic nor descends from it stays in the cluster that continues
+    that topic, unless its new cluster's centre is more than `margin` (cosine) closer."""
+
+    continues: dict[int, int]  # previous topic_id -> the cluster that continues it
+    lineage: set[tuple[int, int]]  # (cluster, previous topic_id): the cluster continues or descends from the topic
+    shapes: TopicShapes  # the fit's clusters (their ids and unit centres)
+    margin: float = KEEP_MARGIN
+
+    @classmethod
+    def of(cls, matching: Matching, previous_ids: Iterable[int], shapes: TopicShapes,
+           margin: float = KEEP_MARGIN) -> Hysteresis:
+        """From a matching of the fit's clusters (`shapes`) to the previous topics (`previous_ids`)."""
+        previous_ids = set(int(t) for t in previous_ids)
+        cluster_of = {t: c for c, t in matching.topic_of_cluster.items()}
+        continues = {t: c for t, c in cluster_of.items() if t in previous_ids}
+        lineage = {(c, t) for t, c in continues.items()}
+        lineage |= {(cluster_of[link["topic_id"]], link["parent_topic_id"]) for link in matching.links}
+        return cls(continues, lineage, shapes, margin)
+
+    def apply(self, labels: np.ndarray, before: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """`labels` (clusters of the rows of `vectors`, -1 noise) with the rows that keep their line moved back;
+        `before`: each row's previous topic (-1 none)."""
+        labels, before = np.array(labels, dtype=np.int64), np.asarray(before, dtype=np.int64)
+        preferred = pd.Series(before).map(self.continues).fillna(-1).to_numpy(np.int64)
+        candidate = (labels >= 0) & (preferred >= 0) & (preferred != labels)
+        on_line = np.array([c * 2**32 + t for c, t in self.lineage], dtype=np.int64)
+        candidate &= ~np.isin(labels * 2**32 + before, on_line)
+        rows = np.flatnonzero(candidate)
+        if not len(rows):
+            return labels
+        index = pd.Series(np.arange(len(self.shapes.cluster_ids)), index=self.shapes.cluster_ids)
+        x, centres = np.asarray(vectors[rows], np.float32), self.shapes.centres
+        to_new = np.einsum("ij,ij->i", x, centres[index[labels[rows]].to_numpy()])
+        to_kept = np.einsum("ij,ij->i", x, centres[index[preferred[rows]].to_numpy()])
+        stay = rows[to_kept >= to_new - self.margin]
+        labels[stay] = preferred[stay]
+        return labels
 
 
 def lineage_after_fit(lineage: pd.DataFrame, topic_ids: Iterable[int], links: list[dict]) -> pd.DataFrame:

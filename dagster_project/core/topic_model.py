@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .assign import UNFITTED, assign_to_topics, label_streamed, stratified_rows
+from .assign import UNFITTED, assign_to_topics, centroids, label_streamed, stratified_rows
 from .clock import utc_now
 from .clustering import Algorithm, PreviousFit, sample_rows
 from .neighbors import Neighbours
 from .topic_memory import (
     SPREAD_QUANTILE,
+    Hysteresis,
     Matching,
     RefitPolicy,
     TopicShapes,
@@ -93,7 +94,7 @@ class TopicModel:
         """Run the algorithm on the rows `sample` (their `vectors`), or on every row from `neighbours` (stored
         lists of every row) when given for a sampled corpus; start from the last fit where the algorithm can
         (`before`: every row's previous topic, `last`: the last run). Raises what the algorithm raises."""
-        self.ids, self.sample, self.vectors = ids, sample, vectors
+        self.ids, self.sample, self.vectors, self.before = ids, sample, vectors, before
         n = len(ids)
         self.on_graph = neighbours is not None and len(sample) < n
         self.fit_rows = np.arange(n) if self.on_graph else sample
@@ -120,14 +121,17 @@ class TopicModel:
         # as far as 99% of all sentences lie from their topics' centres
         noisy_fit = (self.result_.labels == -1).any()
         spread = (SPREAD_QUANTILE, None) if noisy_fit else (1.0, CORPUS_SPREAD)
+        keeper = self.line_keeper()
         if len(self.sample) == len(self.ids):
+            if keeper is not None:
+                self.labels_ = keeper.apply(self.labels_, self.before, self.vectors)
             self.shapes_ = topic_shapes(self.vectors, self.labels_, *spread)
         else:
             seen = self.labels_[self.sample]
-            fitted = topic_shapes(self.vectors[seen >= 0], seen[seen >= 0])
-            noisy = bool((seen == -1).any())
+            fitted = keeper.shapes if keeper is not None else topic_shapes(self.vectors[seen >= 0], seen[seen >= 0])
+            keep = None if keeper is None else (lambda rows, x, labels: keeper.apply(labels, self.before[rows], x))
             self.labels_, sums = label_streamed(chunks(), self.labels_, fitted.centres, fitted.cluster_ids,
-                                                fitted.radii if noisy else None)
+                                                fitted.radii if (seen == -1).any() else None, keep)
             rows = stratified_rows(self.labels_, len(self.sample))
             self.shapes_ = shapes_from_sums(sums, self.labels_, vectors_of(rows), self.labels_[rows], *spread)
         result, fit_rows = self.result_, self.fit_rows
@@ -135,6 +139,23 @@ class TopicModel:
                                            exemplars=None if result.exemplars is None else fit_rows[result.exemplars])
         self.seconds = time.perf_counter() - self.started  # the fit and the pass that labels every row
         return self
+
+    def line_keeper(self) -> Hysteresis | None:
+        """On a re-fit, what keeps sentences at the borders of continuing topics where they were: the fit's
+        clusters on its sample matched to the topics those sentences had. None on a first fit, and for a fit built
+        around exemplars (a community holds what lies within its threshold of its centre)."""
+        if self.before is None:
+            return None
+        before, seen = self.before[self.sample], self.labels_[self.sample]
+        if self.result_.exemplars is not None or not (before >= 0).any() or not (seen >= 0).any():
+            return None
+        fitted = topic_shapes(self.vectors[seen >= 0], seen[seen >= 0])
+        topic_ids, topic_centres = centroids(self.vectors[before >= 0], before[before >= 0])
+        ids = self.ids[self.sample]
+        matching = match_topics(pd.DataFrame({"sentence_id": ids, "cluster_id": seen}),
+                                pd.DataFrame({"sentence_id": ids, "topic_id": before}), fitted, topic_ids,
+                                topic_centres, np.bincount(before[before >= 0])[topic_ids], int(before.max()) + 1)
+        return Hysteresis.of(matching, topic_ids, fitted)
 
     @property
     def n_clusters(self) -> int:

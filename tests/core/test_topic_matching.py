@@ -1,8 +1,12 @@
 import numpy as np
 import pandas as pd
+import pytest
 
-from dagster_project.core.assign import assign_to_topics
+from dagster_project.core.algorithms.kmeans import KMeansParams
+from dagster_project.core.assign import UNFITTED, assign_to_topics
+from dagster_project.core.clustering import ALGORITHMS
 from dagster_project.core.topic_memory import (
+    Hysteresis,
     RefitPolicy,
     drift_reason,
     lineage_after_fit,
@@ -10,6 +14,7 @@ from dagster_project.core.topic_memory import (
     refit_reason,
     topic_shapes,
 )
+from dagster_project.core.topic_model import TopicModel
 from dagster_project.core.trends import rising_topics
 
 
@@ -163,3 +168,47 @@ def test_a_new_sentence_lands_among_its_most_similar_sentences_on_the_map():
     new = np.eye(8, dtype=np.float32)[[1, 0]]
     placed = place_near_neighbours(new, x, xy, neighbours=5)
     assert np.allclose(placed, [[10, 10], [0, 0]]) and place_near_neighbours(new[:0], x, xy).shape == (0, 2)
+
+
+def test_a_refit_keeps_border_sentences_on_their_topics_line_unless_another_cluster_is_clearly_closer():
+    x, labels = blobs([0, 1, 2], [40, 30, 20])
+    e = np.eye(8, dtype=np.float32)
+    between = np.array([1.03 * e[0] + e[1], 1.03 * e[0] + e[1], 0.5 * e[0] + e[1], 0.97 * e[0] + e[2]])
+    x = np.vstack([x, between / np.linalg.norm(between, axis=1, keepdims=True)])
+    ids = np.arange(len(x))
+    # before: topic 10 held groups 0 and 2 and every sentence in between, topic 11 group 1
+    before = np.r_[np.where(labels == 1, 11, 10), [10, 10, 10, 10]]
+    # the re-fit splits topic 10 and puts each sentence in between with its nearest group
+    now = np.r_[labels, [1, 1, 1, 2]]
+    shapes = topic_shapes(x, now)
+    old = topic_shapes(x, before)
+    matching = match_topics(fit(ids, now), previous(ids, before), shapes, old.cluster_ids, old.centres, old.sizes, 12)
+    assert matching.topic_of_cluster[0] == 10 and matching.topic_of_cluster[1] == 11
+    kept = Hysteresis.of(matching, [10, 11], shapes).apply(now, before, x)
+    # within KEEP_MARGIN of topic 10's continuation: back on its line; clearly closer to group 1: moved;
+    # in a part split from topic 10: on its line already
+    assert kept[-4:].tolist() == [0, 0, 1, 2]
+    assert (kept[:-4] == labels).all()
+
+
+@pytest.mark.parametrize("fit_sample", [1000, 200])
+def test_a_refit_of_the_topic_model_keeps_border_sentences_where_they_were_also_past_its_sample(fit_sample):
+    x, labels = blobs([0, 1], [200, 200])
+    e = np.eye(8, dtype=np.float32)
+    between = np.array([0.98 * e[0] + e[1]] * 2 + [0.5 * e[0] + e[1]])
+    x = np.vstack([x, between / np.linalg.norm(between, axis=1, keepdims=True)]).astype(np.float32)
+    before = np.r_[np.where(labels == 0, 5, 6), [5] * 3]  # every sentence in between was in topic 5
+    model = TopicModel(ALGORITHMS["kmeans"], KMeansParams(n_clusters=2), fit_sample=fit_sample)
+    sample, _ = model.plan(len(x))
+    # the sentences in between at rows the fit does not read (when it reads a sample)
+    order = np.arange(len(x))
+    outside = np.setdiff1d(order, sample)[:3] if len(sample) < len(x) else order[-3:]
+    order[outside], order[-3:] = order[-3:], order[outside]
+    x, before, group = x[order], before[order], np.r_[labels, [-1] * 3][order]
+    ids = np.arange(len(x))
+    model.fit(ids, sample, x[sample], before=before)
+    model.extend(lambda: [(ids, x)], lambda rows: x[rows])
+    a, b = model.labels_[group == 0][0], model.labels_[group == 1][0]
+    assert a != b and (model.labels_[group >= 0] == np.where(group[group >= 0] == 0, a, b)).all()
+    # nearer group 1's centre, but within KEEP_MARGIN of topic 5's: kept there; the last one is clearly nearer
+    assert model.labels_[outside].tolist() == [a, a, b]
