@@ -142,6 +142,7 @@ def replay(name: str, embedder: SentenceEmbedder, workdir: Path) -> pd.DataFrame
             row = {"dataset": name, "day": day, "algorithm": algorithm, "status": status(result, algorithm),
                    "seconds": seconds}
             mine = after[after["algorithm"] == algorithm]
+            row["topics"] = mine.loc[mine["topic_id"] >= 0, "topic_id"].nunique()
             if before is not None:
                 both = before[before["algorithm"] == algorithm].merge(mine, on="sentence_id")
                 row["kept"] = float((both["topic_id_x"] == both["topic_id_y"]).mean()) if len(both) else np.nan
@@ -173,23 +174,24 @@ def events_since(db: Path, since: pd.Timestamp) -> dict[str, dict[str, int]]:
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset and algorithm: kept on assignment days, kept across re-fits, re-fits, births/retirements per
-    re-fit, the share of the new sentences left in no topic on assignment days beside the share a fresh fit leaves
-    in none, NMI after the last day against a fresh run."""
+    """Per dataset and algorithm: re-fits, the topic count on the first and last day, kept on assignment days,
+    kept and lineage kept across re-fits, topics born, split, merged and retired per re-fit, the share of the new
+    sentences left in no topic on assignment days beside the share a fresh fit leaves in none, NMI after the last
+    day against a fresh run."""
     rows = []
     for (dataset, algorithm), group in table.groupby(["dataset", "algorithm"], sort=False):
         later = group[group["day"] > 0]
         refits = later[later["status"].str.startswith("fitted")]
         assigned = later[~later["status"].str.startswith("fitted")]
-        born = refits.reindex(columns=["born", "split_from"]).fillna(0).sum(axis=1)
-        gone = refits.reindex(columns=["retired", "merged_into"]).fillna(0).sum(axis=1)
+        changes = refits.reindex(columns=["born", "split_from", "merged_into", "retired"]).fillna(0)
+        per_refit = changes.mean() if len(refits) else pd.Series(np.nan, index=changes.columns)
         rows.append({"dataset": dataset, "algorithm": algorithm, "refits": len(refits),
+                     "topics, first and last day": f"{group['topics'].iloc[0]} -> {group['topics'].iloc[-1]}",
                      "kept, assignment days": assigned["kept"].min() if len(assigned) else np.nan,
                      "kept across re-fits (min)": refits["kept"].min() if len(refits) else np.nan,
                      "kept across re-fits (mean)": refits["kept"].mean() if len(refits) else np.nan,
                      "lineage kept across re-fits (min)": refits["lineage kept"].min() if len(refits) else np.nan,
-                     "born per re-fit": born.mean() if len(refits) else np.nan,
-                     "retired per re-fit": gone.mean() if len(refits) else np.nan,
+                     "born / split / merged / retired per re-fit": " / ".join(f"{v:.1f}" for v in per_refit),
                      "new in no topic, assignment days": assigned["new in no topic"].mean() if len(assigned)
                      else np.nan,
                      "fresh fit's noise": group["fresh_noise"].iloc[0],
