@@ -17,7 +17,7 @@ MIN_OVERLAP = 0.3  # Jaccard of shared sentences above which a cluster may conti
 MIN_CENTRE_COSINE = 0.9  # or: centres this similar (a topic whose sentences were all replaced)
 CENTRE_WEIGHT = 0.25  # weight of centre cosine beside overlap when several clusters could continue a topic
 MAJORITY = 0.5  # share of a topic's sentences that makes a retirement a merge, or a birth a split
-LINK_SHARE = 0.2  # a topic holding this share of a previous topic's sentences (or most of its own) descends from it
+LINK_SHARE = 0.2  # a topic descends from a previous one when it took this share of its sentences or of its own
 KEEP_MARGIN = 0.03  # a re-fit moves a sentence off its topic's line only when another cluster is this much closer
 
 
@@ -76,8 +76,8 @@ class Matching:
     """A fit's clusters named by topic ids: `topic_of_cluster` (cluster_id -> topic_id), the previous topics
     continued and retired, what happened to each topic in `events` (topic_id, event, other_topic_id, size), and
     `links` (topic_id, parent_topic_id, sentences): each topic of the fit that took a part of another topic's
-    sentences (LINK_SHARE of them, or most of its own) descends from it: the parts of a split, a topic that
-    absorbed others in a merge."""
+    sentences (LINK_SHARE of them, or LINK_SHARE of its own) descends from it: the parts of a split, a topic that
+    absorbed others in a merge, a new topic made of parts of several."""
 
     topic_of_cluster: dict[int, int]
     retired: list[int]
@@ -141,7 +141,7 @@ def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicSha
         heir = topic_of_cluster[cluster_ids[i]] if i >= 0 and b[0, j] and overlap[i, j] / b[0, j] >= MAJORITY else None
         events.append({"topic_id": t, "event": "merged_into" if heir is not None else "retired",
                        "other_topic_id": heir, "size": int(previous_sizes[j])})
-    linked = (overlap > 0) & ((overlap >= LINK_SHARE * b) | (overlap >= MAJORITY * a))
+    linked = (overlap > 0) & ((overlap >= LINK_SHARE * b) | (overlap >= LINK_SHARE * a))
     links = [{"topic_id": topic_of_cluster[cluster_ids[i]], "parent_topic_id": topic_ids[j],
               "sentences": int(overlap[i, j])}
              for i, j in zip(*np.nonzero(linked)) if topic_of_cluster[cluster_ids[i]] != topic_ids[j]]

@@ -212,3 +212,16 @@ def test_a_refit_of_the_topic_model_keeps_border_sentences_where_they_were_also_
     assert a != b and (model.labels_[group >= 0] == np.where(group[group >= 0] == 0, a, b)).all()
     # nearer group 1's centre, but within KEEP_MARGIN of topic 5's: kept there; the last one is clearly nearer
     assert model.labels_[outside].tolist() == [a, a, b]
+
+
+def test_a_new_topic_made_of_parts_of_two_topics_descends_from_both():
+    x, labels = blobs([0, 1, 2], [88, 85, 32])
+    ids = np.arange(len(x))
+    # before: topic 10 held 88 + 12 sentences, topic 11 85 + 15; the last 5 arrived since
+    before = np.r_[[10] * 88, [11] * 85, [10] * 12, [11] * 15, [-1] * 5]
+    shapes = topic_shapes(x, labels)
+    old = topic_shapes(x[before >= 0], before[before >= 0])
+    matching = match_topics(fit(ids, labels), previous(ids, before), shapes, old.cluster_ids, old.centres,
+                            old.sizes, 12)
+    # the new topic took 12% and 15% of the two topics, 38% and 47% of its own sentences came from them
+    assert {(link["topic_id"], link["parent_topic_id"]) for link in matching.links} == {(12, 10), (12, 11)}
