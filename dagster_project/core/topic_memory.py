@@ -18,7 +18,7 @@ MIN_CENTRE_COSINE = 0.9  # or: centres this similar (a topic whose sentences wer
 CENTRE_WEIGHT = 0.25  # weight of centre cosine beside overlap when several clusters could continue a topic
 MAJORITY = 0.5  # share of a topic's sentences that makes a retirement a merge, or a birth a split
 LINK_SHARE = 0.2  # a topic descends from a previous one when it took this share of its sentences or of its own
-KEEP_MARGIN = 0.03  # a re-fit moves a sentence off its topic's line only when another cluster is this much closer
+KEEP_MARGIN = 0.05  # a re-fit moves a sentence off its topic's line only when another cluster is this much closer
 
 
 @dataclass(frozen=True)
