@@ -107,8 +107,15 @@ def recommended(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -
 
 
 class ReportConfig(dg.Config):
-    file_name: str = "topic_report.html"
-    """Written beside the DuckDB file (a plain file name, no folders)."""
+    file_name: str | None = None
+    """Written beside the DuckDB file (a plain *.html file name, no folders); empty: the warehouse's own name,
+    `<DUCKDB_PATH without .duckdb>.report.html`, so that two warehouses in one folder keep their own reports."""
+
+
+def report_path(database: str, file_name: str | None = None) -> Path:
+    """Where the report of the warehouse `database` is written (see ReportConfig)."""
+    path = Path(database).expanduser().resolve()
+    return path.parent / (file_name or f"{path.stem}.report.html")
 
 
 @dg.asset(deps=[*topic_assets, clustering_metrics, recommended], group_name="evaluation", kinds={"html"})
@@ -117,9 +124,10 @@ def topic_report(config: ReportConfig, warehouse: DuckDBWarehouse) -> dg.Materia
     20,000 with every topic in it, the largest topics labelled, a legend; sentence and topic on hover), the topic
     table with keywords and representative sentences, the topic hierarchy; and the latest metrics of every
     algorithm side by side. Its size does not grow with the corpus."""
-    if Path(config.file_name).name != config.file_name or not config.file_name.endswith(".html"):
-        raise ValueError(f"file_name '{config.file_name}' must be a plain *.html file name, without folders.")
-    path = Path(warehouse.database).expanduser().resolve().parent / config.file_name
+    name = config.file_name
+    if name is not None and (Path(name).name != name or not name.endswith(".html")):
+        raise ValueError(f"file_name '{name}' must be a plain *.html file name, without folders.")
+    path = report_path(warehouse.database, name)
     metrics = warehouse.query(
         f"""SELECT algorithm, {", ".join(METRIC_COLUMNS)} FROM clustering_metrics
             QUALIFY row_number() OVER (PARTITION BY algorithm ORDER BY materialized_at DESC) = 1

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
+from dagster_project.assets.evaluation import report_path
 from dagster_project.settings import SAMPLE_CORPUS
 from dagster_project.core.clustering import ALGORITHMS
 from dagster_project.definitions import build_assets
@@ -162,10 +163,16 @@ def test_second_run_encodes_only_new_sentences_and_keeps_ids(first_run, corpus_d
     assert after == before
 
 
+def test_two_warehouses_in_one_folder_keep_their_own_reports(tmp_path):
+    assert report_path(str(tmp_path / "a.duckdb")) == tmp_path / "a.report.html"
+    assert report_path(str(tmp_path / "mine.duckdb")) == tmp_path / "mine.report.html"
+    assert report_path(str(tmp_path / "a.duckdb"), "shared.html") == tmp_path / "shared.html"
+
+
 def test_report_is_one_offline_html_file_with_map_topics_and_metrics(first_run):
     db, result = first_run
     path = Path(metadata(result, "topic_report")["path"])
-    assert path.parent == db.parent and path.name == "topic_report.html"
+    assert path.parent == db.parent and path.name == f"{db.stem}.report.html"  # each warehouse its own report
     page = path.read_text(encoding="utf-8")
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
     assert "<script" not in page and page.count("<svg") == len(ALGORITHMS)

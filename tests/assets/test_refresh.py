@@ -44,7 +44,7 @@ def test_one_algorithm_that_cannot_run_leaves_the_others_updated(refreshed):
         assert per_algorithm("clustering_metrics") == working
         [reason] = conn.execute("SELECT details->>'failed' FROM clustering_runs WHERE algorithm = 'louvain'").fetchall()
     assert "above 0" in reason[0]
-    report = (db.parent / "topic_report.html").read_text(encoding="utf-8")
+    report = (db.parent / f"{db.stem}.report.html").read_text(encoding="utf-8")
     assert report.count("<ul class='legend'>") == len(working) and "resolution (-1.0)" in report
     topics = result.asset_materializations_for_node("louvain_topics")[0].metadata
     assert topics["status"].value == "skipped" and "above 0" in topics["reason"].value

@@ -207,7 +207,7 @@ def test_sentences_asset_names_the_corpus_and_warehouse_it_serves(served, page):
 def test_report_shows_labelled_maps_with_a_legend(served, browser, screenshot_dir):
     _, folder = served
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.goto((folder / "topic_report.html").as_uri())
+    page.goto((folder / "w.report.html").as_uri())
     assert page.locator("svg text.label").count() >= len(SCHEDULED)  # topic labels on every map
     assert page.locator("ul.legend").count() == len(SCHEDULED)  # make run: the scheduled clusterings
     assert page.locator("svg circle title").count() > 0  # sentences on hover
