@@ -33,7 +33,7 @@ from .topic_memory import (
     topic_shapes,
 )
 
-CORPUS_SPREAD = 0.99  # a topic of a fit without noise reaches at least as far as this share of all sentences do
+CORPUS_SPREAD = 0.995  # a topic of a fit without noise reaches at least as far as this share of all sentences do
 FIT_SAMPLE = 200_000  # sentences a fit reads at most (the rest assigned, streamed)
 WHOLE_GRAPH_UP_TO = 2_000_000  # sentences up to which Louvain fits the whole stored neighbour graph
 
@@ -118,7 +118,7 @@ class TopicModel:
         fit left noise and it lies beyond that cluster's spread; radii from a stratified sample (`vectors_of`)."""
         # a topic's radius, within which a new sentence is assigned to it: for a fit that leaves noise, the spread
         # of 95% of its sentences; for one that puts every sentence in a topic, its farthest sentence, and at least
-        # as far as 99% of all sentences lie from their topics' centres
+        # as far as 99.5% of all sentences lie from their topics' centres
         noisy_fit = (self.result_.labels == -1).any()
         spread = (SPREAD_QUANTILE, None) if noisy_fit else (1.0, CORPUS_SPREAD)
         keeper = self.line_keeper()
