@@ -160,15 +160,14 @@ class Hysteresis:
     margin: float = KEEP_MARGIN
 
     @classmethod
-    def of(cls, matching: Matching, previous_ids: Iterable[int], shapes: TopicShapes,
-           margin: float = KEEP_MARGIN) -> Hysteresis:
+    def of(cls, matching: Matching, previous_ids: Iterable[int], shapes: TopicShapes) -> Hysteresis:
         """From a matching of the fit's clusters (`shapes`) to the previous topics (`previous_ids`)."""
         previous_ids = set(int(t) for t in previous_ids)
         cluster_of = {t: c for c, t in matching.topic_of_cluster.items()}
         continues = {t: c for t, c in cluster_of.items() if t in previous_ids}
         lineage = {(c, t) for t, c in continues.items()}
         lineage |= {(cluster_of[link["topic_id"]], link["parent_topic_id"]) for link in matching.links}
-        return cls(continues, lineage, shapes, margin)
+        return cls(continues, lineage, shapes)
 
     def apply(self, labels: np.ndarray, before: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """`labels` (clusters of the rows of `vectors`, -1 noise) with the rows that keep their line moved back;
