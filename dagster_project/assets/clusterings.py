@@ -14,6 +14,7 @@ from ..core.clustering import ALGORITHMS, Algorithm
 from ..core.neighbors import complete_neighbours
 from ..core.plots import selection_figures
 from ..core.report import cluster_sizes_markdown
+from ..core.seeds import Seeds, seed_examples, seed_report, seeds_from
 from ..core.topic_memory import RefitPolicy, refit_reason
 from ..core.topic_model import TopicModel, active_topics, assign_new, exemplar_balls, failed_run, plain, run_row
 from ..resources import DuckDBWarehouse, SentenceEmbedder
@@ -27,9 +28,33 @@ def fit_succeeded(passed: bool, **metadata) -> list[dg.AssetCheckResult]:
     return [dg.AssetCheckResult(check_name="fit_succeeded", passed=passed, metadata=metadata)]
 
 
+def read_seeds(name: str, threshold: float, warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> Seeds | None:
+    """The seeds of `topic_seeds` that apply to the algorithm `name`, their examples embedded (None: no seeds)."""
+    try:
+        pairs = seed_examples(warehouse.topic_seeds(), name)
+    except LookupError as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+    return seeds_from(pairs, embedder.encode(pairs["example"].tolist()), threshold) if len(pairs) else None
+
+
+def seeds_metadata(seeds: Seeds | None, model: TopicModel, topics: pd.DataFrame) -> dict:
+    """What the UI shows of a fit's seeds: each seed's topic and sentences, names no sentence is close to, seeds
+    too alike to tell apart."""
+    if seeds is None:
+        return {}
+    sizes = pd.Series(model.labels_).value_counts()
+    report = seed_report(seeds, {name: sizes.get(c, 0) for c, name in model.seed_names().items()},
+                         topics.dropna(subset=["seed"]).set_index("seed")["topic_id"].to_dict())
+    return {"seeds": dg.MetadataValue.md(report["table"].to_markdown(index=False)),
+            "seeds_matching_no_sentence": dg.MetadataValue.json(report["unmatched"]),
+            "seeds_near_identical": dg.MetadataValue.json(report["near_identical"])}
+
+
 def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason: str, config: ClusteringRunConfig,
-        warehouse: DuckDBWarehouse, embedder: SentenceEmbedder, last: dict | None) -> dg.MaterializeResult:
-    """Fit on the sentences of the window, then name the clusters by the previous topics' ids."""
+        warehouse: DuckDBWarehouse, embedder: SentenceEmbedder, last: dict | None,
+        seeds: Seeds | None) -> dg.MaterializeResult:
+    """Fit on the sentences of the window (those close to a seed go to its topic), then name the clusters by the
+    previous topics' ids."""
     name, model_key = algorithm.name, embedder.model_key
     ids = warehouse.window_ids()
     earlier = warehouse.assignments(name)[["sentence_id", "topic_id"]]  # where the fit starts from
@@ -40,7 +65,7 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
                   if wants_graph else None)
     _, vectors = warehouse.sampled_embeddings(model_key, ids, sample)
     try:
-        model.fit(ids, sample, vectors, neighbours, before, last, model_key)
+        model.fit(ids, sample, vectors, neighbours, before, last, model_key, seeds)
     except Exception as err:  # one algorithm that cannot run must not stop the others' refresh
         failure = f"{type(err).__name__}: {err}"
         context.log.error(f"{name} could not run; its last topics are kept, the other algorithms go on. {failure}")
@@ -57,7 +82,10 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
         fitted = model.match(previous, warehouse.topic_registry(name), warehouse.topic_lineage(name),
                              warehouse.next_topic_id(name), model_key, reason, utc_now())
         warehouse.replace_algorithm_rows(name, fitted.tables(), fitted.events)
-    summary = model.summary()
+    summary, seed_notes = model.summary(), seeds_metadata(seeds, model, fitted.topics)
+    if seed_notes and seed_notes["seeds_matching_no_sentence"].value:
+        context.log.warning(f"{name}: no sentence is close to the seeds "
+                            f"{seed_notes['seeds_matching_no_sentence'].value}; their topics stay empty")
     context.log.info(f"{name}: fitted ({reason}): {summary['n_clusters']} clusters, {summary['noise_sentences']} "
                      f"noise, {summary['seconds']}s")
     return dg.MaterializeResult(metadata={
@@ -65,11 +93,12 @@ def fit(context: dg.AssetExecutionContext, algorithm: Algorithm, params, reason:
         "cluster_sizes": dg.MetadataValue.md(cluster_sizes_markdown(fitted.topic_ids)),
         "model_key": model_key, "device": embedder.compute_device,
         **{key: dg.MetadataValue.md(md) for key, md in selection_figures(model.details_).items()},
+        **seed_notes,
     }, check_results=fit_succeeded(True))
 
 
 def assign(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy, last: dict,
-           warehouse: DuckDBWarehouse, model_key: str) -> dg.MaterializeResult | str:
+           warehouse: DuckDBWarehouse, model_key: str, seeds: Seeds | None) -> dg.MaterializeResult | str:
     """Assign the sentences that arrived since the last run to the known topics without fitting; or the reason to
     fit again. Reads only the new sentences' embeddings."""
     started = time.perf_counter()
@@ -84,7 +113,7 @@ def assign(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy, la
             centres, radii = exemplar_balls(last["details"], active, centres, radii,
                                             functools.partial(warehouse.vectors_by_id, model_key))
         outcome = assign_new(policy, last["details"]["memory"], active, centres, radii,
-                             frame["sentence_id"].to_numpy(np.int64), embeddings, removed)
+                             frame["sentence_id"].to_numpy(np.int64), embeddings, removed, seeds)
         if outcome.drift:
             return outcome.drift
         if outcome.status == "assigned":
@@ -131,13 +160,15 @@ def build_clustering_asset(algorithm: Algorithm) -> tuple[dg.AssetsDefinition, d
         policy = RefitPolicy(**{field: getattr(config, field) for field in RefitConfig.model_fields})
         params = algorithm.params(**config.model_dump(exclude=set(ClusteringRunConfig.model_fields)))
         last = warehouse.last_run(name)
-        reason = refit_reason(policy, last, plain(dataclasses.asdict(params)), embedder.model_key)
+        seeds = read_seeds(name, config.seed_threshold, warehouse, embedder)
+        reason = refit_reason(policy, last, plain(dataclasses.asdict(params)), embedder.model_key,
+                              seeds.key if seeds is not None else None)
         if reason is None:
-            outcome = assign(context, name, policy, last, warehouse, embedder.model_key)
+            outcome = assign(context, name, policy, last, warehouse, embedder.model_key, seeds)
             if isinstance(outcome, dg.MaterializeResult):
                 return outcome
             reason = outcome
-        return fit(context, algorithm, params, reason, config, warehouse, embedder, last)
+        return fit(context, algorithm, params, reason, config, warehouse, embedder, last, seeds)
 
     @dg.asset_check(asset=clusters, name="every_sentence_assigned_once")
     def every_sentence_assigned_once(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:

@@ -7,6 +7,7 @@ import dagster as dg
 import pydantic
 
 from ..core.labels import LABEL_METHODS
+from ..core.seeds import SEED_THRESHOLD
 from ..core.topic_model import FIT_SAMPLE, WHOLE_GRAPH_UP_TO
 
 SUMMARY_SAMPLE = 200_000  # sentences a topic summary reads at most
@@ -37,7 +38,11 @@ class RefitConfig(dg.Config):
 
 
 class ClusteringRunConfig(RefitConfig):
-    """A clustering run: when it fits again, and how much of the corpus a fit reads."""
+    """A clustering run: when it fits again, how much of the corpus a fit reads, how close to a seed is close."""
+
+    seed_threshold: float = pydantic.Field(default=SEED_THRESHOLD, description=(
+        "A sentence whose cosine similarity to one of a seed's examples (topic_seeds) reaches this belongs to that "
+        "seed's topic; the other sentences are clustered."))
 
     fit_sample: int = pydantic.Field(default=FIT_SAMPLE, description=(
         "Most sentences a fit reads: a larger corpus is fitted on a seeded sample of this many (Louvain: on the "

@@ -86,7 +86,8 @@ class Matching:
 
 
 def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicShapes, previous_ids: np.ndarray,
-                 previous_centres: np.ndarray, previous_sizes: np.ndarray, next_topic_id: int) -> Matching:
+                 previous_centres: np.ndarray, previous_sizes: np.ndarray, next_topic_id: int,
+                 fixed: dict[int, int] | None = None, reserved: Iterable[int] = ()) -> Matching:
     """Match the clusters of a new fit to the previous active topics, one to one.
 
     `current`: sentence_id, cluster_id of the fit; `previous`: sentence_id, topic_id as assigned before (noise -1
@@ -95,7 +96,8 @@ def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicSha
     pairing maximises overlap plus CENTRE_WEIGHT x centre cosine over all pairs. A cluster left over gets a new id
     (event `split_from` when most of its earlier sentences came from one topic, also when that topic's id lives on
     in none of the parts, else `born`); a topic left over is retired (`merged_into` the topic that took most of its
-    sentences, else `retired`)."""
+    sentences, else `retired`). `fixed` clusters (cluster_id -> topic_id: seeded topics) are named so whatever they
+    hold, and a `reserved` previous topic (a seed's) is continued by no other cluster."""
     cluster_ids = [int(c) for c in shapes.cluster_ids]
     topic_ids = [int(t) for t in previous_ids]
     shared = current.merge(previous, on="sentence_id")
@@ -116,9 +118,13 @@ def match_topics(current: pd.DataFrame, previous: pd.DataFrame, shapes: TopicSha
     cosine = (shapes.centres @ np.asarray(previous_centres, np.float32).T if len(cluster_ids) and len(topic_ids)
               else np.zeros((len(cluster_ids), len(topic_ids))))
     eligible = (jaccard >= MIN_OVERLAP) | (cosine >= MIN_CENTRE_COSINE)
+    fixed = fixed or {}
+    eligible[[row[c] for c in fixed if c in row], :] = False
+    eligible[:, [col[t] for t in set(int(t) for t in reserved) | set(fixed.values()) if t in col]] = False
     score = np.where(eligible, jaccard + CENTRE_WEIGHT * cosine, -1e6)
     rows, cols = linear_sum_assignment(-score) if score.size else (np.array([], int), np.array([], int))
     topic_of_cluster = {cluster_ids[i]: topic_ids[j] for i, j in zip(rows, cols) if eligible[i, j]}
+    topic_of_cluster.update(fixed)
     continued = set(topic_of_cluster.values())
     events = []
     size_of = dict(zip(cluster_ids, shapes.sizes.tolist()))
@@ -214,10 +220,12 @@ class RefitPolicy:
     refit_when_unassigned: float = 0.05
 
 
-def refit_reason(policy: RefitPolicy, last: dict | None, params: dict, model_key: str) -> str | None:
+def refit_reason(policy: RefitPolicy, last: dict | None, params: dict, model_key: str,
+                 seed_key: str | None = None) -> str | None:
     """Why this run must fit again before looking at the new sentences (None: they may be assigned).
 
-    `last`: the algorithm's latest run (params, model_key, details with `memory`), None when it never ran."""
+    `last`: the algorithm's latest run (params, model_key, details with `memory` and the `seed_key` of its
+    seeds), None when it never ran; `seed_key`: that of this run's seeds (None: no seeds)."""
     if policy.refit:
         return "asked for (refit = true)"
     if last is None:
@@ -231,6 +239,8 @@ def refit_reason(policy: RefitPolicy, last: dict | None, params: dict, model_key
         return f"the model changed ({last.get('model_key')} -> {model_key})"
     if last.get("params") != params:
         return "the parameters changed"
+    if details.get("seed_key") != seed_key:
+        return "the topic seeds changed (topic_seeds)"
     return None
 
 

@@ -17,8 +17,9 @@ import pandas as pd
 
 from .assign import UNFITTED, assign_to_topics, centroids, label_streamed, stratified_rows
 from .clock import utc_now
-from .clustering import Algorithm, PreviousFit, sample_rows
-from .neighbors import Neighbours
+from .clustering import Algorithm, ClusteringResult, PreviousFit, sample_rows
+from .neighbors import Neighbours, neighbours_among
+from .seeds import Seeds
 from .topic_memory import (
     SPREAD_QUANTILE,
     Hysteresis,
@@ -44,6 +45,11 @@ VectorsOf = Callable[[np.ndarray], np.ndarray]  # the vectors of the given row p
 def plain(value: Any) -> Any:
     """`value` as it reads back from a JSON column."""
     return json.loads(json.dumps(value, default=str))
+
+
+def seed_column(registry: pd.DataFrame) -> pd.Series:
+    """The seed of each `topics` row (None: found by the algorithm)."""
+    return registry["seed"] if "seed" in registry else pd.Series(None, index=registry.index, dtype=object)
 
 
 def active_topics(registry: pd.DataFrame, dim: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -74,7 +80,10 @@ class TopicModel:
 
     `plan` says which rows the fit reads; `fit` runs the algorithm on them; `extend` labels every other row from a
     pass over the vectors and measures the topics' shapes; `match` names the clusters by the previous topics' ids.
-    After them: `labels_` (every row's cluster, -1 noise), `shapes_`, `result_`, `details_`."""
+    After them: `labels_` (every row's cluster, -1 noise), `shapes_`, `result_`, `details_`.
+
+    With `seeds`, a row close enough to a seed (`Seeds.nearest`) is in that seed's cluster (`seed_cluster` + the
+    seed's index), the algorithm fits the other rows, and `match` names a seed's cluster by its seed's topic."""
 
     algorithm: Algorithm
     params: Any
@@ -90,23 +99,40 @@ class TopicModel:
         return sample, wants_graph
 
     def fit(self, ids: np.ndarray, sample: np.ndarray, vectors: np.ndarray, neighbours: Neighbours | None = None,
-            before: np.ndarray | None = None, last: dict | None = None, model_key: str = "") -> TopicModel:
+            before: np.ndarray | None = None, last: dict | None = None, model_key: str = "",
+            seeds: Seeds | None = None) -> TopicModel:
         """Run the algorithm on the rows `sample` (their `vectors`), or on every row from `neighbours` (stored
-        lists of every row) when given for a sampled corpus; start from the last fit where the algorithm can
-        (`before`: every row's previous topic, `last`: the last run). Raises what the algorithm raises."""
-        self.ids, self.sample, self.vectors, self.before = ids, sample, vectors, before
+        lists of every row) when given for a sampled corpus without seeds; start from the last fit where the
+        algorithm can (`before`: every row's previous topic, `last`: the last run); the rows close to a seed go to
+        its cluster instead. Raises what the algorithm raises."""
+        self.ids, self.sample, self.vectors, self.before, self.seeds = ids, sample, vectors, before, seeds
         n = len(ids)
-        self.on_graph = neighbours is not None and len(sample) < n
+        self.started = time.perf_counter()
+        seed_of = seeds.nearest(vectors) if seeds is not None else np.full(len(sample), -1, dtype=np.int64)
+        free = np.flatnonzero(seed_of < 0)
+        self.on_graph = neighbours is not None and len(sample) < n and seeds is None
         self.fit_rows = np.arange(n) if self.on_graph else sample
+        fit_vectors = vectors if len(free) == len(sample) else vectors[free]
         extra: dict[str, Any] = {}
         if self.algorithm.follows_previous and before is not None:
-            start = previous_fit(last, self.params, model_key, ids[self.fit_rows], before[self.fit_rows],
-                                 topic_means(vectors, before[sample]))
+            rows = self.fit_rows if len(free) == len(sample) else sample[free]
+            start = previous_fit(last, self.params, model_key, ids[rows], before[rows],
+                                 topic_means(fit_vectors, before[sample[free]]))
             extra = {"previous": start} if start is not None else {}
         if self.algorithm.uses_neighbours:
-            extra["neighbours"] = neighbours
-        self.started = time.perf_counter()
-        result = self.algorithm.fit(None if self.on_graph else vectors, self.params, self.device, **extra)
+            every_row = neighbours is not None and len(sample) == n
+            extra["neighbours"] = (neighbours if self.on_graph or (every_row and len(free) == n) else
+                                   neighbours_among(neighbours, free) if every_row else None)
+        if len(free):
+            result = self.algorithm.fit(None if self.on_graph else fit_vectors, self.params, self.device, **extra)
+        else:  # every sentence is close to a seed: nothing left to cluster
+            result = ClusteringResult(np.zeros(0, dtype=np.int64), {"note": "every sentence is in a seeded topic"})
+        self.seed_cluster = int(result.labels.max(initial=-1)) + 1
+        if not self.on_graph and len(free) < len(sample):
+            labels = np.where(seed_of >= 0, self.seed_cluster + seed_of, -1)
+            labels[free] = result.labels
+            exemplars = None if result.exemplars is None else free[result.exemplars]
+            result = dataclasses.replace(result, labels=labels, exemplars=exemplars)
         self.labels_ = np.full(n, UNFITTED, dtype=np.int64)
         self.labels_[self.fit_rows] = result.labels
         self.result_ = result
@@ -121,17 +147,28 @@ class TopicModel:
         # as far as 99.5% of all sentences lie from their topics' centres
         noisy_fit = (self.result_.labels == -1).any()
         spread = (SPREAD_QUANTILE, None) if noisy_fit else (1.0, CORPUS_SPREAD)
-        keeper = self.line_keeper()
+        keeper, seeded = self.line_keeper(), self.seed_cluster
+
+        def adjust(labels: np.ndarray, before: np.ndarray, x: np.ndarray) -> np.ndarray:
+            """Border rows kept on their line; rows close to a seed in its cluster."""
+            free = labels < seeded
+            if keeper is not None and free.any():
+                labels[free] = keeper.apply(labels[free], before[free], x[free])
+            if self.seeds is not None:
+                seed_of = self.seeds.nearest(x)
+                labels = np.where(seed_of >= 0, seeded + seed_of, labels)
+            return labels
+
         if len(self.sample) == len(self.ids):
-            if keeper is not None:
-                self.labels_ = keeper.apply(self.labels_, self.before, self.vectors)
+            self.labels_ = adjust(self.labels_, self.before, self.vectors)
             self.shapes_ = topic_shapes(self.vectors, self.labels_, *spread)
         else:
             seen = self.labels_[self.sample]
-            fitted = keeper.shapes if keeper is not None else topic_shapes(self.vectors[seen >= 0], seen[seen >= 0])
-            keep = None if keeper is None else (lambda rows, x, labels: keeper.apply(labels, self.before[rows], x))
+            free = (seen >= 0) & (seen < seeded)
+            fitted = keeper.shapes if keeper is not None else topic_shapes(self.vectors[free], seen[free])
             self.labels_, sums = label_streamed(chunks(), self.labels_, fitted.centres, fitted.cluster_ids,
-                                                fitted.radii if (seen == -1).any() else None, keep)
+                                                fitted.radii if (seen == -1).any() else None,
+                                                lambda rows, x, labels: adjust(labels, self.before_of(rows), x))
             rows = stratified_rows(self.labels_, len(self.sample))
             self.shapes_ = shapes_from_sums(sums, self.labels_, vectors_of(rows), self.labels_[rows], *spread)
         result, fit_rows = self.result_, self.fit_rows
@@ -140,22 +177,60 @@ class TopicModel:
         self.seconds = time.perf_counter() - self.started  # the fit and the pass that labels every row
         return self
 
+    def before_of(self, rows: np.ndarray) -> np.ndarray | None:
+        return None if self.before is None else self.before[rows]
+
     def line_keeper(self) -> Hysteresis | None:
         """On a re-fit, what keeps sentences at the borders of continuing topics where they were: the fit's
         clusters on its sample matched to the topics those sentences had. None on a first fit, and for a fit built
         around exemplars (a community holds what lies within its threshold of its centre)."""
         if self.before is None:
             return None
-        before, seen = self.before[self.sample], self.labels_[self.sample]
+        free = self.labels_[self.sample] < self.seed_cluster  # the rows the algorithm fitted
+        before, seen, vectors = self.before[self.sample][free], self.labels_[self.sample][free], self.vectors[free]
         if self.result_.exemplars is not None or not (before >= 0).any() or not (seen >= 0).any():
             return None
-        fitted = topic_shapes(self.vectors[seen >= 0], seen[seen >= 0])
-        topic_ids, topic_centres = centroids(self.vectors[before >= 0], before[before >= 0])
-        ids = self.ids[self.sample]
+        fitted = topic_shapes(vectors[seen >= 0], seen[seen >= 0])
+        topic_ids, topic_centres = centroids(vectors[before >= 0], before[before >= 0])
+        ids = self.ids[self.sample][free]
         matching = match_topics(pd.DataFrame({"sentence_id": ids, "cluster_id": seen}),
                                 pd.DataFrame({"sentence_id": ids, "topic_id": before}), fitted, topic_ids,
                                 topic_centres, np.bincount(before[before >= 0])[topic_ids], int(before.max()) + 1)
         return Hysteresis.of(matching, topic_ids, fitted)
+
+    def seed_names(self) -> dict[int, str]:
+        """Cluster id -> the seed it holds."""
+        return {} if self.seeds is None else {self.seed_cluster + s: name for s, name in enumerate(self.seeds.names)}
+
+    def seeded_shapes(self) -> TopicShapes:
+        """`shapes_` with a cluster for every seed that no sentence is close to (empty: its seed's centre, the
+        threshold's distance, no sentence), so that each seed has its topic."""
+        shapes, names = self.shapes_, self.seed_names()
+        empty = np.array(sorted(set(names) - set(shapes.cluster_ids.tolist())), dtype=np.int64)
+        if not len(empty):
+            return shapes
+        centres = self.seeds.centres()[empty - self.seed_cluster]
+        return TopicShapes(np.r_[shapes.cluster_ids, empty], np.r_[shapes.centres, centres],
+                           np.r_[shapes.radii, np.full(len(empty), 1.0 - self.seeds.threshold)],
+                           np.r_[shapes.sizes, np.zeros(len(empty), dtype=np.int64)])
+
+    def seed_topics(self, registry: pd.DataFrame, next_topic_id: int) -> tuple[dict[int, int], list[dict]]:
+        """Each seed's cluster -> its topic id: the active topic of that seed, or a new id from `next_topic_id`
+        (with a `seeded` event)."""
+        known = registry[(registry["status"] == "active") & seed_column(registry).notna()]
+        known = known.set_index("seed")["topic_id"]
+        shapes = self.seeded_shapes()
+        size_of = dict(zip(shapes.cluster_ids.tolist(), shapes.sizes.tolist()))
+        fixed, events = {}, []
+        for cluster, name in self.seed_names().items():
+            if name in known.index:
+                fixed[cluster] = int(known[name])
+            else:
+                fixed[cluster] = next_topic_id
+                events.append({"topic_id": next_topic_id, "event": "seeded", "other_topic_id": None,
+                               "size": int(size_of[cluster])})
+                next_topic_id += 1
+        return fixed, events
 
     @property
     def n_clusters(self) -> int:
@@ -191,19 +266,24 @@ class TopicModel:
         """The fit's rows for the warehouse, its clusters named by the previous topics' ids (`previous`:
         sentence_id, topic_id as assigned before; `registry`: the algorithm's `topics` rows; `lineage`: its
         `topic_lineage` rows)."""
-        labels, ids, shapes = self.result_.labels, self.ids, self.shapes_
+        labels, ids, shapes = self.result_.labels, self.ids, self.seeded_shapes()
         active, centres = active_topics(registry, self.vectors.shape[1])
+        fixed, seed_events = self.seed_topics(registry, next_topic_id)
+        next_topic_id = max([next_topic_id, *[t + 1 for t in fixed.values()]])
         matching = match_topics(pd.DataFrame({"sentence_id": ids, "cluster_id": labels}), previous, shapes,
-                                active["topic_id"].to_numpy(), centres, active["size"].to_numpy(), next_topic_id)
+                                active["topic_id"].to_numpy(), centres, active["size"].to_numpy(), next_topic_id,
+                                fixed, reserved=registry.loc[seed_column(registry).notna(), "topic_id"])
+        matching = dataclasses.replace(matching, events=seed_events + matching.events)
         topic_ids = pd.Series(labels).map(matching.topic_of_cluster).fillna(-1).to_numpy(dtype=np.int64)
         changes = pd.Series([e["event"] for e in matching.events], dtype=object).value_counts().to_dict()
         memory = {"fitted_at": str(now), "fitted_sentences": len(ids), "added": 0, "removed": 0, "unassigned": 0}
         exemplars = {} if self.result_.exemplars is None else {"exemplars": ids[self.result_.exemplars].tolist()}
         continued = len(shapes.cluster_ids) - changes.get("born", 0) - changes.get("split_from", 0)
-        self.details_ = {**self.result_.details, **exemplars, "mode": "fitted", "refit_reason": reason,
+        seeds = {} if self.seeds is None else {"seed_key": self.seeds.key}
+        self.details_ = {**self.result_.details, **exemplars, **seeds, "mode": "fitted", "refit_reason": reason,
                          "memory": memory, "topics": {"continued": continued, **changes}}
         events = pd.DataFrame(matching.events, columns=["topic_id", "event", "other_topic_id", "size"])
-        topics = registry_after_fit(registry, matching, shapes, model_key, now)
+        topics = registry_after_fit(registry, matching, shapes, model_key, now, self.seed_names())
         return FitTables(
             assignments=pd.DataFrame({"sentence_id": ids, "cluster_id": labels, "topic_id": topic_ids}),
             run=run_row(model_key, plain(dataclasses.asdict(self.params)), self.details_, len(ids),
@@ -237,9 +317,9 @@ def run_row(model_key: str, params: dict, details: dict, n_sentences: int, n_clu
 
 
 def registry_after_fit(registry: pd.DataFrame, matching: Matching, shapes: TopicShapes, model_key: str,
-                       now: pd.Timestamp) -> pd.DataFrame:
+                       now: pd.Timestamp, seed_names: dict[int, str] | None = None) -> pd.DataFrame:
     """The `topics` rows of an algorithm after a fit: continued topics updated, new ones added, unmatched active
-    ones retired; topics retired before stay as they were."""
+    ones retired; topics retired before stay as they were. `seed_names`: the seed each seeded cluster holds."""
     registry = registry.copy()
     retired = registry["topic_id"].isin(matching.retired)
     registry.loc[retired, ["status", "cluster_id"]] = ["retired", None]
@@ -248,6 +328,7 @@ def registry_after_fit(registry: pd.DataFrame, matching: Matching, shapes: Topic
         "cluster_id": shapes.cluster_ids.astype(int), "status": "active", "last_seen": now,
         "size": shapes.sizes.astype(int), "centroid": [row.tolist() for row in shapes.centres],
         "radius": shapes.radii, "model_key": model_key,
+        "seed": pd.Series([(seed_names or {}).get(int(c)) for c in shapes.cluster_ids], dtype=object),
     })
     known = registry.set_index("topic_id")
     fitted["first_seen"] = pd.to_datetime(fitted["topic_id"].map(known["first_seen"].to_dict()).fillna(now))
@@ -319,10 +400,22 @@ class Assignment:
 
 
 def assign_new(policy: RefitPolicy, memory: dict, active: pd.DataFrame, centres: np.ndarray, radii: np.ndarray,
-               sentence_ids: np.ndarray, vectors: np.ndarray, removed: int) -> Assignment:
-    """Assign the new sentences (`sentence_ids`, `vectors`) to the nearest active topic (or -1 beyond its spread)
-    and count them into the `memory` of the last fit; `removed`: assigned sentences gone since the last run."""
-    index = assign_to_topics(vectors, centres, radii) if len(sentence_ids) else np.zeros(0, int)
+               sentence_ids: np.ndarray, vectors: np.ndarray, removed: int, seeds: Seeds | None = None) -> Assignment:
+    """Assign the new sentences (`sentence_ids`, `vectors`) to their seed's topic when close to a seed, else to
+    the nearest active topic found by the algorithm (or -1 beyond its spread), and count them into the `memory`
+    of the last fit; `removed`: assigned sentences gone since the last run."""
+    seed_of_topic = seed_column(active)
+    found = seed_of_topic.isna().to_numpy()
+    index = np.full(len(sentence_ids), -1, dtype=np.int64)
+    if len(sentence_ids) and found.any():
+        nearest = assign_to_topics(vectors, centres[found], radii[found])
+        index = np.where(nearest >= 0, np.flatnonzero(found)[np.maximum(nearest, 0)], -1)
+    if seeds is not None and len(sentence_ids):
+        row_of_seed = pd.Series(np.flatnonzero(~found), index=seed_of_topic[~found].to_numpy())
+        seed_rows = row_of_seed.reindex(list(seeds.names)).fillna(-1).to_numpy(np.int64)
+        seed_of = seeds.nearest(vectors)
+        index = np.where((seed_of >= 0) & (seed_rows[np.maximum(seed_of, 0)] >= 0),
+                         seed_rows[np.maximum(seed_of, 0)], index)
     unassigned = int((index < 0).sum())
     memory = dict(memory)
     memory.update(added=memory["added"] + len(sentence_ids), removed=memory["removed"] + removed,

@@ -50,6 +50,7 @@ CREATE SEQUENCE IF NOT EXISTS topic_curation_revision;
 CREATE TABLE IF NOT EXISTS topic_curation (
     algorithm VARCHAR NOT NULL, topic_id BIGINT NOT NULL, label VARCHAR,
     revision BIGINT DEFAULT nextval('topic_curation_revision'));
+CREATE TABLE IF NOT EXISTS topic_seeds (algorithm VARCHAR, name VARCHAR, example VARCHAR);
 CREATE TABLE IF NOT EXISTS recommended (algorithm VARCHAR NOT NULL, reason VARCHAR, chosen_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS sentence_neighbors (
     model_key VARCHAR NOT NULL, sentence_id BIGINT NOT NULL, neighbor_id BIGINT NOT NULL, similarity FLOAT NOT NULL);
@@ -65,6 +66,8 @@ ALTER TABLE cluster_assignments ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS topic_id BIGINT;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS keyword_label VARCHAR;
 ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS curated_from BIGINT;
+ALTER TABLE topic_summaries ADD COLUMN IF NOT EXISTS seeded BOOLEAN;
+ALTER TABLE topics ADD COLUMN IF NOT EXISTS seed VARCHAR;
 ALTER TABLE topic_curation ADD COLUMN IF NOT EXISTS revision BIGINT DEFAULT nextval('topic_curation_revision');
 ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS model_key VARCHAR;
 ALTER TABLE sentence_map ADD COLUMN IF NOT EXISTS placed BOOLEAN;

@@ -13,6 +13,7 @@ from filelock import FileLock
 
 
 CURATION_COLUMNS = {"algorithm": "VARCHAR", "topic_id": "BIGINT", "label": "VARCHAR", "revision": "BIGINT"}
+SEED_COLUMNS = {"algorithm": "VARCHAR", "name": "VARCHAR", "example": "VARCHAR"}
 
 
 # (algorithm, reason) of every algorithm whose latest clustering could not run.
@@ -145,15 +146,25 @@ class TopicStore:
 
     def check_curation(self) -> None:
         """Raise a clear error when `topic_curation` lacks a column the runs read (it is written by hand)."""
+        self.check_hand_written("topic_curation", CURATION_COLUMNS)
+
+    def check_hand_written(self, table: str, columns: dict[str, str]) -> None:
+        """Raise a clear error naming the table and what to do when `table` (written by people with SQL) lacks
+        one of `columns` (name -> type)."""
         found = dict(self.query("SELECT column_name, data_type FROM information_schema.columns "
-                                "WHERE table_name = 'topic_curation'").itertuples(index=False))
-        missing = [f"{c} {t}" for c, t in CURATION_COLUMNS.items() if c not in found]
+                                "WHERE table_name = ?", [table]).itertuples(index=False))
+        missing = [f"{c} {t}" for c, t in columns.items() if c not in found]
         if missing:
-            expected = ", ".join(f"{c} {t}" for c, t in CURATION_COLUMNS.items())
+            expected = ", ".join(f"{c} {t}" for c, t in columns.items())
             raise LookupError(
-                f"table topic_curation in {self.database} lacks {', '.join(missing)} (found: "
+                f"table {table} in {self.database} lacks {', '.join(missing)} (found: "
                 f"{', '.join(found) or 'no columns'}). It must have the columns ({expected}); DROP it and the next "
                 "run creates it empty, or ALTER it to add them.")
+
+    def topic_seeds(self) -> pd.DataFrame:
+        """Every `topic_seeds` row (algorithm, name, example), as people wrote them."""
+        self.check_hand_written("topic_seeds", SEED_COLUMNS)
+        return self.query("SELECT algorithm, name, example FROM topic_seeds")
 
     def summaries_cover_topics(self, algorithm: str) -> bool:
         """Whether `topic_summaries` has a row for every active topic of `algorithm` and none for another."""
@@ -202,11 +213,17 @@ class TopicStore:
                 """UPDATE topic_summaries t SET
                        label = coalesce((SELECT n.label FROM named n
                                          WHERE n.topic_id = t.topic_id AND n.generations = 0),
+                                        (SELECT p.seed FROM topics p
+                                         WHERE p.algorithm = t.algorithm AND p.topic_id = t.topic_id),
                                         (SELECT n.label || ' / ' || t.keyword_label FROM named n
                                          WHERE n.topic_id = t.topic_id AND n.generations > 0),
                                         t.keyword_label),
+                       seeded = EXISTS (SELECT 1 FROM topics p WHERE p.algorithm = t.algorithm
+                                        AND p.topic_id = t.topic_id AND p.seed IS NOT NULL),
                        curated_from = CASE WHEN NOT EXISTS (SELECT 1 FROM named n WHERE n.topic_id = t.topic_id
                                                                                     AND n.generations = 0)
+                                                AND NOT EXISTS (SELECT 1 FROM topics p WHERE p.algorithm = t.algorithm
+                                                                AND p.topic_id = t.topic_id AND p.seed IS NOT NULL)
                                            THEN (SELECT n.ancestor_topic_id FROM named n
                                                  WHERE n.topic_id = t.topic_id AND n.generations > 0) END
                    WHERE t.algorithm = ?""", [algorithm])

@@ -1,0 +1,89 @@
+"""Topics people expect (`topic_seeds`): a name, or a few example sentences, per topic. A sentence whose most
+similar example (cosine) is at least the threshold belongs to that example's seed topic; the others are clustered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .assign import ASSIGN_CHUNK
+
+# cosine at which a sentence joins the seed of its most similar example (all-MiniLM-L6-v2; docs/benchmarks.md)
+SEED_THRESHOLD = 0.5
+NEAR_IDENTICAL = 0.95  # seeds whose example centres are this similar are reported: their topics compete
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """The seeds of one algorithm: names (sorted), every example's unit vector and the seed it belongs to."""
+
+    names: tuple[str, ...]
+    examples: np.ndarray  # (examples x dim), unit rows
+    owner: np.ndarray  # index into `names` of each example
+    threshold: float
+    key: str  # identifies the names, examples and threshold: a fit made with other seeds is fitted again
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def nearest(self, vectors: np.ndarray, chunk: int = ASSIGN_CHUNK) -> np.ndarray:
+        """For each row of `vectors` (unit), the seed of its most similar example when that similarity reaches
+        the threshold, else -1."""
+        seed = np.full(len(vectors), -1, dtype=np.int64)
+        for start in range(0, len(vectors), chunk):
+            scores = np.asarray(vectors[start:start + chunk], np.float32) @ self.examples.T
+            best = np.argmax(scores, axis=1)
+            close = scores[np.arange(len(scores)), best] >= self.threshold
+            seed[start:start + chunk] = np.where(close, self.owner[best], -1)
+        return seed
+
+    def centres(self) -> np.ndarray:
+        """Each seed's unit mean example direction."""
+        sums = np.zeros((len(self.names), self.examples.shape[1]), dtype=np.float64)
+        np.add.at(sums, self.owner, self.examples)
+        return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def near_identical(self) -> list[dict]:
+        """Pairs of seeds whose example centres are at least NEAR_IDENTICAL similar (their topics compete for the
+        same sentences), most similar first."""
+        similarity = self.centres() @ self.centres().T
+        pairs = [{"seed": self.names[i], "other_seed": self.names[j], "similarity": round(float(similarity[i, j]), 3)}
+                 for i, j in zip(*np.triu_indices(len(self.names), 1)) if similarity[i, j] >= NEAR_IDENTICAL]
+        return sorted(pairs, key=lambda pair: -pair["similarity"])
+
+
+def seed_examples(rows: pd.DataFrame, algorithm: str) -> pd.DataFrame:
+    """The (name, example) pairs of `topic_seeds` rows (algorithm, name, example) that apply to `algorithm` (its
+    own and those for every algorithm, NULL): a row without an example has its name as its example; blank names
+    are left out. Sorted, without repeats."""
+    mine = rows[rows["algorithm"].isna() | (rows["algorithm"] == algorithm)]
+    names = mine["name"].astype("string").str.strip()
+    examples = mine["example"].astype("string").str.strip().replace("", pd.NA).fillna(names)
+    pairs = pd.DataFrame({"name": names, "example": examples}).dropna()
+    pairs = pairs[pairs["name"] != ""].astype(str)
+    return pairs.drop_duplicates().sort_values(["name", "example"], ignore_index=True)
+
+
+def seeds_from(pairs: pd.DataFrame, vectors: np.ndarray, threshold: float = SEED_THRESHOLD) -> Seeds | None:
+    """Seeds from `seed_examples` pairs and their examples' unit `vectors` (same order); None without pairs."""
+    if not len(pairs):
+        return None
+    names = tuple(sorted(pairs["name"].unique()))
+    owner = pd.Series(range(len(names)), index=names)[pairs["name"]].to_numpy(np.int64)
+    key = hashlib.sha256(json.dumps([threshold, pairs.values.tolist()]).encode()).hexdigest()[:16]
+    return Seeds(names, np.asarray(vectors, np.float32), owner, float(threshold), key)
+
+
+def seed_report(seeds: Seeds, sizes: dict[str, int], topic_ids: dict[str, int]) -> dict:
+    """What a run says of its seeds: each seed's topic and sentences, the names that matched none, and seeds too
+    alike to tell apart."""
+    table = pd.DataFrame({"seed": seeds.names, "topic_id": [topic_ids.get(n) for n in seeds.names],
+                          "sentences": [int(sizes.get(n, 0)) for n in seeds.names],
+                          "examples": np.bincount(seeds.owner, minlength=len(seeds)).tolist()})
+    return {"table": table, "unmatched": [n for n in seeds.names if not sizes.get(n)],
+            "near_identical": seeds.near_identical()}
