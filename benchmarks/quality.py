@@ -103,9 +103,10 @@ K_CHOSEN = ("kmeans", "minibatch_kmeans")  # algorithms whose automatic k is com
 
 
 def cluster(x: np.ndarray, name: str, params: object, before: np.ndarray | None = None,
-            last: dict | None = None) -> tuple[np.ndarray, dict]:
+            last: dict | None = None, seeds: object = None) -> tuple[np.ndarray, dict]:
     """(labels, details) of one clustering; `before` (each row's topic in the last fit, -1: none) and `last` (that
-    run: details, params, model_key) make it a re-fit, as the scheduled refresh runs it."""
+    run: details, params, model_key) make it a re-fit, as the scheduled refresh runs it; `seeds`: topics people
+    expect (`core.seeds.Seeds`)."""
     if name == "reference":
         return KMeans(n_clusters=params, n_init=3, random_state=0).fit(x).labels_, {}
     if name == "bertopic":
@@ -121,7 +122,8 @@ def cluster(x: np.ndarray, name: str, params: object, before: np.ndarray | None 
         index = new_index(x.shape[1])
         add_vectors(index, rows, x)
         neighbours = Neighbours(*search(index, rows, x, model.params.n_neighbors))
-    model.fit(rows, sample, x[sample], neighbours, before, last, BENCH_MODEL_KEY).extend(lambda: [(rows, x)], lambda wanted: x[wanted])
+    model.fit(rows, sample, x[sample], neighbours, before, last, BENCH_MODEL_KEY, seeds)
+    model.extend(lambda: [(rows, x)], lambda wanted: x[wanted])
     return model.labels_, model.result_.details
 
 

@@ -113,7 +113,8 @@ def assign(context: dg.AssetExecutionContext, name: str, policy: RefitPolicy, la
             centres, radii = exemplar_balls(last["details"], active, centres, radii,
                                             functools.partial(warehouse.vectors_by_id, model_key))
         outcome = assign_new(policy, last["details"]["memory"], active, centres, radii,
-                             frame["sentence_id"].to_numpy(np.int64), embeddings, removed, seeds)
+                             frame["sentence_id"].to_numpy(np.int64), embeddings, removed,
+                             seeds and seeds.with_calibration(last["details"]["seed_calibration"]))
         if outcome.drift:
             return outcome.drift
         if outcome.status == "assigned":

@@ -105,6 +105,7 @@ class TopicModel:
         lists of every row) when given for a sampled corpus without seeds; start from the last fit where the
         algorithm can (`before`: every row's previous topic, `last`: the last run); the rows close to a seed go to
         its cluster instead. Raises what the algorithm raises."""
+        seeds = seeds.calibrated(vectors) if seeds is not None else None
         self.ids, self.sample, self.vectors, self.before, self.seeds = ids, sample, vectors, before, seeds
         n = len(ids)
         self.started = time.perf_counter()
@@ -203,15 +204,15 @@ class TopicModel:
         return {} if self.seeds is None else {self.seed_cluster + s: name for s, name in enumerate(self.seeds.names)}
 
     def seeded_shapes(self) -> TopicShapes:
-        """`shapes_` with a cluster for every seed that no sentence is close to (empty: its seed's centre, the
-        threshold's distance, no sentence), so that each seed has its topic."""
+        """`shapes_` with a cluster for every seed that no sentence is close to (empty: its seed's centre, no
+        sentence), so that each seed has its topic."""
         shapes, names = self.shapes_, self.seed_names()
         empty = np.array(sorted(set(names) - set(shapes.cluster_ids.tolist())), dtype=np.int64)
         if not len(empty):
             return shapes
         centres = self.seeds.centres()[empty - self.seed_cluster]
         return TopicShapes(np.r_[shapes.cluster_ids, empty], np.r_[shapes.centres, centres],
-                           np.r_[shapes.radii, np.full(len(empty), 1.0 - self.seeds.threshold)],
+                           np.r_[shapes.radii, np.zeros(len(empty))],
                            np.r_[shapes.sizes, np.zeros(len(empty), dtype=np.int64)])
 
     def seed_topics(self, registry: pd.DataFrame, next_topic_id: int) -> tuple[dict[int, int], list[dict]]:
@@ -244,7 +245,7 @@ class TopicModel:
                 "why": details["refit_reason"], "dagster/row_count": len(self.ids), "n_clusters": self.n_clusters,
                 "noise_sentences": int((self.labels_ < 0).sum()), "topic_changes": details["topics"],
                 "seconds": round(self.seconds, 3), "params": plain(dataclasses.asdict(self.params)),
-                "details": plain({k: v for k, v in details.items() if k != "exemplars"})}
+                "details": plain({k: v for k, v in details.items() if k not in ("exemplars", "seed_calibration")})}
 
     def scale_note(self) -> dict:
         """What the details say of a fit that did not read every sentence's vector."""
@@ -279,7 +280,8 @@ class TopicModel:
         memory = {"fitted_at": str(now), "fitted_sentences": len(ids), "added": 0, "removed": 0, "unassigned": 0}
         exemplars = {} if self.result_.exemplars is None else {"exemplars": ids[self.result_.exemplars].tolist()}
         continued = len(shapes.cluster_ids) - changes.get("born", 0) - changes.get("split_from", 0)
-        seeds = {} if self.seeds is None else {"seed_key": self.seeds.key}
+        seeds = ({} if self.seeds is None else
+                 {"seed_key": self.seeds.key, "seed_calibration": self.seeds.calibration()})
         self.details_ = {**self.result_.details, **exemplars, **seeds, "mode": "fitted", "refit_reason": reason,
                          "memory": memory, "topics": {"continued": continued, **changes}}
         events = pd.DataFrame(matching.events, columns=["topic_id", "event", "other_topic_id", "size"])

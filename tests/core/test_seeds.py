@@ -30,8 +30,9 @@ def unit(*axes: int, dim: int = 8) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
-def seeds_at(named: dict[str, list[int]], threshold: float = 0.8):
-    """Seeds whose one example lies on an axis (or between axes)."""
+def seeds_at(named: dict[str, list[int]], threshold: float = 1.5):
+    """Seeds whose one example lies on an axis (or between axes); a sentence joins one `threshold` standard
+    deviations above the corpus's mean similarity to its example."""
     pairs = pd.DataFrame({"name": list(named), "example": [f"an example of {n}" for n in named]})
     return seeds_from(pairs, np.stack([unit(*axes) for axes in named.values()]), threshold)
 
@@ -55,10 +56,16 @@ def test_seed_rows_name_alone_for_every_algorithm_or_one():
     assert seed_examples(rows, "louvain")["name"].tolist() == ["login", "refunds"]
 
 
-def test_a_sentence_joins_the_seed_of_its_most_similar_example_above_the_threshold():
-    seeds = seeds_at({"a": [0], "b": [1]})
-    x = np.stack([unit(0), unit(1), unit(2), unit(0, 1, 2)])
-    assert seeds.nearest(x).tolist() == [0, 1, -1, -1]
+def test_a_sentence_joins_the_seed_it_stands_out_for_in_its_corpus():
+    x, axis = blobs([30, 30, 30, 30])
+    seeds = seeds_at({"a": [0], "b": [1]}).calibrated(x)
+    assert (seeds.nearest(x) == np.where(axis < 2, axis, -1)).all()
+    assert seeds.nearest(np.stack([unit(0, 1, 2)])).tolist() == [-1]  # a little like both: neither
+    # in a corpus where most sentences lean towards the first axis (cosine 0.71), leaning towards it sets none apart
+    alike = np.vstack([x, np.tile(unit(0, 2), (200, 1)), np.tile(unit(0, 3), (200, 1))])
+    assert (seeds_at({"a": [0]}, threshold=0.5).calibrated(alike).nearest(alike)[120:] == -1).all()
+    with pytest.raises(ValueError, match="calibrated"):
+        seeds_at({"a": [0]}).nearest(x)
     twins = seeds_at({"a": [0], "also a": [0], "b": [1]})
     assert [(p["seed"], p["other_seed"]) for p in twins.near_identical()] == [("a", "also a")]
 
@@ -92,9 +99,10 @@ def test_new_sentences_join_a_seeds_topic_or_the_nearest_found_topic():
     x, axis = blobs([50, 50, 50])
     ids = np.arange(len(x))
     seeds = seeds_at({"second axis": [1]})
-    _, fitted = refit(x, ids, seeds, REGISTRY, LINEAGE, k=2)
+    model, fitted = refit(x, ids, seeds, REGISTRY, LINEAGE, k=2)
     active, centres = active_topics(fitted.topics, x.shape[1])
     new = np.stack([unit(1), unit(0), unit(6)])
+    seeds = seeds.with_calibration(model.details_["seed_calibration"])  # the fit's, as an incremental run reads it
     outcome = assign_new(RefitPolicy(), {"fitted_sentences": 150, "added": 0, "removed": 0, "unassigned": 0},
                          active, centres, active["radius"].to_numpy(), np.array([1000, 1001, 1002]), new, 0, seeds)
     by_axis = pd.Series(fitted.topic_ids).groupby(axis).first()
