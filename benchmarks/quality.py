@@ -124,7 +124,7 @@ def cluster(x: np.ndarray, name: str, params: object, before: np.ndarray | None 
         neighbours = Neighbours(*search(index, rows, x, model.params.n_neighbors))
     model.fit(rows, sample, x[sample], neighbours, before, last, BENCH_MODEL_KEY, seeds)
     model.extend(lambda: [(rows, x)], lambda wanted: x[wanted])
-    return model.labels_, model.result_.details
+    return model.labels_, {**model.result_.details, **({"seed_cluster": model.seed_cluster} if seeds else {})}
 
 
 def installed(module: str) -> bool:

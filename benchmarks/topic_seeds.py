@@ -6,10 +6,10 @@ against the same clustering without seeds, the oracle-k KMeans reference and BER
     python benchmarks/topic_seeds.py [--datasets atis ...] [--algorithms louvain agglomerative] [--threshold 0.5]
     python benchmarks/topic_seeds.py --sweep 3 3.5 4 4.5 5   # the seeds alone, no clustering
 
-Prints per dataset, algorithm and seeding: NMI, NMI / unseeded, the share of sentences in seeded topics and their
-precision (the share whose label is their seed's). BERTopic runs when installed (`make bench` installs it into
-.venv-bench: run this there). `--sweep` prints, per threshold, the share and precision of the seeded sentences
-for (a) and (c): what the default threshold is chosen from.
+Prints per dataset, algorithm and seeding: NMI, NMI / unseeded, the share of sentences in seeded topics (those
+close to a seed and the clusters a seed took in) and their precision (the share whose label is their seed's). BERTopic runs when installed (`make bench` installs it into
+.venv-bench: run this there). `--sweep` prints, per threshold, the share and precision of the sentences close to a
+seed (no clustering) for each seeding.
 """
 
 from __future__ import annotations
@@ -110,8 +110,10 @@ def main() -> None:
                 seeds = seeds_from(pairs[["name", "example"]], embedder.encode(pairs["example"].tolist()),
                                    args.threshold).calibrated(x)
                 labels = pairs.drop_duplicates("name").set_index("name").loc[list(seeds.names), "label"].to_numpy()
-                nmi = normalized_mutual_info_score(truth, cluster(x, algorithm, None, seeds=seeds)[0])
-                share, precision = seeded_share(seeds.nearest(x), truth, labels)
+                found, details = cluster(x, algorithm, None, seeds=seeds)
+                nmi = normalized_mutual_info_score(truth, found)
+                seed_of = np.where(found >= details["seed_cluster"], found - details["seed_cluster"], -1)
+                share, precision = seeded_share(seed_of, truth, labels)
                 key = seeding.split(":")[0]
                 row.update({f"{key} NMI": nmi, f"{key} / unseeded": nmi / plain, f"{key} seeded": share,
                             f"{key} precision": precision})

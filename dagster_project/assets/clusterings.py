@@ -44,7 +44,7 @@ def seeds_metadata(seeds: Seeds | None, model: TopicModel, topics: pd.DataFrame)
         return {}
     sizes = pd.Series(model.labels_).value_counts()
     report = seed_report(seeds, {name: sizes.get(c, 0) for c, name in model.seed_names().items()},
-                         topics.dropna(subset=["seed"]).set_index("seed")["topic_id"].to_dict())
+                         topics.dropna(subset=["seed"]).set_index("seed")["topic_id"].to_dict(), model.claims)
     return {"seeds": dg.MetadataValue.md(report["table"].to_markdown(index=False)),
             "seeds_matching_no_sentence": dg.MetadataValue.json(report["unmatched"]),
             "seeds_near_identical": dg.MetadataValue.json(report["near_identical"])}

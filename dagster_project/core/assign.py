@@ -81,14 +81,16 @@ def stratified_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray
 def label_streamed(chunks: Iterable[tuple[np.ndarray, np.ndarray]], labels: np.ndarray, centres: np.ndarray,
                    centre_ids: np.ndarray, radii: np.ndarray | None = None,
                    adjust: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   clusters: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Every row's label and the vector sum of every cluster (ids 0..max), in one pass over the embedding rows,
     a chunk (row positions, their vectors) at a time in any order: a row labelled UNFITTED takes the id of the
     most similar of `centres` (unit rows; -1 when farther than that centre's cosine `radius`, with `radii`);
-    every other row keeps its label; then `adjust(positions, vectors, labels)` may change a chunk's labels.
+    every other row keeps its label; then `adjust(positions, vectors, labels)` may change a chunk's labels (to
+    ids below `clusters` when above the others).
     `centres` give the dimension even when there are none (0 x d)."""
     labels = np.array(labels, dtype=np.int64)
-    sums = np.zeros((max(int(labels.max(initial=-1)), int(centre_ids.max(initial=-1))) + 1, centres.shape[1]))
+    sums = np.zeros((max(int(labels.max(initial=-1)) + 1, int(centre_ids.max(initial=-1)) + 1, clusters),
+                     centres.shape[1]))
     seen = np.zeros(len(labels), dtype=bool)
     for positions, chunk in chunks:
         seen[positions] = True

@@ -290,15 +290,6 @@ def as_neighbours(ids: np.ndarray, rows: pd.DataFrame, k: int) -> Neighbours:
     return Neighbours(indices, similarities)
 
 
-def neighbours_among(neighbours: Neighbours, rows: np.ndarray) -> Neighbours:
-    """The lists of the rows `rows` (sorted positions) among themselves, as positions in `rows`: a neighbour
-    outside them becomes -1."""
-    position = np.full(len(neighbours.indices) + 1, -1, dtype=np.int64)  # the last entry answers -1
-    position[rows] = np.arange(len(rows))
-    indices = position[neighbours.indices[rows]]
-    return Neighbours(indices, np.where(indices >= 0, neighbours.similarities[rows], np.nan).astype(np.float32))
-
-
 def complete_neighbours(ids: np.ndarray, rows_of: Callable[[int], pd.DataFrame], k: int) -> Neighbours | None:
     """The stored neighbour lists (`rows_of(k)`: `sentence_neighbors` rows, at most k per sentence) of the sentences
     `ids` as row positions, when every one of them has its min(k, sentences - 1) neighbours; else None."""

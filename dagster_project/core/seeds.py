@@ -1,7 +1,8 @@
 """Topics people expect (`topic_seeds`): a name, or a few example sentences, per topic. A sentence belongs to the
 seed of the example it stands out most for, when it stands out enough: its cosine similarity to the example is
-`threshold` standard deviations or more above the corpus's mean similarity to that example, and at least
-MIN_COSINE. The others are clustered.
+`threshold` spreads or more above the corpus's typical similarity to that example (`Seeds.calibrated`), and at least
+MIN_COSINE. The others are clustered, and a cluster whose centre stands out so for a seed joins that seed's topic
+(the sentences of a topic are often less alike than their centre is to its name).
 
 Standardized rather than plain cosine: how similar unrelated sentences are depends on the corpus (one bank's support
 questions all resemble each other, news from four desks do not) and on the example (a two-word name is less similar
@@ -21,8 +22,9 @@ import pandas as pd
 
 from .assign import ASSIGN_CHUNK
 
-SEED_THRESHOLD = 4.0  # standard deviations above the mean similarity to an example (docs/benchmarks.md)
+SEED_THRESHOLD = 6.0  # spreads above the typical similarity to an example (docs/benchmarks.md)
 MIN_COSINE = 0.3  # and at least this cosine: a seed that nothing resembles takes no sentence
+CALIBRATION_ROWS = 20_000  # sentences the background similarity to the examples is measured on, at most
 NEAR_IDENTICAL = 0.95  # seeds whose example centres are this similar are reported: their topics compete
 
 
@@ -35,24 +37,24 @@ class Seeds:
     owner: np.ndarray  # index into `names` of each example
     threshold: float
     key: str  # identifies the names, examples and threshold: a fit made with other seeds is fitted again
-    mean: np.ndarray | None = None  # the corpus's mean cosine similarity to each example (None: not calibrated)
-    std: np.ndarray | None = None  # and its standard deviation
+    mean: np.ndarray | None = None  # the corpus's typical cosine similarity to each example (None: not calibrated)
+    std: np.ndarray | None = None  # and its spread
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def calibrated(self, vectors: np.ndarray, chunk: int = ASSIGN_CHUNK) -> Seeds:
-        """These seeds with the mean and spread of the similarity of `vectors` (the corpus, or a sample of it) to
-        each example."""
-        total, squares = np.zeros(len(self.examples)), np.zeros(len(self.examples))
-        for start in range(0, len(vectors), chunk):
-            scores = np.asarray(vectors[start:start + chunk], np.float32) @ self.examples.T
-            total += scores.sum(axis=0, dtype=np.float64)
-            squares += np.square(scores, dtype=np.float64).sum(axis=0)
-        n = max(len(vectors), 1)
-        mean = total / n
-        std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
-        return dataclasses.replace(self, mean=mean, std=np.maximum(std, 1e-6))
+    def calibrated(self, vectors: np.ndarray, rows: int = CALIBRATION_ROWS) -> Seeds:
+        """These seeds with the typical similarity of `vectors` (the corpus, or a sample of it; at most `rows` of
+        them, drawn seeded) to each example: its median and its spread (1.4826 x the median absolute deviation, the
+        standard deviation of a normal background). Robust, so that a seed's own topic, however large, does not
+        raise its background: the mean and standard deviation would (a topic of a third of the corpus, perfectly
+        apart, sits only 1.4 standard deviations above the mean)."""
+        if len(vectors) > rows:
+            vectors = vectors[np.sort(np.random.default_rng(0).choice(len(vectors), rows, replace=False))]
+        scores = np.asarray(vectors, np.float32) @ self.examples.T
+        median = np.median(scores, axis=0)
+        spread = 1.4826 * np.median(np.abs(scores - median), axis=0)
+        return dataclasses.replace(self, mean=median.astype(np.float64), std=np.maximum(spread, 1e-6))
 
     def calibration(self) -> dict:
         """The calibration as plain lists (kept with a fit: the runs that assign new sentences use it)."""
@@ -112,11 +114,12 @@ def seeds_from(pairs: pd.DataFrame, vectors: np.ndarray, threshold: float = SEED
     return Seeds(names, np.asarray(vectors, np.float32), owner, float(threshold), key)
 
 
-def seed_report(seeds: Seeds, sizes: dict[str, int], topic_ids: dict[str, int]) -> dict:
-    """What a run says of its seeds: each seed's topic and sentences, the names that matched none, and seeds too
-    alike to tell apart."""
+def seed_report(seeds: Seeds, sizes: dict[str, int], topic_ids: dict[str, int], claims: dict[int, int]) -> dict:
+    """What a run says of its seeds: each seed's topic, sentences, examples and the fitted clusters it took in
+    (`claims`: cluster -> seed index), the names that matched none, and seeds too alike to tell apart."""
     table = pd.DataFrame({"seed": seeds.names, "topic_id": [topic_ids.get(n) for n in seeds.names],
                           "sentences": [int(sizes.get(n, 0)) for n in seeds.names],
-                          "examples": np.bincount(seeds.owner, minlength=len(seeds)).tolist()})
+                          "examples": np.bincount(seeds.owner, minlength=len(seeds)).tolist(),
+                          "clusters_joined": np.bincount(list(claims.values()), minlength=len(seeds)).tolist()})
     return {"table": table, "unmatched": [n for n in seeds.names if not sizes.get(n)],
             "near_identical": seeds.near_identical()}

@@ -17,8 +17,8 @@ import pandas as pd
 
 from .assign import UNFITTED, assign_to_topics, centroids, label_streamed, stratified_rows
 from .clock import utc_now
-from .clustering import Algorithm, ClusteringResult, PreviousFit, sample_rows
-from .neighbors import Neighbours, neighbours_among
+from .clustering import Algorithm, PreviousFit, sample_rows
+from .neighbors import Neighbours
 from .seeds import Seeds
 from .topic_memory import (
     SPREAD_QUANTILE,
@@ -82,8 +82,8 @@ class TopicModel:
     pass over the vectors and measures the topics' shapes; `match` names the clusters by the previous topics' ids.
     After them: `labels_` (every row's cluster, -1 noise), `shapes_`, `result_`, `details_`.
 
-    With `seeds`, a row close enough to a seed (`Seeds.nearest`) is in that seed's cluster (`seed_cluster` + the
-    seed's index), the algorithm fits the other rows, and `match` names a seed's cluster by its seed's topic."""
+    With `seeds`, a fitted cluster whose centre stands out for a seed, and every row that does (`Seeds.nearest`),
+    join that seed's cluster (`seed_cluster` + the seed's index); `match` names it by its seed's topic."""
 
     algorithm: Algorithm
     params: Any
@@ -102,41 +102,28 @@ class TopicModel:
             before: np.ndarray | None = None, last: dict | None = None, model_key: str = "",
             seeds: Seeds | None = None) -> TopicModel:
         """Run the algorithm on the rows `sample` (their `vectors`), or on every row from `neighbours` (stored
-        lists of every row) when given for a sampled corpus without seeds; start from the last fit where the
-        algorithm can (`before`: every row's previous topic, `last`: the last run); the rows close to a seed go to
-        its cluster instead. Raises what the algorithm raises."""
+        lists of every row) when given for a sampled corpus; start from the last fit where the algorithm can
+        (`before`: every row's previous topic, `last`: the last run); note the clusters `seeds` claim. Raises what
+        the algorithm raises."""
         seeds = seeds.calibrated(vectors) if seeds is not None else None
         self.ids, self.sample, self.vectors, self.before, self.seeds = ids, sample, vectors, before, seeds
         n = len(ids)
-        self.started = time.perf_counter()
-        seed_of = seeds.nearest(vectors) if seeds is not None else np.full(len(sample), -1, dtype=np.int64)
-        free = np.flatnonzero(seed_of < 0)
-        self.on_graph = neighbours is not None and len(sample) < n and seeds is None
+        self.on_graph = neighbours is not None and len(sample) < n
         self.fit_rows = np.arange(n) if self.on_graph else sample
-        fit_vectors = vectors if len(free) == len(sample) else vectors[free]
         extra: dict[str, Any] = {}
         if self.algorithm.follows_previous and before is not None:
-            rows = self.fit_rows if len(free) == len(sample) else sample[free]
-            start = previous_fit(last, self.params, model_key, ids[rows], before[rows],
-                                 topic_means(fit_vectors, before[sample[free]]))
+            start = previous_fit(last, self.params, model_key, ids[self.fit_rows], before[self.fit_rows],
+                                 topic_means(vectors, before[sample]))
             extra = {"previous": start} if start is not None else {}
         if self.algorithm.uses_neighbours:
-            every_row = neighbours is not None and len(sample) == n
-            extra["neighbours"] = (neighbours if self.on_graph or (every_row and len(free) == n) else
-                                   neighbours_among(neighbours, free) if every_row else None)
-        if len(free):
-            result = self.algorithm.fit(None if self.on_graph else fit_vectors, self.params, self.device, **extra)
-        else:  # every sentence is close to a seed: nothing left to cluster
-            result = ClusteringResult(np.zeros(0, dtype=np.int64), {"note": "every sentence is in a seeded topic"})
-        self.seed_cluster = int(result.labels.max(initial=-1)) + 1
-        if not self.on_graph and len(free) < len(sample):
-            labels = np.where(seed_of >= 0, self.seed_cluster + seed_of, -1)
-            labels[free] = result.labels
-            exemplars = None if result.exemplars is None else free[result.exemplars]
-            result = dataclasses.replace(result, labels=labels, exemplars=exemplars)
+            extra["neighbours"] = neighbours
+        self.started = time.perf_counter()
+        result = self.algorithm.fit(None if self.on_graph else vectors, self.params, self.device, **extra)
         self.labels_ = np.full(n, UNFITTED, dtype=np.int64)
         self.labels_[self.fit_rows] = result.labels
         self.result_ = result
+        self.seed_cluster = int(result.labels.max(initial=-1)) + 1  # seed s: cluster seed_cluster + s
+        self.claims = self.claimed_clusters(vectors, self.labels_[sample])
         return self
 
     def extend(self, chunks: Chunks, vectors_of: VectorsOf) -> TopicModel:
@@ -150,11 +137,16 @@ class TopicModel:
         spread = (SPREAD_QUANTILE, None) if noisy_fit else (1.0, CORPUS_SPREAD)
         keeper, seeded = self.line_keeper(), self.seed_cluster
 
+        claimed = pd.Series({c: seeded + s for c, s in self.claims.items()}, dtype=np.int64)
+
         def adjust(labels: np.ndarray, before: np.ndarray, x: np.ndarray) -> np.ndarray:
-            """Border rows kept on their line; rows close to a seed in its cluster."""
+            """Border rows kept on their line; the clusters a seed claimed and the rows close to a seed in the
+            seed's cluster."""
             free = labels < seeded
             if keeper is not None and free.any():
                 labels[free] = keeper.apply(labels[free], before[free], x[free])
+            if len(claimed):
+                labels = pd.Series(labels).map(claimed).fillna(pd.Series(labels)).to_numpy(np.int64)
             if self.seeds is not None:
                 seed_of = self.seeds.nearest(x)
                 labels = np.where(seed_of >= 0, seeded + seed_of, labels)
@@ -169,7 +161,8 @@ class TopicModel:
             fitted = keeper.shapes if keeper is not None else topic_shapes(self.vectors[free], seen[free])
             self.labels_, sums = label_streamed(chunks(), self.labels_, fitted.centres, fitted.cluster_ids,
                                                 fitted.radii if (seen == -1).any() else None,
-                                                lambda rows, x, labels: adjust(labels, self.before_of(rows), x))
+                                                lambda rows, x, labels: adjust(labels, self.before_of(rows), x),
+                                                seeded + len(self.seeds or ()))
             rows = stratified_rows(self.labels_, len(self.sample))
             self.shapes_ = shapes_from_sums(sums, self.labels_, vectors_of(rows), self.labels_[rows], *spread)
         result, fit_rows = self.result_, self.fit_rows
@@ -177,6 +170,14 @@ class TopicModel:
                                            exemplars=None if result.exemplars is None else fit_rows[result.exemplars])
         self.seconds = time.perf_counter() - self.started  # the fit and the pass that labels every row
         return self
+
+    def claimed_clusters(self, vectors: np.ndarray, labels: np.ndarray) -> dict[int, int]:
+        """The fitted clusters (of `vectors`, `labels`) that join a seed's topic: those whose centre stands out
+        for one of its examples as a sentence must to join it (`Seeds.nearest`). Cluster -> seed index."""
+        if self.seeds is None or not (labels >= 0).any():
+            return {}
+        found, centres = centroids(vectors, labels)
+        return {int(c): int(s) for c, s in zip(found, self.seeds.nearest(centres)) if s >= 0}
 
     def before_of(self, rows: np.ndarray) -> np.ndarray | None:
         return None if self.before is None else self.before[rows]
@@ -404,16 +405,12 @@ class Assignment:
 def assign_new(policy: RefitPolicy, memory: dict, active: pd.DataFrame, centres: np.ndarray, radii: np.ndarray,
                sentence_ids: np.ndarray, vectors: np.ndarray, removed: int, seeds: Seeds | None = None) -> Assignment:
     """Assign the new sentences (`sentence_ids`, `vectors`) to their seed's topic when close to a seed, else to
-    the nearest active topic found by the algorithm (or -1 beyond its spread), and count them into the `memory`
-    of the last fit; `removed`: assigned sentences gone since the last run."""
-    seed_of_topic = seed_column(active)
-    found = seed_of_topic.isna().to_numpy()
-    index = np.full(len(sentence_ids), -1, dtype=np.int64)
-    if len(sentence_ids) and found.any():
-        nearest = assign_to_topics(vectors, centres[found], radii[found])
-        index = np.where(nearest >= 0, np.flatnonzero(found)[np.maximum(nearest, 0)], -1)
+    the nearest active topic (or -1 beyond its spread), and count them into the `memory` of the last fit;
+    `removed`: assigned sentences gone since the last run."""
+    index = assign_to_topics(vectors, centres, radii) if len(sentence_ids) else np.zeros(0, int)
     if seeds is not None and len(sentence_ids):
-        row_of_seed = pd.Series(np.flatnonzero(~found), index=seed_of_topic[~found].to_numpy())
+        seed_of_topic = seed_column(active)
+        row_of_seed = pd.Series(np.flatnonzero(seed_of_topic.notna()), index=seed_of_topic.dropna().to_numpy())
         seed_rows = row_of_seed.reindex(list(seeds.names)).fillna(-1).to_numpy(np.int64)
         seed_of = seeds.nearest(vectors)
         index = np.where((seed_of >= 0) & (seed_rows[np.maximum(seed_of, 0)] >= 0),
