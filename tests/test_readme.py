@@ -72,12 +72,14 @@ def test_every_sql_query_of_the_readme_returns_rows(own_data):
     work, _, _ = own_data
     [sql] = blocks("sql")
     statements = [s.strip() for s in sql.split(";") if s.strip()]
-    assert len(statements) == 10
-    with duckdb.connect(str(work / "data/mine.duckdb")) as conn:  # one of them names a topic
+    assert len(statements) == 11
+    with duckdb.connect(str(work / "data/mine.duckdb")) as conn:  # one of them names a topic, one seeds two
         for statement in statements:
             assert conn.execute(statement).fetchall(), statement
         assert conn.execute("SELECT algorithm, topic_id, label FROM topic_curation").fetchall() == [
             ("kmeans", 0, "bread and baking")]
+        assert conn.execute("SELECT name, example IS NULL FROM topic_seeds ORDER BY name").fetchall() == [
+            ("baking", False), ("football", True)]
 
 
 def test_python_snippet_of_the_readme_runs(own_data):
