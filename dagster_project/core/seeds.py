@@ -22,7 +22,7 @@ import pandas as pd
 
 from .assign import ASSIGN_CHUNK
 
-SEED_THRESHOLD = 6.0  # spreads above the typical similarity to an example (docs/benchmarks.md)
+SEED_THRESHOLD = 8.0  # spreads above the typical similarity to an example (docs/benchmarks.md)
 MIN_COSINE = 0.3  # and at least this cosine: a seed that nothing resembles takes no sentence
 CALIBRATION_ROWS = 20_000  # sentences the background similarity to the examples is measured on, at most
 NEAR_IDENTICAL = 0.95  # seeds whose example centres are this similar are reported: their topics compete

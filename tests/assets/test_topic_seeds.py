@@ -17,7 +17,7 @@ ALGORITHMS = ["kmeans", "louvain"]
 SELECTION = ["sentences", "sentence_embeddings", "sentence_map",
              *(f"{a}_{s}" for a in ALGORITHMS for s in ("clusters", "topics"))]
 # 160 sentences of eight unrelated topics: a topic's sentences are far less alike than in a real corpus, so its
-# cluster's centre stands out 5.7 spreads for the seed's examples, under the default 6
+# cluster's centre stands out 5.7 spreads for the seed's examples, under the default 8
 CONFIG = {"ops": {"kmeans_clusters": {"config": {"n_clusters": 8, "seed_threshold": 4.0}},
                   "louvain_clusters": {"config": {"seed_threshold": 4.0}}}}
 
