@@ -3,13 +3,13 @@
 against the same clustering without seeds, the oracle-k KMeans reference and BERTopic's zero-shot topic modelling
 (`zeroshot_topic_list` with the same names, same embeddings, its default `zeroshot_min_similarity`), in one run.
 
-    python benchmarks/topic_seeds.py [--datasets atis ...] [--algorithms louvain agglomerative] [--threshold 0.5]
-    python benchmarks/topic_seeds.py --sweep 3 3.5 4 4.5 5   # the seeds alone, no clustering
+    python benchmarks/topic_seeds.py [--datasets atis ...] [--algorithms louvain agglomerative] [--threshold 8]
+    python benchmarks/topic_seeds.py --sweep 3 4 5 6 8   # the seeds alone, no clustering
 
 Prints per dataset, algorithm and seeding: NMI, NMI / unseeded, the share of sentences in seeded topics (those
-close to a seed and the clusters a seed took in) and their precision (the share whose label is their seed's). BERTopic runs when installed (`make bench` installs it into
-.venv-bench: run this there). `--sweep` prints, per threshold, the share and precision of the sentences close to a
-seed (no clustering) for each seeding.
+close to a seed and the clusters a seed took in) and their precision (the share whose label is their seed's).
+BERTopic runs when installed (`make bench` installs it into .venv-bench: run this there). `--sweep` prints, per
+threshold, the share and precision of the sentences close to a seed (no clustering) for each seeding.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ def summarize(name: str, config: TopicConfig, warehouse: DuckDBWarehouse,
                                                            "diversity", "label_method"}))
     hierarchy = topic_hierarchy(embeddings, labels[rows], pd.Series(labels).value_counts().to_dict())
     warehouse.replace_algorithm_rows(name, {"topic_summaries": summary, "topic_hierarchy": hierarchy})
+    warehouse.add_empty_topics(name)
     points = warehouse.query("SELECT x, y FROM sentence_map ORDER BY sentence_id")[["x", "y"]].to_numpy()
     return labels, hierarchy, points if len(points) == len(labels) else None
 

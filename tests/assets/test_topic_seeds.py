@@ -53,7 +53,7 @@ def test_seeded_topics_through_runs(tmp_path, embedder):
     first = run(folder, resources)
     assert first.success
 
-    topics = sql(db, "SELECT algorithm, topic_id, label, seeded, size FROM topic_summaries WHERE seeded "
+    topics = sql(db, "SELECT algorithm, topic_id, label, seeded, size FROM topic_summaries WHERE seeded AND size > 0 "
                      "ORDER BY algorithm, label")
     assert topics[["algorithm", "label"]].values.tolist() == [["kmeans", "Kitchen"], ["louvain", "Kitchen"],
                                                               ["louvain", "Louvain only"]]
@@ -70,6 +70,8 @@ def test_seeded_topics_through_runs(tmp_path, embedder):
         assert "Kitchen" in notes["seeds"]
     empty = sql(db, "SELECT algorithm, size, status FROM topics WHERE seed = 'Maritime insurance law' ORDER BY 1")
     assert empty.values.tolist() == [["kmeans", 0, "active"], ["louvain", 0, "active"]]  # its topic, empty
+    assert sql(db, "SELECT size, seeded FROM topic_summaries WHERE label = 'Maritime insurance law'").values.tolist() \
+        == [[0, True], [0, True]]
     seeded_events = sql(db, "SELECT algorithm, count(*) AS n FROM topic_events WHERE event = 'seeded' GROUP BY 1 "
                             "ORDER BY 1")
     assert seeded_events["n"].tolist() == [2, 3]

@@ -174,6 +174,17 @@ class TopicStore:
                                          WHERE algorithm = ? AND topic_id >= 0) AS same""",
             [algorithm, algorithm])["same"].iloc[0])
 
+    def add_empty_topics(self, algorithm: str) -> None:
+        """A `topic_summaries` row (size 0, the seed's name as its keyword label) for each active topic of
+        `algorithm` that holds no sentence: a seed's topic that no sentence is close to yet."""
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO topic_summaries (algorithm, cluster_id, topic_id, size, share, label, keyword_label,
+                                                keywords, representative_sentences)
+                   SELECT algorithm, cluster_id, topic_id, 0, 0.0, coalesce(seed, ''), coalesce(seed, ''), [], []
+                   FROM topics WHERE algorithm = ? AND status = 'active' AND topic_id NOT IN
+                       (SELECT topic_id FROM topic_summaries WHERE algorithm = ?)""", [algorithm, algorithm])
+
     def refresh_topic_sizes(self, algorithm: str, noise_label: str) -> None:
         """Sizes and shares of `algorithm`'s topic summaries from its current assignments (keywords kept), with a
         noise row (labelled `noise_label`) when some sentences are in no topic."""
