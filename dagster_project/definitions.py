@@ -43,6 +43,9 @@ def build_resources(engine: str = "local") -> dict:
             batch_size=settings.EMBEDDING_BATCH_SIZE.resource_int(),
             export_dir=settings.EMBEDDING_EXPORT_DIR.resource_value(),
             pipeline=settings.EMBEDDING_PIPELINE.resource_value(),
+            static_model=settings.STATIC_MODEL.resource_value(),
+            static_cache_dir=settings.STATIC_CACHE_DIR.resource_value(),
+            static_dims=settings.STATIC_DIMS.resource_int(),
         ),
     }
 

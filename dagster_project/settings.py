@@ -53,7 +53,12 @@ SENTENCE_PARTITIONS = Setting("SENTENCE_PARTITIONS", "none", (
     ("none", "files", "folders"))
 EMBEDDING_MODEL = Setting("EMBEDDING_MODEL", "", "Model name or path; the bundled all-MiniLM-L6-v2 when unset.")
 EMBEDDING_DEVICE = Setting("EMBEDDING_DEVICE", "auto", "auto, cpu, cuda or mps.")
-EMBEDDING_BACKEND = Setting("EMBEDDING_BACKEND", "torch", "torch, onnx, onnx-int8 or openvino.")
+EMBEDDING_BACKEND = Setting("EMBEDDING_BACKEND", "torch", "torch, onnx, onnx-int8, openvino or static.")
+STATIC_MODEL = Setting("STATIC_MODEL", "", (
+    "EMBEDDING_BACKEND=static: a Model2Vec model (folder or hub name); unset: distilled once from EMBEDDING_MODEL."))
+STATIC_CACHE_DIR = Setting("STATIC_CACHE_DIR", "~/.cache/sentence-topics/static",
+                           "Where distilled static models are kept, shared by every warehouse on the machine.")
+STATIC_DIMS = Setting("STATIC_DIMS", "256", "PCA dimensions of a distilled static model.")
 EMBEDDING_BATCH_SIZE = Setting("EMBEDDING_BATCH_SIZE", "0", "Texts per forward pass; 0: chosen for the device.")
 EMBEDDING_EXPORT_DIR = Setting("EMBEDDING_EXPORT_DIR", "data/models", "Where exported CPU engines are kept.")
 EMBEDDING_PIPELINE = Setting("EMBEDDING_PIPELINE", "auto", "Tokenization overlapped with encoding: auto, on, off.")

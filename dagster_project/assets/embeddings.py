@@ -78,7 +78,7 @@ def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
     pending, cached = warehouse.pending_texts(model_key, source)
     loading = time.perf_counter()
     if len(pending):
-        embedder.prepare()  # model load (and a backend's one-time export): a fixed cost, reported apart
+        embedder.prepare(context.log.info)  # model load (and a backend's one-time export): reported apart
     load_seconds = time.perf_counter() - loading
     started = time.perf_counter()
     encoding_seconds = 0.0
@@ -100,6 +100,8 @@ def embed_missing(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
         "overlapped_tokenization": bool(new) and embedder.pipelined() is not None,
         "model_load_seconds": round(load_seconds, 3),
         "encode_sentences_per_second": round(new / encoding_seconds, 1) if new and encoding_seconds else 0.0,
+        **({"static_distillation_seconds": round(embedder.distill_seconds, 1)}
+           if embedder.distill_seconds is not None else {}),
     }
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from . import backends
-from .backends import BACKENDS, ExportedEncoder
+from .backends import ExportedEncoder
 from .pipelined import PipelinedEncoder, pipelinable
+from .static import DEFAULT_CACHE_DIR, StaticEncoder, distill_once, distilled_folder
 
-DEFAULT_BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 512}
+BACKENDS = ("torch", *backends.BACKENDS[1:], "static")
+
+DEFAULT_BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 512, "static": 1024}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PIPELINE_MODES = ("auto", "on", "off")
 
@@ -37,6 +40,15 @@ def folder_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def identity(source: str, revision: str = "") -> str:
+    """A model name and its revision, or a local folder's name and content fingerprint."""
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        name = "all-MiniLM-L6-v2" if source == bundled_model_path() else folder.name
+        return f"{name}@{folder_fingerprint(folder)}"
+    return f"{source}@{revision or 'main'}"
+
+
 class SentenceEmbedder(ConfigurableResource):
     """A sentence-transformers model on the best available device; vectors are L2-normalized float32."""
 
@@ -46,8 +58,16 @@ class SentenceEmbedder(ConfigurableResource):
     revision: str = Field(default="", description="Model revision (branch, tag or commit) for hub models.")
     backend: str = Field(
         default="torch",
-        description="torch; or a CPU engine exported once from the model: onnx, onnx-int8 (dynamic int8), openvino.",
+        description="torch; or a CPU engine exported once from the model: onnx, onnx-int8 (dynamic int8), openvino; "
+                    "or static: a Model2Vec table of token vectors (no forward pass; see static_model).",
     )
+    static_model: str = Field(
+        default="", description="backend static: a Model2Vec model (folder or hub name); empty: distilled once from "
+                                "`model` into static_cache_dir.")
+    static_cache_dir: str = Field(default=DEFAULT_CACHE_DIR,
+                                  description="Where distilled static models are kept, one per source model and "
+                                              "settings, shared by every warehouse on the machine.")
+    static_dims: int = Field(default=256, description="PCA dimensions of a distilled static model.")
     export_dir: str = Field(default="data/models", description="Where exported ONNX/OpenVINO models are kept.")
     pipeline: str = Field(
         default="auto",
@@ -58,6 +78,7 @@ class SentenceEmbedder(ConfigurableResource):
     _model: Any = PrivateAttr(default=None)
     _engine: Any = PrivateAttr(default=None)
     _pipelined: Any = PrivateAttr(default=None)
+    _distill_seconds: float | None = PrivateAttr(default=None)
 
     @property
     def model_name_or_path(self) -> str:
@@ -68,6 +89,8 @@ class SentenceEmbedder(ConfigurableResource):
             raise ValueError(f"EMBEDDING_DEVICE '{self.device}' is not one of {', '.join(DEVICES)}.")
         if self.backend not in BACKENDS:
             raise ValueError(f"EMBEDDING_BACKEND '{self.backend}' is not one of {', '.join(BACKENDS)}.")
+        if self.backend == "static":
+            return "cpu"
         if self.backend != "torch":
             if self.device not in ("auto", "cpu"):
                 raise ValueError(f"EMBEDDING_BACKEND={self.backend} runs on the CPU; use it with EMBEDDING_DEVICE "
@@ -86,6 +109,8 @@ class SentenceEmbedder(ConfigurableResource):
     @property
     def precision(self) -> str:
         device = self.resolved_device()  # validates device and backend
+        if self.backend == "static":
+            return "fp16"  # Model2Vec keeps its token vectors in float16
         if self.backend != "torch":
             return backends.precision(self.backend)
         return "fp16" if device == "cuda" else "fp32"
@@ -97,21 +122,22 @@ class SentenceEmbedder(ConfigurableResource):
 
     @property
     def effective_batch_size(self) -> int:
-        return self.batch_size or DEFAULT_BATCH_SIZE[self.resolved_device()]
+        device = self.resolved_device()
+        return self.batch_size or DEFAULT_BATCH_SIZE["static" if self.backend == "static" else device]
 
     @property
     def model_identity(self) -> str:
         """The model and its revision, or a local folder's name and content fingerprint."""
-        source = self.model_name_or_path
-        folder = Path(source).expanduser()
-        if folder.is_dir():
-            name = "all-MiniLM-L6-v2" if source == bundled_model_path() else folder.name
-            return f"{name}@{folder_fingerprint(folder)}"
-        return f"{source}@{self.revision or 'main'}"
+        return identity(self.model_name_or_path, self.revision)
 
     @property
     def model_key(self) -> str:
-        """Identifies the vectors: model, its revision or folder fingerprint, backend and precision."""
+        """Identifies the vectors: model, its revision or folder fingerprint, backend and precision; for static, the
+        Model2Vec model, or the source model and the distillation's settings."""
+        if self.backend == "static":
+            if self.static_model:
+                return f"{identity(self.static_model, self.revision)}|static"
+            return f"{self.model_identity}|static-pca{self.static_dims}"
         return f"{self.model_identity}|{self.backend.split('-')[0]}-{self.precision}"
 
     def load(self) -> Any:
@@ -127,23 +153,43 @@ class SentenceEmbedder(ConfigurableResource):
 
     @property
     def dimension(self) -> int:
+        if self.backend == "static":
+            return self.engine().dimension
         model = self.load()
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
 
-    def prepare(self) -> None:
-        """Load the model, and export and load the backend's engine, before the first encode."""
+    def prepare(self, log: Callable[[str], None] = print) -> None:
+        """Load the model, and export (or distill) and load the backend's engine, before the first encode."""
         if self.backend == "torch":
             self.load()
         else:
-            self.engine()
+            self.engine(log)
 
-    def engine(self) -> ExportedEncoder:
-        """The exported ONNX/OpenVINO engine, exported into export_dir on first use."""
-        if self._engine is None:
+    @property
+    def distill_seconds(self) -> float | None:
+        """Seconds this embedder spent distilling its static model; None when it was distilled before."""
+        return self._distill_seconds
+
+    def engine(self, log: Callable[[str], None] = print) -> ExportedEncoder | StaticEncoder:
+        """The exported ONNX/OpenVINO engine, exported into export_dir on first use; or the static model,
+        distilled into static_cache_dir on first use."""
+        if self._engine is None and self.backend == "static":
+            source = self.static_model
+            if not source:
+                folder = distilled_folder(self.static_cache_dir, self.model_identity, self.static_dims)
+                self._distill_seconds = distill_once(self.model_name_or_path, folder, self.static_dims,
+                                                     self.torch_device(), log)
+                source = str(folder)
+            self._engine = StaticEncoder(source)
+        elif self._engine is None:
             folder = Path(self.export_dir) / self.model_identity.replace("/", "--")
             self._engine = ExportedEncoder(self.load(), folder, self.backend)
         return self._engine
+
+    def torch_device(self) -> str:
+        """The device torch would run the model on with this embedder's device setting."""
+        return SentenceEmbedder(device=self.device).resolved_device()
 
     def pipelined(self) -> PipelinedEncoder | None:
         """The overlapped encoder when the pipeline setting and the model call for it, else None."""

@@ -41,7 +41,7 @@ class EmbeddingWorker:
 
     def __init__(self, settings: dict) -> None:
         self.embedder = SentenceEmbedder(**settings)
-        self.embedder.load()
+        self.embedder.prepare()
 
     def ready(self) -> bool:
         return True
