@@ -1,7 +1,9 @@
-"""The scheduled refresh at scale, after embedding: what `refresh_everything` (the daily schedule's job) does, as
-`make run` runs it (every step in its own process, in parallel), on N sentences whose embeddings are cached.
+"""The scheduled refresh at scale: what `refresh_everything` (the daily schedule's job) does, as `make run` runs it
+(every step in its own process, in parallel), on N sentences whose embeddings are cached, or (`--embed BACKEND`)
+from raw text, the embedding step included.
 
     python benchmarks/refresh.py [--sentences 1000000] [--then 10000] [--keep data/bench_refresh] [--select ...]
+                                 [--embed static]
 
 Sentences: the labelled datasets' sentences, then numbered variants of them (as `benchmarks/embeddings.py
 --million` writes them), in one CSV file. Their vectors are put in the warehouse's embedding cache beforehand, so
@@ -12,7 +14,9 @@ and the refresh runs again, as the next day's would. Prints, per run, seconds pe
 events) with each step's peak RSS, the run's wall seconds, and the peak RSS of its largest process and of all
 its processes together, sampled every half second. `--select`: other assets than the schedule's (a Dagster
 selection, with their upstream: `+key:louvain_clusters`); `--then 0`: no second run; `--resume`: on the
-warehouse the last run left rather than a fresh copy of the prepared one.
+warehouse the last run left rather than a fresh copy of the prepared one. `--embed BACKEND`: nothing is cached
+beforehand; the job embeds every sentence (each variant is embedded as the text it is) with EMBEDDING_BACKEND set
+to BACKEND (`torch`, `onnx-int8`, `static`, ...), and the second run embeds the new sentences.
 """
 
 from __future__ import annotations
@@ -61,13 +65,19 @@ def base_vectors(path: Path, base_texts: list[str], embedder: SentenceEmbedder) 
     return vectors
 
 
-def prepare(work: Path, total: int, then: int, embedder: SentenceEmbedder) -> tuple[Path, Path, list[str]]:
+def prepare(work: Path, total: int, then: int, embedder: SentenceEmbedder | None) -> tuple[Path, Path, list[str]]:
     """The corpus folder (the first `total` sentences), a warehouse whose embedding cache already holds every
-    sentence's vector, and the `then` sentences that arrive next."""
+    sentence's vector (`embedder`'s), or nothing when `embedder` is None, and the `then` sentences that arrive
+    next."""
     corpus, db = work / "corpus", work / "warehouse.duckdb"
     base_texts = scale_corpus().drop_duplicates("text")["text"].tolist()
     texts = million_texts(total + then)
     if db.exists():
+        return corpus, db, texts[total:]
+    if embedder is None:
+        corpus.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"text": texts[:total]}).to_csv(corpus / "sentences.csv", index=False)
+        DuckDBWarehouse(database=str(db)).query("SELECT 1")  # the schema, nothing cached
         return corpus, db, texts[total:]
     base = base_vectors(work.parent / "base_vectors.npy", base_texts, embedder)
     vectors = vectors_for(texts, base_texts, base)
@@ -132,13 +142,13 @@ def step_memory(steps: pd.DataFrame, processes: pd.DataFrame, every: float = 0.5
     return steps["step"].map(peaks)
 
 
-def refresh(corpus: Path, db: Path, home: Path,
-            selection: str = SELECTION) -> tuple[float, tuple[pd.DataFrame, float], pd.DataFrame]:
+def refresh(corpus: Path, db: Path, home: Path, selection: str = SELECTION,
+            backend: str = "torch") -> tuple[float, tuple[pd.DataFrame, float], pd.DataFrame]:
     """One run of the schedule's assets (or `selection`), in a child process: (wall seconds, its memory as
     `watch_memory` saw it, seconds per step)."""
     home.mkdir()
     env = {**os.environ, "SENTENCES_PATH": str(corpus), "DUCKDB_PATH": str(db), "DAGSTER_HOME": str(home),
-           "EMBEDDING_DEVICE": "cpu"}
+           "EMBEDDING_DEVICE": "cpu", "EMBEDDING_BACKEND": backend}
     started = time.perf_counter()
     with subprocess.Popen([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dagster_project.definitions",
                            "--select", selection], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -163,12 +173,14 @@ def main() -> None:
                         help="folder of the corpus, warehouse and Dagster home (kept, reused if there)")
     parser.add_argument("--select", default=SELECTION, help="the assets to run (a Dagster asset selection)")
     parser.add_argument("--resume", action="store_true", help="run on the warehouse the last run left")
+    parser.add_argument("--embed", default=None, metavar="BACKEND",
+                        help="embed every sentence in the run with this EMBEDDING_BACKEND (nothing cached before)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    work = Path(args.keep) / str(args.sentences)
+    work = Path(args.keep) / (f"{args.sentences}-raw" if args.embed else str(args.sentences))
     work.mkdir(parents=True, exist_ok=True)
-    embedder = SentenceEmbedder(device="cpu")
-    corpus, prepared, arriving = prepare(work, args.sentences, args.then, embedder)
+    corpus, prepared, arriving = prepare(work, args.sentences, args.then,
+                                         None if args.embed else SentenceEmbedder(device="cpu"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     db = work / f"run-{stamp}.duckdb"  # every run of the benchmark starts from the prepared warehouse
     if args.resume:  # or from where its last run left it
@@ -176,13 +188,15 @@ def main() -> None:
     else:
         shutil.copy(prepared, db)
     (corpus / "arriving.csv").unlink(missing_ok=True)
-    print(f"# refresh after embedding: {args.sentences:,} sentences, then {args.then:,} more; "
+    what = f"from raw text, EMBEDDING_BACKEND={args.embed}" if args.embed else "after embedding"
+    print(f"# refresh {what}: {args.sentences:,} sentences, then {args.then:,} more; "
           f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {args.select}\n", flush=True)
     days = [f"{args.sentences:,} sentences", *([f"{args.then:,} arrive"] if args.then else [])]
     for day, label in enumerate(days):
         if day:
             pd.DataFrame({"text": arriving}).to_csv(corpus / "arriving.csv", index=False)
-        seconds, (processes, total), steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}", args.select)
+        seconds, (processes, total), steps = refresh(corpus, db, work / f"dagster-{stamp}-{day}", args.select,
+                                                     args.embed or "torch")
         steps["peak RSS GB"] = step_memory(steps, processes)
         print(f"## run {day + 1}: {label}\n")
         print(steps.drop(columns=["start", "end"]).round(2).to_markdown(index=False))
