@@ -14,7 +14,7 @@ from ..core.clustering import ALGORITHMS, Algorithm
 from ..core.neighbors import complete_neighbours
 from ..core.plots import selection_figures
 from ..core.report import cluster_sizes_markdown
-from ..core.seeds import Seeds, seed_examples, seed_report, seeds_from
+from ..core.seeds import Seeds, seed_examples, seed_names, seed_report, seeds_from
 from ..core.topic_memory import RefitPolicy, refit_reason
 from ..core.topic_model import TopicModel, active_topics, assign_new, exemplar_balls, failed_run, plain, run_row
 from ..resources import DuckDBWarehouse, SentenceEmbedder
@@ -42,8 +42,8 @@ def seeds_metadata(seeds: Seeds | None, model: TopicModel, topics: pd.DataFrame)
     too alike to tell apart."""
     if seeds is None:
         return {}
-    sizes = pd.Series(model.labels_).value_counts()
-    report = seed_report(seeds, {name: sizes.get(c, 0) for c, name in model.seed_names().items()},
+    sizes, names = pd.Series(model.labels_).value_counts(), seed_names(seeds, model.seed_cluster)
+    report = seed_report(seeds, {name: sizes.get(c, 0) for c, name in names.items()},
                          topics.dropna(subset=["seed"]).set_index("seed")["topic_id"].to_dict(), model.claims)
     return {"seeds": dg.MetadataValue.md(report["table"].to_markdown(index=False)),
             "seeds_matching_no_sentence": dg.MetadataValue.json(report["unmatched"]),

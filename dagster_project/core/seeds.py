@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .assign import ASSIGN_CHUNK
+from .topic_memory import TopicShapes
 
 SEED_THRESHOLD = 8.0  # spreads above the typical similarity to an example (docs/benchmarks.md)
 MIN_COSINE = 0.3  # and at least this cosine: a seed that nothing resembles takes no sentence
@@ -123,3 +124,43 @@ def seed_report(seeds: Seeds, sizes: dict[str, int], topic_ids: dict[str, int], 
                           "clusters_joined": np.bincount(list(claims.values()), minlength=len(seeds)).tolist()})
     return {"table": table, "unmatched": [n for n in seeds.names if not sizes.get(n)],
             "near_identical": seeds.near_identical()}
+
+
+def seed_names(seeds: Seeds | None, first_cluster: int) -> dict[int, str]:
+    """Cluster id -> the seed it holds (seed s is cluster `first_cluster` + s)."""
+    return {} if seeds is None else {first_cluster + s: name for s, name in enumerate(seeds.names)}
+
+
+def with_empty_seeds(shapes: TopicShapes, seeds: Seeds | None, names: dict[int, str]) -> TopicShapes:
+    """`shapes` with a cluster for every seed that no sentence is close to (empty: its seed's centre, no sentence),
+    so that each seed has its topic."""
+    empty = np.array(sorted(set(names) - set(shapes.cluster_ids.tolist())), dtype=np.int64)
+    if seeds is None or not len(empty):
+        return shapes
+    centres = seeds.centres()[empty - min(names)]
+    return TopicShapes(np.r_[shapes.cluster_ids, empty], np.r_[shapes.centres, centres],
+                       np.r_[shapes.radii, np.zeros(len(empty))],
+                       np.r_[shapes.sizes, np.zeros(len(empty), dtype=np.int64)])
+
+
+def seed_topics(names: dict[int, str], shapes: TopicShapes, registry: pd.DataFrame,
+                next_topic_id: int) -> tuple[dict[int, int], list[dict]]:
+    """Each seed's cluster -> its topic id: the active topic of that seed in `registry` (the `topics` rows), or a
+    new id from `next_topic_id` (with a `seeded` event)."""
+    known = registry[(registry["status"] == "active") & seed_column(registry).notna()].set_index("seed")["topic_id"]
+    size_of = dict(zip(shapes.cluster_ids.tolist(), shapes.sizes.tolist()))
+    fixed, events = {}, []
+    for cluster, name in names.items():
+        if name in known.index:
+            fixed[cluster] = int(known[name])
+        else:
+            fixed[cluster] = next_topic_id
+            events.append({"topic_id": next_topic_id, "event": "seeded", "other_topic_id": None,
+                           "size": int(size_of[cluster])})
+            next_topic_id += 1
+    return fixed, events
+
+
+def seed_column(registry: pd.DataFrame) -> pd.Series:
+    """The seed of each `topics` row (None: found by the algorithm)."""
+    return registry["seed"] if "seed" in registry else pd.Series(None, index=registry.index, dtype=object)

@@ -19,7 +19,7 @@ from .assign import UNFITTED, assign_to_topics, centroids, label_streamed, strat
 from .clock import utc_now
 from .clustering import Algorithm, PreviousFit, sample_rows
 from .neighbors import Neighbours
-from .seeds import Seeds
+from .seeds import Seeds, seed_column, seed_names, seed_topics, with_empty_seeds
 from .topic_memory import (
     SPREAD_QUANTILE,
     Hysteresis,
@@ -45,11 +45,6 @@ VectorsOf = Callable[[np.ndarray], np.ndarray]  # the vectors of the given row p
 def plain(value: Any) -> Any:
     """`value` as it reads back from a JSON column."""
     return json.loads(json.dumps(value, default=str))
-
-
-def seed_column(registry: pd.DataFrame) -> pd.Series:
-    """The seed of each `topics` row (None: found by the algorithm)."""
-    return registry["seed"] if "seed" in registry else pd.Series(None, index=registry.index, dtype=object)
 
 
 def active_topics(registry: pd.DataFrame, dim: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -200,40 +195,6 @@ class TopicModel:
                                 topic_centres, np.bincount(before[before >= 0])[topic_ids], int(before.max()) + 1)
         return Hysteresis.of(matching, topic_ids, fitted)
 
-    def seed_names(self) -> dict[int, str]:
-        """Cluster id -> the seed it holds."""
-        return {} if self.seeds is None else {self.seed_cluster + s: name for s, name in enumerate(self.seeds.names)}
-
-    def seeded_shapes(self) -> TopicShapes:
-        """`shapes_` with a cluster for every seed that no sentence is close to (empty: its seed's centre, no
-        sentence), so that each seed has its topic."""
-        shapes, names = self.shapes_, self.seed_names()
-        empty = np.array(sorted(set(names) - set(shapes.cluster_ids.tolist())), dtype=np.int64)
-        if not len(empty):
-            return shapes
-        centres = self.seeds.centres()[empty - self.seed_cluster]
-        return TopicShapes(np.r_[shapes.cluster_ids, empty], np.r_[shapes.centres, centres],
-                           np.r_[shapes.radii, np.zeros(len(empty))],
-                           np.r_[shapes.sizes, np.zeros(len(empty), dtype=np.int64)])
-
-    def seed_topics(self, registry: pd.DataFrame, next_topic_id: int) -> tuple[dict[int, int], list[dict]]:
-        """Each seed's cluster -> its topic id: the active topic of that seed, or a new id from `next_topic_id`
-        (with a `seeded` event)."""
-        known = registry[(registry["status"] == "active") & seed_column(registry).notna()]
-        known = known.set_index("seed")["topic_id"]
-        shapes = self.seeded_shapes()
-        size_of = dict(zip(shapes.cluster_ids.tolist(), shapes.sizes.tolist()))
-        fixed, events = {}, []
-        for cluster, name in self.seed_names().items():
-            if name in known.index:
-                fixed[cluster] = int(known[name])
-            else:
-                fixed[cluster] = next_topic_id
-                events.append({"topic_id": next_topic_id, "event": "seeded", "other_topic_id": None,
-                               "size": int(size_of[cluster])})
-                next_topic_id += 1
-        return fixed, events
-
     @property
     def n_clusters(self) -> int:
         return self.result_.n_clusters
@@ -268,9 +229,10 @@ class TopicModel:
         """The fit's rows for the warehouse, its clusters named by the previous topics' ids (`previous`:
         sentence_id, topic_id as assigned before; `registry`: the algorithm's `topics` rows; `lineage`: its
         `topic_lineage` rows)."""
-        labels, ids, shapes = self.result_.labels, self.ids, self.seeded_shapes()
+        names = seed_names(self.seeds, self.seed_cluster)
+        labels, ids, shapes = self.result_.labels, self.ids, with_empty_seeds(self.shapes_, self.seeds, names)
         active, centres = active_topics(registry, self.vectors.shape[1])
-        fixed, seed_events = self.seed_topics(registry, next_topic_id)
+        fixed, seed_events = seed_topics(names, shapes, registry, next_topic_id)
         next_topic_id = max([next_topic_id, *[t + 1 for t in fixed.values()]])
         matching = match_topics(pd.DataFrame({"sentence_id": ids, "cluster_id": labels}), previous, shapes,
                                 active["topic_id"].to_numpy(), centres, active["size"].to_numpy(), next_topic_id,
@@ -286,7 +248,7 @@ class TopicModel:
         self.details_ = {**self.result_.details, **exemplars, **seeds, "mode": "fitted", "refit_reason": reason,
                          "memory": memory, "topics": {"continued": continued, **changes}}
         events = pd.DataFrame(matching.events, columns=["topic_id", "event", "other_topic_id", "size"])
-        topics = registry_after_fit(registry, matching, shapes, model_key, now, self.seed_names())
+        topics = registry_after_fit(registry, matching, shapes, model_key, now, names)
         return FitTables(
             assignments=pd.DataFrame({"sentence_id": ids, "cluster_id": labels, "topic_id": topic_ids}),
             run=run_row(model_key, plain(dataclasses.asdict(self.params)), self.details_, len(ids),
