@@ -7,8 +7,9 @@ from ..resources.warehouse import source_scope
 
 
 class EmbeddingConfig(dg.Config):
-    chunk_size: int = 4096
-    """Texts encoded and committed per transaction; a crash loses at most one chunk of work."""
+    chunk_size: int = 0
+    """Texts encoded and committed per transaction; a crash loses at most one chunk of work. 0: 4,096, or 65,536
+    for EMBEDDING_BACKEND=static (whose encoding is so fast that a commit per 4,096 would take most of the time)."""
 
 
 DESCRIPTION = ("L2-normalized float32 vectors of every distinct sentence text in `embedding_cache`, keyed by "
@@ -31,7 +32,8 @@ def build_embedding_assets(partitions: dg.DynamicPartitionsDefinition | None, en
             source = context.partition_key if context.has_partition_key else None
             pending, cached = warehouse.pending_texts(embedder.model_key, source)
             started = time.perf_counter()
-            files, workers = embed_on_ray(pending, embedder, ray_cluster, source or "", config.chunk_size)
+            chunk = config.chunk_size or embedder.chunk_rows
+            files, workers = embed_on_ray(pending, embedder, ray_cluster, source or "", chunk)
             encoded = time.perf_counter()
             warehouse.commit_staged_embeddings(embedder.model_key, files)
             seconds = time.perf_counter() - started
@@ -48,8 +50,8 @@ def build_embedding_assets(partitions: dg.DynamicPartitionsDefinition | None, en
         def sentence_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
                                 warehouse: DuckDBWarehouse, embedder: SentenceEmbedder) -> dg.MaterializeResult:
             source = context.partition_key if context.has_partition_key else None
-            return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, config.chunk_size,
-                                                               source))
+            chunk = config.chunk_size or embedder.chunk_rows
+            return dg.MaterializeResult(metadata=embed_missing(context, warehouse, embedder, chunk, source))
 
     checks = [dg.asset_check(asset=sentence_embeddings, blocking=True, partitions_def=partitions)(check)
               for check in (every_sentence_embedded_once, vectors_are_finite_unit_and_model_sized)]

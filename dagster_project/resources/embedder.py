@@ -126,6 +126,11 @@ class SentenceEmbedder(ConfigurableResource):
         return self.batch_size or DEFAULT_BATCH_SIZE["static" if self.backend == "static" else device]
 
     @property
+    def chunk_rows(self) -> int:
+        """Texts the embedding asset encodes and commits at a time unless configured (docs/benchmarks.md)."""
+        return 65_536 if self.backend == "static" else 4096
+
+    @property
     def model_identity(self) -> str:
         """The model and its revision, or a local folder's name and content fingerprint."""
         return identity(self.model_name_or_path, self.revision)
