@@ -15,7 +15,7 @@ from .backends import ExportedEncoder
 from .pipelined import PipelinedEncoder, pipelinable
 from .static import DEFAULT_CACHE_DIR, StaticEncoder, distill_once, distilled_folder
 
-BACKENDS = ("torch", *backends.BACKENDS[1:], "static")
+BACKENDS = (*backends.BACKENDS, "static")
 
 DEFAULT_BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 512, "static": 1024}
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -47,6 +47,19 @@ def identity(source: str, revision: str = "") -> str:
         name = "all-MiniLM-L6-v2" if source == bundled_model_path() else folder.name
         return f"{name}@{folder_fingerprint(folder)}"
     return f"{source}@{revision or 'main'}"
+
+
+def torch_device(device: str) -> str:
+    """The device torch runs a model on for an EMBEDDING_DEVICE setting: auto is CUDA, then MPS, then the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
 
 
 class SentenceEmbedder(ConfigurableResource):
@@ -96,15 +109,7 @@ class SentenceEmbedder(ConfigurableResource):
                 raise ValueError(f"EMBEDDING_BACKEND={self.backend} runs on the CPU; use it with EMBEDDING_DEVICE "
                                  f"auto or cpu, or EMBEDDING_BACKEND=torch on {self.device}.")
             return "cpu"
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
+        return torch_device(self.device)
 
     @property
     def precision(self) -> str:
@@ -184,17 +189,13 @@ class SentenceEmbedder(ConfigurableResource):
             if not source:
                 folder = distilled_folder(self.static_cache_dir, self.model_identity, self.static_dims)
                 self._distill_seconds = distill_once(self.model_name_or_path, folder, self.static_dims,
-                                                     self.torch_device(), log)
+                                                     torch_device(self.device), log)
                 source = str(folder)
             self._engine = StaticEncoder(source)
         elif self._engine is None:
             folder = Path(self.export_dir) / self.model_identity.replace("/", "--")
             self._engine = ExportedEncoder(self.load(), folder, self.backend)
         return self._engine
-
-    def torch_device(self) -> str:
-        """The device torch would run the model on with this embedder's device setting."""
-        return SentenceEmbedder(device=self.device).resolved_device()
 
     def pipelined(self) -> PipelinedEncoder | None:
         """The overlapped encoder when the pipeline setting and the model call for it, else None."""
